@@ -1,0 +1,90 @@
+"""Run profiles: how big each chapter's work is, chosen by one environment variable.
+
+``MKDBOOK_PROFILE`` picks a profile:
+
+``fast``
+    What the tests run under nbval: a tiny simulated cohort and a few epochs,
+    enough to execute every cell and its assertions in seconds.
+``default``
+    What the book build runs: a cohort and training budget that fit a laptop
+    CPU, a few minutes per chapter.
+``paper``
+    The paper's protocol at full scale (32 subjects, 10 folds, both targets),
+    meant for a GPU or several machines.
+
+``MKDBOOK_DEAP_DIR`` points the chapters at a real ``data_preprocessed_python/``
+folder instead of the simulated cohort; ``MKDBOOK_HOME`` (default
+``~/.cache/mkdbook``) is where simulated cohorts, segment caches and cached
+results live.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The size of the work a chapter does.
+
+    Attributes
+    ----------
+    name : str
+        ``"fast"``, ``"default"`` or ``"paper"``.
+    n_subjects : int
+        Subjects in the simulated cohort (ignored with real DEAP, which has 32).
+    epochs : int
+        Maximum training epochs per network.
+    patience : int
+        Early-stopping patience in epochs (validation loss).
+    n_folds : int
+        Folds of the k-fold-by-trial protocol used by experiment grids.
+    n_seeds : int
+        Seeds per grid cell.
+    batch_size : int
+        Segments per training batch.
+    """
+
+    name: str
+    n_subjects: int
+    epochs: int
+    patience: int
+    n_folds: int
+    n_seeds: int
+    batch_size: int = 64
+
+
+PROFILES: dict[str, Profile] = {
+    "fast": Profile("fast", n_subjects=3, epochs=2, patience=2, n_folds=2, n_seeds=1),
+    "default": Profile("default", n_subjects=8, epochs=20, patience=6, n_folds=5, n_seeds=1),
+    "paper": Profile("paper", n_subjects=32, epochs=100, patience=20, n_folds=10, n_seeds=3),
+}
+
+
+def active_profile() -> Profile:
+    """Return the profile named by ``MKDBOOK_PROFILE`` (``"default"`` when unset).
+
+    Raises
+    ------
+    ValueError
+        If the variable names no known profile.
+    """
+    name = os.environ.get("MKDBOOK_PROFILE", "default")
+    if name not in PROFILES:
+        raise ValueError(
+            f"MKDBOOK_PROFILE={name!r} is not a profile; expected one of {sorted(PROFILES)}"
+        )
+    return PROFILES[name]
+
+
+def home() -> Path:
+    """Return the folder for simulated cohorts, caches and results (``MKDBOOK_HOME``)."""
+    return Path(os.environ.get("MKDBOOK_HOME", Path.home() / ".cache" / "mkdbook")).expanduser()
+
+
+def real_deap_dir() -> Path | None:
+    """Return ``MKDBOOK_DEAP_DIR`` as a path, or ``None`` when the book runs on simulated data."""
+    value = os.environ.get("MKDBOOK_DEAP_DIR")
+    return Path(value).expanduser() if value else None
