@@ -1,0 +1,77 @@
+"""Trials and segments as MNE objects, so chapters plot with MNE.
+
+DEAP stores EEG, EOG and EMG in microvolts; MNE works in volts, so those
+channels are scaled by 1e-6 on the way in. Electrode positions come from
+MNE's ``standard_1020`` montage, which names all 32 DEAP electrodes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import mne
+import numpy as np
+import pandas as pd
+
+from mkdbook.data.channels import CHANNEL_TYPES, CHANNELS, MODALITIES, RATING_SCALES, SFREQ
+from mkdbook.data.reader import SubjectRecording
+from mkdbook.data.segments import SegmentSet
+
+_MICROVOLT_TYPES = {"eeg", "eog", "emg"}
+
+
+def channel_names(modalities: Sequence[str]) -> list[str]:
+    """Channel names of the given modalities, in file order."""
+    unknown = [m for m in modalities if m not in MODALITIES]
+    if unknown:
+        raise ValueError(f"unknown modalities {unknown}; expected some of {sorted(MODALITIES)}")
+    wanted = {name for m in modalities for name in MODALITIES[m]}
+    return [name for name in CHANNELS if name in wanted]
+
+
+def make_info(names: Sequence[str]) -> mne.Info:
+    """An :class:`mne.Info` for DEAP channels, with the 10-20 montage set."""
+    info = mne.create_info(list(names), SFREQ, [CHANNEL_TYPES[n] for n in names], verbose=False)
+    if any(CHANNEL_TYPES[n] == "eeg" for n in names):
+        info.set_montage("standard_1020", on_missing="ignore", verbose=False)
+    return info
+
+
+def _to_volts(values: np.ndarray, names: Sequence[str]) -> np.ndarray:
+    # Works on (channels, times) and (epochs, channels, times) alike.
+    scale = np.array([1e-6 if CHANNEL_TYPES[n] in _MICROVOLT_TYPES else 1.0 for n in names])
+    return values * scale[:, None]
+
+
+def trial_to_raw(recording: SubjectRecording, trial: int,
+                 modalities: Sequence[str] = ("eeg", "eog")) -> mne.io.RawArray:
+    """One whole trial (baseline included) as an :class:`mne.io.RawArray`.
+
+    Parameters
+    ----------
+    recording : SubjectRecording
+        From :func:`mkdbook.data.read_subject_file`.
+    trial : int
+        Trial index, 0-39.
+    modalities : sequence of str
+        Which modalities to include.
+    """
+    names = channel_names(modalities)
+    picks = [CHANNELS.index(n) for n in names]
+    values = _to_volts(np.asarray(recording.data[trial, picks], dtype=np.float64), names)
+    raw = mne.io.RawArray(values, make_info(names), verbose=False)
+    raw.set_annotations(mne.Annotations(0.0, 3.0, "baseline"))
+    return raw
+
+
+def segments_to_epochs(data: SegmentSet, index: np.ndarray,
+                       modalities: Sequence[str] = ("eeg", "eog")) -> mne.EpochsArray:
+    """Segments as :class:`mne.EpochsArray`, with subject, trial and ratings as metadata."""
+    names = channel_names(modalities)
+    picks = [CHANNELS.index(n) for n in names]
+    values = _to_volts(np.asarray(data.signals[index][:, picks], dtype=np.float64), names)
+    metadata = pd.DataFrame({"subject": data.subject[index], "trial": data.trial[index],
+                             "position": data.position[index]})
+    for column, scale in enumerate(RATING_SCALES):
+        metadata[scale] = data.ratings[index, column]
+    return mne.EpochsArray(values, make_info(names), metadata=metadata, verbose=False)

@@ -1,0 +1,174 @@
+"""Train / validation / test splits of a :class:`~mkdbook.data.SegmentSet`.
+
+The unit of a split decides what a test score means. Segments of one trial
+share the trial's label *and* everything else about that recording (electrode
+impedances, the subject's state, the video), so a classifier can recognise the
+trial instead of the emotion. The honest splits here hold out whole trials
+(:func:`trial_split`) or whole subjects (:func:`subject_split`), and are made
+on trial ids *before* any segment is used. :func:`leaky_split` splits segments
+at random, as several published DEAP pipelines did, and exists only to show
+how much that inflates accuracy.
+
+All splits are k-fold rotations built on scikit-learn's group splitters: fold
+``k`` is the test set, fold ``k + 1`` the validation set and the rest is for
+training, so ``n_folds=10`` gives the paper's 8:1:1 proportions and looping
+``fold`` over ``range(n_folds)`` tests every trial exactly once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.model_selection import GroupKFold, KFold
+
+from mkdbook.data.segments import SegmentSet
+
+#: The split protocols by name, as the command line accepts them.
+SPLIT_KINDS: tuple[str, ...] = ("trial", "subjects", "leaky")
+
+
+@dataclass(frozen=True)
+class Split:
+    """Segment indices of the three sets, and whether they share trials.
+
+    Attributes
+    ----------
+    kind : str
+        ``"trial"``, ``"subjects"`` or ``"leaky"``.
+    fold, n_folds, seed : int
+        Which rotation of which shuffled k-fold partition this is.
+    train, val, test : ndarray of int
+        Indices into the :class:`~mkdbook.data.SegmentSet`, sorted.
+    shared_trials : int
+        Trials with segments in more than one set. Zero for the honest splits;
+        large for the leaky one.
+    """
+
+    kind: str
+    fold: int
+    n_folds: int
+    seed: int
+    train: np.ndarray = field(repr=False)
+    val: np.ndarray = field(repr=False)
+    test: np.ndarray = field(repr=False)
+    shared_trials: int
+
+    @property
+    def leaks(self) -> bool:
+        """True when some trial has segments in two sets."""
+        return self.shared_trials > 0
+
+    def describe(self) -> str:
+        """One line for logs and captions."""
+        return (f"{self.kind} split, fold {self.fold + 1}/{self.n_folds} (seed {self.seed}): "
+                f"{len(self.train)} train / {len(self.val)} val / {len(self.test)} test segments, "
+                f"{self.shared_trials} trials shared between sets")
+
+
+def _count_shared_trials(trial_id: np.ndarray, parts: tuple[np.ndarray, ...]) -> int:
+    sets = [set(np.unique(trial_id[p]).tolist()) for p in parts]
+    seen: set[int] = set()
+    shared: set[int] = set()
+    for trials in sets:
+        shared |= seen & trials
+        seen |= trials
+    return len(shared)
+
+
+def _rotate(fold_of: np.ndarray, fold: int, n_folds: int) -> tuple[np.ndarray, ...]:
+    test = np.flatnonzero(fold_of == fold)
+    val = np.flatnonzero(fold_of == (fold + 1) % n_folds)
+    train = np.flatnonzero((fold_of != fold) & (fold_of != (fold + 1) % n_folds))
+    return train, val, test
+
+
+def _make(kind: str, data: SegmentSet, fold_of: np.ndarray, fold: int, n_folds: int,
+          seed: int) -> Split:
+    parts = _rotate(fold_of, fold, n_folds)
+    # Invariants checked on every split, also under ``python -O``.
+    if len(np.unique(np.concatenate(parts))) != len(data) or sum(map(len, parts)) != len(data):
+        raise RuntimeError(f"{kind} split is not a partition of the segments")
+    shared = _count_shared_trials(data.trial_id, parts)
+    if kind != "leaky" and shared:
+        raise RuntimeError(f"{kind} split shares {shared} trials between sets")
+    return Split(kind, fold, n_folds, seed, *parts, shared_trials=shared)
+
+
+def _check_fold(fold: int, n_folds: int, n_units: int, unit: str) -> None:
+    if n_folds < 3:
+        raise ValueError(f"n_folds must be at least 3 (train, validation, test), got {n_folds}")
+    if n_folds > n_units:
+        raise ValueError(f"n_folds={n_folds} exceeds the {n_units} {unit} available")
+    if not 0 <= fold < n_folds:
+        raise ValueError(f"fold must be in [0, {n_folds - 1}], got {fold}")
+
+
+def trial_split(data: SegmentSet, *, fold: int = 0, n_folds: int = 10, seed: int = 0) -> Split:
+    """Hold out whole trials, separately within each subject, then pool.
+
+    Each subject's trials are dealt into ``n_folds`` groups with
+    :class:`sklearn.model_selection.GroupKFold` (the trial is the group), so
+    every subject contributes trials to train, validation and test, and no
+    trial contributes segments to two of them.
+
+    Parameters
+    ----------
+    data : SegmentSet
+    fold : int
+        Test fold; the next fold is validation.
+    n_folds : int
+        10 gives 8:1:1 (32/4/4 of a subject's 40 trials).
+    seed : int
+        Shuffles which trials fall in which fold.
+
+    Returns
+    -------
+    Split
+    """
+    n_trials = len(np.unique(data.trial))
+    _check_fold(fold, n_folds, n_trials, "trials per subject")
+    fold_of = np.empty(len(data), np.int64)
+    splitter = GroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    for subject in data.subjects:
+        rows = np.flatnonzero(data.subject == subject)
+        for k, (_, test) in enumerate(splitter.split(rows, groups=data.trial[rows])):
+            fold_of[rows[test]] = k
+    return _make("trial", data, fold_of, fold, n_folds, seed)
+
+
+def subject_split(data: SegmentSet, *, fold: int = 0, n_folds: int = 10, seed: int = 0) -> Split:
+    """Hold out whole subjects (cross-subject generalisation).
+
+    Parameters are those of :func:`trial_split`; the group is the subject.
+    """
+    _check_fold(fold, n_folds, len(data.subjects), "subjects")
+    fold_of = np.empty(len(data), np.int64)
+    splitter = GroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    for k, (_, test) in enumerate(splitter.split(data.subject, groups=data.subject)):
+        fold_of[test] = k
+    return _make("subjects", data, fold_of, fold, n_folds, seed)
+
+
+def leaky_split(data: SegmentSet, *, fold: int = 0, n_folds: int = 10, seed: int = 0) -> Split:
+    """Split *segments* at random, ignoring trials: the classic leak, for contrast only.
+
+    Segments of one trial land in train and test alike, so test accuracy
+    measures recognition of recordings already seen. Never use it to report
+    a result; chapter 2 shows why.
+    """
+    _check_fold(fold, n_folds, len(data), "segments")
+    fold_of = np.empty(len(data), np.int64)
+    splitter = KFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    for k, (_, test) in enumerate(splitter.split(np.arange(len(data)))):
+        fold_of[test] = k
+    return _make("leaky", data, fold_of, fold, n_folds, seed)
+
+
+def make_split(data: SegmentSet, kind: str, *, fold: int = 0, n_folds: int = 10,
+               seed: int = 0) -> Split:
+    """Build a split by protocol name (one of :data:`SPLIT_KINDS`)."""
+    builders = {"trial": trial_split, "subjects": subject_split, "leaky": leaky_split}
+    if kind not in builders:
+        raise ValueError(f"unknown split {kind!r}; expected one of {list(SPLIT_KINDS)}")
+    return builders[kind](data, fold=fold, n_folds=n_folds, seed=seed)
