@@ -76,16 +76,27 @@ def cache_folder(deap_dir: Path | str, subjects: list[int], config: SegmentConfi
 
 def _build(files: list[Path], folder: Path, config: SegmentConfig, source: str,
            progress: bool) -> None:
-    per_trial = config.segments_per_trial
-    n = len(files) * N_TRIALS * per_trial
-    shape = (n, len(CHANNELS), config.segment_samples)
     tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    signals = np.lib.format.open_memmap(tmp / "signals.npy", mode="w+", dtype=np.float32, shape=shape)
-    subject = np.empty(n, np.int16)
-    ratings = np.empty((n, len(RATING_SCALES)), np.float32)
+    try:
+        _write_cache(files, tmp, config, source, progress)
+    except BaseException:
+        # A failed or interrupted build leaves the previous cache as it was.
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
+
+
+def _write_cache(files: list[Path], tmp: Path, config: SegmentConfig, source: str,
+                 progress: bool) -> None:
+    per_trial = config.segments_per_trial
     rows = N_TRIALS * per_trial
+    shape = (len(files) * rows, len(CHANNELS), config.segment_samples)
+    signals = np.lib.format.open_memmap(tmp / "signals.npy", mode="w+", dtype=np.float32, shape=shape)
+    subject = np.empty(shape[0], np.int16)
+    ratings = np.empty((shape[0], len(RATING_SCALES)), np.float32)
     for i, path in enumerate(tqdm(files, desc="preparing segments", unit="subject", disable=not progress)):
         recording = read_subject_file(path)
         block = slice(i * rows, (i + 1) * rows)
@@ -108,8 +119,6 @@ def _build(files: list[Path], folder: Path, config: SegmentConfig, source: str,
     }
     # The manifest is written last: a folder without one is never trusted.
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(tmp, folder)
 
 
 def _problem_with(folder: Path, files: list[Path], config: SegmentConfig, verify: bool) -> str | None:

@@ -1,0 +1,178 @@
+"""The per-modality convolutional front end: raw signal in, token sequence out.
+
+Zhang & Lu (2025) open each stream with two convolutions,
+``CNN(ch1, f1)(CNN(ch2, f2)(X))``, a temporal filter and a spatial filter with
+dropout on every convolution, and hand the resulting feature maps to a
+transformer. We read the inner convolution as a bank of temporal filters with
+kernel ``(1, k)`` shared by every electrode and the outer one as a spatial
+filter with kernel ``(n_channels, 1)`` that mixes all electrodes and temporal
+filters into one ``d_model``-wide vector per time step, the same factorisation
+as the first block of DeepConvNet (Schirrmeister et al., 2017).
+
+Both convolutions are linear, so they are computed in their cheapest
+equivalent form:
+
+* the temporal filter is a ``conv1d`` over each electrode on its own, with a
+  stride of ``hop`` samples, which is exactly the literal ``(1, k)``
+  convolution sampled every ``hop`` samples (a learned short-time filter bank);
+* the spatial filter, a ``(n_channels, 1)`` kernel over ``n_temporal_filters``
+  feature maps, is a dense layer applied to each time step.
+
+A 4-s segment at 128 Hz therefore becomes 32 tokens (one per 125 ms) instead
+of 512, which is what makes the transformer behind it affordable on a CPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class FrontEndConfig:
+    """Hyper-parameters of :class:`ConvFrontEnd` (the paper gives none of them).
+
+    Attributes
+    ----------
+    n_temporal_filters : int
+        Temporal filters per electrode (the inner convolution's output maps).
+        Default 8: enough for a filter per classic EEG band (theta, alpha, two
+        beta, gamma) with spares, and the spatial layer's input grows with
+        ``n_channels * n_temporal_filters``.
+    temporal_kernel_s : float
+        Length of the temporal filters in seconds. Default 0.5 s (64 samples
+        at 128 Hz): two cycles of the 4 Hz lower edge of DEAP's band-pass,
+        so a filter can resolve the slowest rhythm the data still contain.
+    hop_s : float
+        Seconds between consecutive tokens (the temporal convolution's
+        stride). Default 0.125 s (16 samples at 128 Hz): 32 tokens per 4-s
+        segment, neighbouring filters overlapping by three quarters.
+    conv_dropout : float
+        Dropout after each of the two convolutions, as the paper applies to
+        every convolutional layer. Default 0.25, the lower of the two rates
+        EEGNet recommends (Lawhern et al., 2018): the transformer behind the
+        front end adds dropout of its own.
+
+    References
+    ----------
+    .. [1] Zhang, Z., & Lu, G. (2025). Multimodal knowledge distillation for
+       emotion recognition. Brain Sciences, 15(7), 707.
+    .. [2] Schirrmeister, R. T., et al. (2017). Deep learning with
+       convolutional neural networks for EEG decoding and visualization.
+       Human Brain Mapping, 38(11), 5391-5420.
+    .. [3] Lawhern, V. J., et al. (2018). EEGNet: a compact convolutional
+       neural network for EEG-based brain-computer interfaces. Journal of
+       Neural Engineering, 15(5), 056013.
+    """
+
+    n_temporal_filters: int = 8
+    temporal_kernel_s: float = 0.5
+    hop_s: float = 0.125
+    conv_dropout: float = 0.25
+
+
+def seconds_to_samples(seconds: float, sfreq: float) -> int:
+    """Round a duration to a whole, positive number of samples.
+
+    Raises
+    ------
+    ValueError
+        If the duration is shorter than one sample at ``sfreq``.
+    """
+    samples = round(seconds * sfreq)
+    if samples < 1:
+        raise ValueError(
+            f"a duration of {seconds} s is shorter than one sample at sfreq={sfreq} Hz"
+        )
+    return samples
+
+
+class ConvFrontEnd(nn.Module):
+    """Temporal then spatial convolution, turning ``(B, C, T)`` into tokens.
+
+    Parameters
+    ----------
+    n_channels : int
+        Electrodes of the modality (``len(MODALITIES[name])``).
+    n_times : int
+        Samples per input segment.
+    sfreq : float
+        Sampling rate in Hz; converts the config's seconds to samples.
+    d_model : int
+        Width of each token: the spatial convolution's output maps, which is
+        also the width of the transformer behind the front end.
+    config : FrontEndConfig
+        Filter counts, kernel length, hop and dropout.
+
+    Attributes
+    ----------
+    n_tokens : int
+        Tokens produced per segment, ``n_times // hop`` (32 for the defaults).
+
+    Notes
+    -----
+    ``forward`` computes, for electrode ``c``, temporal filter ``f`` and token
+    ``n``::
+
+        z[c, f, n] = sum_tau w_t[f, tau] x[c, n * hop + tau - pad]
+        token[n]   = ELU(LayerNorm(W_s . vec_{c, f}(dropout(z[:, :, n]))))
+
+    ``pad = (k - hop) // 2`` centres each token's filter window on its hop.
+    LayerNorm rather than batch norm keeps the network free of running
+    statistics, which the distillation's pilot student update would otherwise
+    overwrite (METHOD.md section 7).
+
+    References
+    ----------
+    .. [1] Zhang, Z., & Lu, G. (2025). Multimodal knowledge distillation for
+       emotion recognition. Brain Sciences, 15(7), 707.
+    .. [2] Schirrmeister, R. T., et al. (2017). Deep learning with
+       convolutional neural networks for EEG decoding and visualization.
+       Human Brain Mapping, 38(11), 5391-5420.
+    """
+
+    def __init__(
+        self, n_channels: int, n_times: int, sfreq: float, d_model: int, config: FrontEndConfig
+    ) -> None:
+        super().__init__()
+        kernel = seconds_to_samples(config.temporal_kernel_s, sfreq)
+        hop = seconds_to_samples(config.hop_s, sfreq)
+        if kernel < hop:
+            raise ValueError(
+                f"temporal_kernel_s={config.temporal_kernel_s} is shorter than "
+                f"hop_s={config.hop_s}: samples between tokens would never be seen"
+            )
+        padding = (kernel - hop) // 2
+        self.n_channels = n_channels
+        self.n_times = n_times
+        self.n_tokens = (n_times + 2 * padding - kernel) // hop + 1
+        if self.n_tokens < 1:
+            raise ValueError(
+                f"n_times={n_times} samples are too few for a {kernel}-sample temporal kernel"
+            )
+        # One input channel: the same filter bank runs over every electrode.
+        self.temporal = nn.Conv1d(
+            1, config.n_temporal_filters, kernel, stride=hop, padding=padding, bias=False
+        )
+        self.temporal_dropout = nn.Dropout(config.conv_dropout)
+        self.spatial = nn.Linear(n_channels * config.n_temporal_filters, d_model)
+        self.norm = nn.LayerNorm(d_model)
+        self.activation = nn.ELU()
+        self.spatial_dropout = nn.Dropout(config.conv_dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Map a ``(B, n_channels, n_times)`` signal to ``(B, n_tokens, d_model)`` tokens."""
+        if x.dim() != 3 or x.shape[1] != self.n_channels or x.shape[2] != self.n_times:
+            raise ValueError(
+                f"expected a (batch, {self.n_channels}, {self.n_times}) signal, "
+                f"got shape {tuple(x.shape)}"
+            )
+        batch = x.shape[0]
+        maps = self.temporal(x.reshape(batch * self.n_channels, 1, self.n_times))
+        maps = self.temporal_dropout(maps)
+        # (B*C, F, N) -> (B, N, C*F): one vector of all electrodes' maps per token.
+        maps = maps.reshape(batch, self.n_channels, -1, self.n_tokens)
+        maps = maps.permute(0, 3, 1, 2).reshape(batch, self.n_tokens, -1)
+        tokens = self.activation(self.norm(self.spatial(maps)))
+        return self.spatial_dropout(tokens)

@@ -1,0 +1,51 @@
+"""Shared fixtures: small DEAP-format folders written on the fly."""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mkdbook.data.channels import CHANNELS, N_SAMPLES, N_TRIALS
+
+
+def deap_dict(subject: int, *, dtype=np.float32) -> dict[str, np.ndarray]:
+    """A valid DEAP subject dict whose samples encode where they come from.
+
+    Sample values are ``subject * 1000 + trial + channel / 100``, plus the
+    time index scaled to stay small, so tests can check that segmenting and
+    caching put every sample in its place.
+    """
+    rng = np.random.default_rng(subject)
+    trial = np.arange(N_TRIALS)[:, None, None]
+    channel = np.arange(len(CHANNELS))[None, :, None]
+    time = np.arange(N_SAMPLES)[None, None, :]
+    data = (subject * 1000 + trial + channel / 100 + time * 1e-5).astype(dtype)
+    labels = rng.uniform(1, 9, size=(N_TRIALS, 4))
+    return {"data": data, "labels": labels}
+
+
+def write_pickle(path: Path, obj: object) -> Path:
+    with path.open("wb") as stream:
+        pickle.dump(obj, stream, protocol=2)
+    return path
+
+
+@pytest.fixture(scope="session")
+def deap_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two valid subject files, written once per session (pickling them is slow)."""
+    folder = tmp_path_factory.mktemp("template")
+    for subject in (1, 2):
+        write_pickle(folder / f"s{subject:02d}.dat", deap_dict(subject))
+    return folder
+
+
+@pytest.fixture
+def deap_dir(tmp_path: Path, deap_template: Path) -> Path:
+    """A fresh folder with two valid subject files, s01.dat and s02.dat, safe to damage."""
+    folder = tmp_path / "data_preprocessed_python"
+    shutil.copytree(deap_template, folder)
+    return folder

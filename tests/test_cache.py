@@ -1,0 +1,107 @@
+"""The segment cache: correct segments, reuse, and no use of stale or corrupt caches."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from mkdbook.data import DeapFormatError, SegmentConfig, load_segments
+from mkdbook.data import cache as cache_module
+from conftest import deap_dict, write_pickle
+
+
+@pytest.fixture
+def cache_dir(tmp_path):
+    return tmp_path / "cache"
+
+
+def test_segments_hold_the_right_samples(deap_dir, cache_dir):
+    data = load_segments(deap_dir, cache_dir=cache_dir, progress=False)
+    assert data.signals.shape == (2 * 40 * 15, 40, 512)
+    assert data.signals.dtype == np.float32
+    assert isinstance(data.signals, np.memmap)
+    assert np.all(np.bincount(data.position) == 80)
+    row = np.flatnonzero((data.subject == 2) & (data.trial == 7) & (data.position == 3))[0]
+    original = deap_dict(2)["data"]
+    start = 3 * 128 + 3 * 512  # after the 3-s baseline, the fourth segment
+    np.testing.assert_array_equal(data.signals[row], original[7, :, start:start + 512])
+    np.testing.assert_allclose(data.ratings[row], deap_dict(2)["labels"][7], rtol=1e-6)
+
+
+def test_labels_follow_the_threshold(deap_dir, cache_dir):
+    data = load_segments(deap_dir, cache_dir=cache_dir, progress=False)
+    np.testing.assert_array_equal(data.labels("valence"), (data.ratings[:, 0] > 5).astype(int))
+    assert data.labels("arousal", threshold=1.0).all()
+    with pytest.raises(ValueError, match="unknown rating scale 'happiness'"):
+        data.labels("happiness")
+
+
+def test_modalities_are_picked_by_name(deap_dir, cache_dir):
+    data = load_segments(deap_dir, cache_dir=cache_dir, progress=False)
+    batch = data.batch(np.array([5, 0]), ("eeg", "eog"))
+    assert batch["eeg"].shape == (2, 32, 512) and batch["eog"].shape == (2, 2, 512)
+    start = 3 * 128 + 5 * 512  # segment 5 of trial 0 of subject 1
+    np.testing.assert_array_equal(batch["eog"][0], deap_dict(1)["data"][0, 32:34, start:start + 512])
+    np.testing.assert_array_equal(data.modality("eog", np.array([5, 0])), batch["eog"])
+
+
+def test_second_load_reuses_the_cache(deap_dir, cache_dir, monkeypatch):
+    load_segments(deap_dir, cache_dir=cache_dir, progress=False)
+
+    def fail(*_):
+        raise AssertionError("the cache was rebuilt")
+
+    monkeypatch.setattr(cache_module, "read_subject_file", fail)
+    data = load_segments(deap_dir, cache_dir=cache_dir, progress=False)
+    assert len(data) == 1200
+
+
+def test_changed_source_makes_the_cache_stale(deap_dir, cache_dir):
+    load_segments(deap_dir, cache_dir=cache_dir, progress=False)
+    changed = deap_dict(1)
+    changed["data"] += 0.5
+    write_pickle(deap_dir / "s01.dat", changed)
+    with pytest.warns(UserWarning, match="stale"):
+        data = load_segments(deap_dir, cache_dir=cache_dir, progress=False)
+    assert data.signals[0, 0, 0] == pytest.approx(changed["data"][0, 0, 384])
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "manifest"])
+def test_corrupt_cache_is_rebuilt_not_used(deap_dir, cache_dir, damage):
+    good = np.array(load_segments(deap_dir, cache_dir=cache_dir, progress=False).signals[100])
+    target = cache_dir / "signals.npy"
+    if damage == "flip":
+        with target.open("r+b") as stream:
+            stream.seek(200 * 40 * 512 * 4 // 2)
+            byte = stream.read(1)
+            stream.seek(-1, os.SEEK_CUR)
+            stream.write(bytes([byte[0] ^ 0xFF]))
+    elif damage == "truncate":
+        os.truncate(target, target.stat().st_size // 2)
+    else:
+        (cache_dir / "manifest.json").write_text("{not json")
+    with pytest.warns(UserWarning, match="corrupt"):
+        data = load_segments(deap_dir, cache_dir=cache_dir, progress=False)
+    np.testing.assert_array_equal(data.signals[100], good)
+
+
+def test_failed_build_keeps_the_previous_cache(deap_dir, cache_dir):
+    load_segments(deap_dir, cache_dir=cache_dir, progress=False)
+    before = json.loads((cache_dir / "manifest.json").read_text())
+    (deap_dir / "s02.dat").write_bytes(b"\x80\x02garbage")
+    with pytest.warns(UserWarning, match="stale"), pytest.raises(DeapFormatError, match=r"s02\.dat"):
+        load_segments(deap_dir, cache_dir=cache_dir, progress=False)
+    assert json.loads((cache_dir / "manifest.json").read_text()) == before
+    assert not [p.name for p in cache_dir.parent.iterdir() if ".tmp-" in p.name]
+
+
+def test_segment_config_is_validated():
+    assert SegmentConfig().segments_per_trial == 15
+    assert SegmentConfig(segment_seconds=2).segment_samples == 256
+    with pytest.raises(ValueError, match="threshold"):
+        SegmentConfig(threshold=9.5)
+    with pytest.raises(ValueError, match="does not fit"):
+        SegmentConfig(segment_seconds=61)

@@ -1,0 +1,91 @@
+"""Splits partition the segments; the honest ones never share a trial."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mkdbook.data.segments import SegmentConfig, SegmentSet
+from mkdbook.splits import SPLIT_KINDS, leaky_split, make_split, subject_split, trial_split
+
+
+def fake_segments(n_subjects: int = 4) -> SegmentSet:
+    n = n_subjects * 40 * 15
+    return SegmentSet(
+        signals=np.zeros((n, 1, 1), np.float32),
+        subject=np.repeat(np.arange(1, n_subjects + 1), 600),
+        trial=np.tile(np.repeat(np.arange(40), 15), n_subjects),
+        position=np.tile(np.arange(15), n_subjects * 40),
+        ratings=np.full((n, 4), 5.0, np.float32),
+        config=SegmentConfig(),
+        source="test",
+    )
+
+
+DATA = fake_segments()
+
+
+def _trials(split, part):
+    return set(DATA.trial_id[getattr(split, part)].tolist())
+
+
+@pytest.mark.parametrize("fold", [0, 3, 9])
+def test_trial_split_is_8_1_1_within_every_subject(fold):
+    split = trial_split(DATA, fold=fold, seed=1)
+    assert not split.leaks and split.shared_trials == 0
+    for part, n_trials in (("train", 32), ("val", 4), ("test", 4)):
+        for subject in DATA.subjects:
+            rows = getattr(split, part)
+            assert len(np.unique(DATA.trial[rows][DATA.subject[rows] == subject])) == n_trials
+    assert not (_trials(split, "train") & _trials(split, "test"))
+    assert not (_trials(split, "val") & (_trials(split, "train") | _trials(split, "test")))
+
+
+def test_kfold_by_trial_tests_every_trial_once():
+    tested = np.concatenate([trial_split(DATA, fold=k, seed=2).test for k in range(10)])
+    assert np.array_equal(np.sort(tested), np.arange(len(DATA)))
+
+
+def test_whole_trials_stay_together():
+    split = trial_split(DATA, fold=1)
+    for part in ("train", "val", "test"):
+        counts = np.bincount(DATA.trial_id[getattr(split, part)])
+        assert set(counts[counts > 0].tolist()) == {15}
+
+
+def test_subject_split_holds_out_subjects():
+    split = subject_split(DATA, fold=0, n_folds=4)
+    subjects = [set(DATA.subject[getattr(split, p)].tolist()) for p in ("train", "val", "test")]
+    assert len(subjects[1]) == len(subjects[2]) == 1 and len(subjects[0]) == 2
+    assert not (subjects[0] & subjects[2]) and not split.leaks
+
+
+def test_leaky_split_shares_trials_and_says_so():
+    split = leaky_split(DATA, fold=0)
+    assert split.leaks and split.shared_trials > 0.9 * 160
+    assert "trials shared" in split.describe()
+    assert len(split.test) == len(DATA) // 10
+
+
+@pytest.mark.parametrize("kind", SPLIT_KINDS)
+def test_splits_are_deterministic_partitions(kind):
+    n_folds = 4 if kind == "subjects" else 10
+    a = make_split(DATA, kind, fold=2, n_folds=n_folds, seed=5)
+    b = make_split(DATA, kind, fold=2, n_folds=n_folds, seed=5)
+    c = make_split(DATA, kind, fold=2, n_folds=n_folds, seed=6)
+    for part in ("train", "val", "test"):
+        assert np.array_equal(getattr(a, part), getattr(b, part))
+    assert not np.array_equal(a.test, c.test)
+    union = np.concatenate([a.train, a.val, a.test])
+    assert np.array_equal(np.sort(union), np.arange(len(DATA)))
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="unknown split 'random'"):
+        make_split(DATA, "random")
+    with pytest.raises(ValueError, match=r"fold must be in \[0, 9\], got 10"):
+        trial_split(DATA, fold=10)
+    with pytest.raises(ValueError, match="exceeds the 4 subjects"):
+        subject_split(DATA, n_folds=5)
+    with pytest.raises(ValueError, match="at least 3"):
+        trial_split(DATA, n_folds=2)
