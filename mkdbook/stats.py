@@ -293,7 +293,7 @@ def paired_ttest(a: ArrayLike, b: ArrayLike, level: float = 0.95) -> PairedTest:
     result = stats.ttest_rel(a, b)
     ci = result.confidence_interval(confidence_level=level)
     ncp_low, ncp_high = _noncentrality_interval(float(result.statistic), float(result.df), level)
-    root_n = np.sqrt(n)
+    root_n = float(np.sqrt(n))
     return PairedTest(
         mean_diff=mean,
         t=float(result.statistic),
