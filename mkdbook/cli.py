@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 from mkdbook import __version__
 from mkdbook.data.reader import DeapFormatError
 
-Command = Callable[[argparse.Namespace], int]
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -45,9 +45,67 @@ def _prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from mkdbook.data import load_segments
+    from mkdbook.models import build_model
+    from mkdbook.splits import make_split
+    from mkdbook.train import TrainConfig, Trainer, write_metrics
+
+    data = load_segments(args.deap_dir, progress=not args.quiet)
+    split = make_split(data, args.split, fold=args.fold, n_folds=_n_folds(args, data), seed=args.seed)
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                         patience=args.patience, seed=args.seed, device=args.device,
+                         progress=not args.quiet)
+    model = build_model(args.model, seed=args.seed)
+    out = Path(args.out)
+    result = Trainer(model, config, out).fit(data, split, args.target)
+    write_metrics(result, split, {"model": args.model, "target": args.target, "data": data.source,
+                                  "train": asdict(config)}, out / "metrics.json")
+    print(f"{args.model} on {args.target}, {split.describe()}")
+    print(f"test accuracy {result.test.accuracy:.3f}, macro-F1 {result.test.f1:.3f} "
+          f"(best epoch {result.best_epoch}); wrote {out / 'metrics.json'}")
+    return 0
+
+
+def _n_folds(args: argparse.Namespace, data) -> int:
+    if args.folds is not None:
+        return args.folds
+    return min(10, len(data.subjects)) if args.split == "subjects" else 10
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, like the commands' own."""
+
+    def error(self, message: str) -> None:  # noqa: D102
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments shared by ``train`` and the commands that extend it."""
+    from mkdbook.splits import SPLIT_KINDS
+
+    parser.add_argument("deap_dir", metavar="DEAP_DIR", help="data_preprocessed_python/ or a simulated cohort")
+    parser.add_argument("--target", required=True, choices=("valence", "arousal"))
+    parser.add_argument("--split", default="trial", choices=SPLIT_KINDS,
+                        help="trial (default), subjects, or leaky (for contrast only)")
+    parser.add_argument("--fold", type=int, default=0, help="test fold, 0-based (default 0)")
+    parser.add_argument("--folds", type=int, default=None,
+                        help="number of folds (default 10; subjects: min(10, n_subjects))")
+    parser.add_argument("--epochs", type=int, default=30, help="maximum epochs (default 30)")
+    parser.add_argument("--patience", type=int, default=8, help="early-stopping patience (default 8)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    parser.add_argument("--out", required=True, help="output folder (metrics.json, checkpoints)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
-    parser = argparse.ArgumentParser(
+    from mkdbook.models import MODEL_NAMES
+
+    parser = _Parser(
         prog="mkdbook",
         description="Multimodal knowledge distillation for emotion recognition (EEG+EOG -> EOG).",
     )
@@ -67,6 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("deap_dir", metavar="DEAP_DIR", help="data_preprocessed_python/ or a simulated cohort")
     prep.add_argument("--quiet", action="store_true", help="no progress bar")
     prep.set_defaults(run=_prepare)
+
+    train = commands.add_parser("train", help="train one network on one fold and test it")
+    train.add_argument("--model", required=True, choices=MODEL_NAMES)
+    _add_train_arguments(train)
+    train.set_defaults(run=_train)
     return parser
 
 
