@@ -1,0 +1,432 @@
+"""The two phases of dynamic-feedback distillation, one batch at a time.
+
+Zhang & Lu (2025) alternate two phases:
+
+Teaching phase (:func:`teaching_step`)
+    The teacher is fixed; the student (and the feature projector that belongs
+    to it) takes an optimiser step on :math:`L_S` (:func:`mkdbook.losses.student_loss`).
+
+Feedback phase (:func:`feedback_phase`), every ``k`` teaching steps
+    The student is fixed. A temporary copy of it takes one differentiable SGD
+    step on :math:`L_S`,
+
+    .. math:: \\theta_{ts} = \\theta_s - \\alpha \\, \\nabla_{\\theta_s} L_S(\\theta_s, \\theta_T),
+
+    and the teacher is updated on a *validation* batch by
+
+    .. math:: \\min_{\\theta_T} \\; \\mathrm{CE}(y_V, f_S(x_V; \\theta_{ts}))
+              + \\lambda_t \\, \\mathrm{CE}(y_V, f_T(x_V; \\theta_T)).
+
+    The first term reaches :math:`\\theta_T` only through :math:`\\theta_{ts}`:
+    its gradient is
+    :math:`-\\alpha \\, (\\partial^2 L_S / \\partial\\theta_T \\partial\\theta_s)
+    \\, \\nabla_{\\theta_{ts}} \\mathrm{CE}`, a second derivative, obtained by
+    differentiating through the pilot step (``create_graph=True``).
+
+This is the pilot update of MetaDistil (Zhou et al., 2022), which uses the
+student's validation loss alone; Zhang & Lu add the teacher's own
+cross-entropy so that the teacher stays a good classifier while it learns to
+teach. SFTN (Park et al., 2021) pursues the same aim, a teacher that is easy
+to learn from, by training the teacher jointly with student branches before
+distillation instead of during it.
+
+The functions here are batch-level and leave scheduling (how often, after how
+many warm-up steps) to the fit loop; :meth:`FeedbackConfig.due` answers that
+question in one place.
+
+Design decisions (the paper is silent on each)
+----------------------------------------------
+Teacher mode in the feedback phase
+    Eval mode by default (``FeedbackConfig.teacher_train_mode=False``), for
+    both of its forward passes: the pilot step then sees exactly the teacher
+    outputs that real teaching steps show the student (they run the teacher
+    in eval mode too), the hypergradient is deterministic, and validation
+    batches never enter the teacher's batch-norm statistics. With
+    ``teacher_train_mode=True`` the teacher runs with dropout (the regime the
+    paper trains it in), which makes the objective stochastic and lets both
+    batches move its batch-norm running statistics.
+Projector
+    Held fixed in the pilot step. With one pilot step, the projector's own
+    update could not reach the validation objective: :math:`\\theta_{ts}`
+    depends on the projector only through the gradient taken at its current
+    value, and the student's validation logits do not use the projector.
+    Holding it fixed is therefore exact, not an approximation, and saves its
+    gradient. It still carries the teacher's features into :math:`L_S`, so
+    the feature term feeds back to the teacher.
+Student mode and buffers
+    The temporary student runs in the mode the real student is in (train
+    mode during fitting), so the pilot step sees the same batch statistics
+    and dropout as a teaching step. It is evaluated with
+    :func:`torch.func.functional_call` on detached copies of the student's
+    parameters and *clones* of its buffers, so batch-norm running statistics
+    written during the pilot step land in the clones. The real student's
+    parameters, ``.grad`` fields, buffers and optimiser state are never
+    touched.
+
+References
+----------
+.. [1] Z. Zhang and G. Lu, "Multimodal Knowledge Distillation for Emotion
+   Recognition," Brain Sciences 15(7):707, 2025. doi:10.3390/brainsci15070707
+.. [2] W. Zhou, C. Xu and J. McAuley, "BERT Learns to Teach: Knowledge
+   Distillation with Meta Learning," ACL 2022.
+.. [3] D. Y. Park, M.-H. Cha, C. Jeong, D. Kim and B. Han, "Learning
+   Student-Friendly Teacher Networks for Knowledge Distillation,"
+   NeurIPS 2021.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from mkdbook.losses import (
+    DistillationLossConfig,
+    FeatureProjector,
+    LossTerms,
+    cross_entropy,
+    student_loss,
+)
+
+__all__ = [
+    "FeedbackConfig",
+    "FeedbackObjective",
+    "feedback_objective",
+    "feedback_phase",
+    "make_teacher_optimizer",
+    "teaching_step",
+]
+
+Batch = Mapping[str, Tensor]
+
+
+@dataclass(frozen=True)
+class FeedbackConfig:
+    """How and how often the teacher is updated from the student's feedback.
+
+    The paper states none of these values except ``teacher_weight``; the
+    defaults are this project's choices.
+
+    Attributes
+    ----------
+    every : int, default 10
+        A feedback phase follows every ``every``-th teaching step (the paper's
+        "set number of iterations"). Ten keeps the second-order phases to a
+        small share of the run (see the cost note in :func:`feedback_phase`)
+        while the teacher still moves many times per epoch.
+    alpha : float, default 1e-2
+        Learning rate of the pilot SGD step. The feedback signal scales with
+        ``alpha`` (it is :math:`\\alpha` times a second derivative), so a
+        value near the student's effective step size matters more than
+        matching its optimiser exactly.
+    teacher_weight : float, default 1.0
+        :math:`\\lambda_t`, weight of the teacher's own validation
+        cross-entropy (the paper: 1). Zero gives MetaDistil's objective.
+    teacher_lr : float, default 1e-4
+        Learning rate of the teacher's Adam optimiser
+        (:func:`make_teacher_optimizer`); smaller than a from-scratch rate
+        because the teacher arrives pretrained and should be adjusted, not
+        retrained.
+    warmup_steps : int, default 0
+        Teaching steps before the first feedback phase is due.
+    first_order : bool, default False
+        **Approximation, and a drastic one.** Detaches the pilot step, as
+        first-order MAML does. Here the student's validation loss reaches the
+        teacher *only* through the second derivative, so detaching removes
+        the feedback signal entirely: the teacher is then trained on its own
+        validation cross-entropy alone. Use it as the ablation "feedback phase
+        without the student's signal" and to measure what the second-order
+        term costs, not as a cheap substitute for it.
+    teacher_train_mode : bool, default False
+        Run the teacher in train mode (dropout on, batch-norm statistics
+        updated) during the feedback phase instead of eval mode; see the
+        module notes.
+    """
+
+    every: int = 10
+    alpha: float = 1e-2
+    teacher_weight: float = 1.0
+    teacher_lr: float = 1e-4
+    warmup_steps: int = 0
+    first_order: bool = False
+    teacher_train_mode: bool = False
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.every, int) and self.every >= 1):
+            raise ValueError(f"every must be an int >= 1, got {self.every!r}")
+        if not (isinstance(self.warmup_steps, int) and self.warmup_steps >= 0):
+            raise ValueError(f"warmup_steps must be an int >= 0, got {self.warmup_steps!r}")
+        for name in ("alpha", "teacher_lr"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0.0):
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        if not (math.isfinite(self.teacher_weight) and self.teacher_weight >= 0.0):
+            raise ValueError(f"teacher_weight must be a finite number >= 0, got {self.teacher_weight!r}")
+
+    def due(self, step: int) -> bool:
+        """Whether a feedback phase follows teaching step number ``step`` (counted from 1).
+
+        Feedback phases follow steps ``warmup_steps + every``,
+        ``warmup_steps + 2 * every``, ...
+        """
+        past_warmup = step - self.warmup_steps
+        return past_warmup > 0 and past_warmup % self.every == 0
+
+
+def make_teacher_optimizer(teacher: nn.Module, config: FeedbackConfig) -> torch.optim.Adam:
+    """Adam over the teacher's parameters at ``config.teacher_lr`` (the paper uses Adam throughout)."""
+    return torch.optim.Adam(teacher.parameters(), lr=config.teacher_lr)
+
+
+@contextmanager
+def _mode(module: nn.Module, training: bool) -> Iterator[None]:
+    # Restore the caller's mode afterwards: the fit loop owns the modes, these
+    # functions only borrow them.
+    previous = module.training
+    module.train(training)
+    try:
+        yield
+    finally:
+        module.train(previous)
+
+
+def teaching_step(
+    student: nn.Module,
+    teacher: nn.Module,
+    projector: FeatureProjector | None,
+    batch: Batch,
+    y: Tensor,
+    optimizer: torch.optim.Optimizer,
+    loss_config: DistillationLossConfig,
+) -> dict[str, float]:
+    """One optimiser step of the student (and projector) on :math:`L_S`, teacher fixed.
+
+    Parameters
+    ----------
+    student : nn.Module
+        EOG-only network; runs in the mode the caller left it in.
+    teacher : nn.Module
+        EEG+EOG network; run in eval mode without gradient (its mode is
+        restored afterwards), so it is left exactly as it was.
+    projector : FeatureProjector or None
+        Student-side regressor for the feature term; its parameters must be
+        in ``optimizer`` to be learned. ``None`` when ``loss_config.mse == 0``.
+    batch : Mapping of str to Tensor
+        Training inputs keyed by modality (``"eeg"``, ``"eog"``).
+    y : Tensor of int64, shape (batch,)
+        Labels.
+    optimizer : torch.optim.Optimizer
+        Over the student's (and projector's) parameters; Adam in the paper.
+    loss_config : DistillationLossConfig
+        Weights and temperature of :math:`L_S`.
+
+    Returns
+    -------
+    dict of str to float
+        :meth:`mkdbook.losses.LossTerms.as_dict` of this step's loss.
+    """
+    with torch.no_grad(), _mode(teacher, False):
+        teacher_out = teacher(batch)
+    terms = student_loss(student(batch), teacher_out, y, projector, loss_config)
+    optimizer.zero_grad(set_to_none=True)
+    terms.total.backward()
+    optimizer.step()
+    return terms.as_dict()
+
+
+@dataclass(frozen=True)
+class FeedbackObjective:
+    """The feedback-phase objective, split into its two paths to the teacher.
+
+    Attributes
+    ----------
+    student_val_ce : Tensor
+        :math:`\\mathrm{CE}(y_V, f_S(x_V; \\theta_{ts}))`; depends on the
+        teacher through the pilot step (detached when ``first_order``).
+    teacher_val_ce : Tensor
+        :math:`\\mathrm{CE}(y_V, f_T(x_V; \\theta_T))`, unweighted.
+    teacher_weight : float
+        :math:`\\lambda_t`.
+    pilot : LossTerms
+        :math:`L_S` of the pilot step on the training batch.
+    """
+
+    student_val_ce: Tensor
+    teacher_val_ce: Tensor
+    teacher_weight: float
+    pilot: LossTerms
+
+    @property
+    def total(self) -> Tensor:
+        """The objective the teacher minimises."""
+        return self.student_val_ce + self.teacher_weight * self.teacher_val_ce
+
+
+def feedback_objective(
+    teacher: nn.Module,
+    student: nn.Module,
+    projector: FeatureProjector | None,
+    train_batch: Batch,
+    y_train: Tensor,
+    val_batch: Batch,
+    y_val: Tensor,
+    loss_config: DistillationLossConfig,
+    feedback_config: FeedbackConfig,
+) -> FeedbackObjective:
+    """Build the temporary student from the current teacher and evaluate the teacher's objective.
+
+    Runs the teacher in the mode ``feedback_config.teacher_train_mode`` asks
+    for (restoring its mode afterwards); the arguments are those of
+    :func:`feedback_phase`. Exposed separately so that the objective can be
+    evaluated (for example by finite differences) without updating anything.
+
+    Returns
+    -------
+    FeedbackObjective
+        Both terms with their graphs to the teacher's parameters.
+    """
+    second_order = not feedback_config.first_order
+    # Detached copies of the parameters: the pilot differentiates with respect
+    # to these leaves, so no gradient can ever accumulate in the real
+    # student's .grad. Cloned buffers absorb the batch-norm updates that
+    # train-mode forward passes write in place.
+    params = {name: p.detach().requires_grad_(p.requires_grad) for name, p in student.named_parameters()}
+    buffers = {name: b.clone() for name, b in student.named_buffers()}
+    trainable = [name for name, p in params.items() if p.requires_grad]
+
+    with _mode(teacher, feedback_config.teacher_train_mode):
+        # Without the second-order path nothing computed here reaches the
+        # teacher's update, so record no graph that no gradient would use.
+        with torch.set_grad_enabled(second_order):
+            teacher_train = teacher(train_batch)
+        pilot = student_loss(
+            functional_call(student, (params, buffers), (train_batch,)),
+            teacher_train,
+            y_train,
+            projector,
+            loss_config,
+        )
+        grads = torch.autograd.grad(
+            pilot.total,
+            [params[name] for name in trainable],
+            create_graph=second_order,
+            allow_unused=True,
+        )
+        temporary = dict(params)
+        for name, grad in zip(trainable, grads):
+            if grad is not None:
+                temporary[name] = params[name] - feedback_config.alpha * grad
+        with torch.set_grad_enabled(second_order):
+            student_val = functional_call(student, (temporary, buffers), (val_batch,))
+        teacher_val = teacher(val_batch)
+
+    return FeedbackObjective(
+        student_val_ce=cross_entropy(student_val.logits, y_val),
+        teacher_val_ce=cross_entropy(teacher_val.logits, y_val),
+        teacher_weight=feedback_config.teacher_weight,
+        pilot=pilot,
+    )
+
+
+def feedback_phase(
+    teacher: nn.Module,
+    student: nn.Module,
+    projector: FeatureProjector | None,
+    train_batch: Batch,
+    y_train: Tensor,
+    val_batch: Batch,
+    y_val: Tensor,
+    teacher_optimizer: torch.optim.Optimizer,
+    loss_config: DistillationLossConfig,
+    feedback_config: FeedbackConfig,
+) -> dict[str, float]:
+    """One teacher update from the feedback of a one-step pilot student.
+
+    Parameters
+    ----------
+    teacher : nn.Module
+        EEG+EOG network; updated. Its mode during the phase is set by
+        ``feedback_config.teacher_train_mode`` and restored afterwards.
+    student : nn.Module
+        EOG-only network; read, never changed (parameters, ``.grad``,
+        buffers). Its current mode is used for the temporary student.
+    projector : FeatureProjector or None
+        Held fixed; see the module notes.
+    train_batch, y_train : Mapping of str to Tensor, Tensor
+        Training batch and labels for the pilot step.
+    val_batch, y_val : Mapping of str to Tensor, Tensor
+        Validation batch and labels for the teacher's objective. Never test
+        data.
+    teacher_optimizer : torch.optim.Optimizer
+        Over the teacher's parameters (:func:`make_teacher_optimizer`). The
+        student's optimiser is not involved.
+    loss_config : DistillationLossConfig
+        :math:`L_S` of the pilot step; the same as in the teaching phase.
+    feedback_config : FeedbackConfig
+        Pilot step size, :math:`\\lambda_t`, modes.
+
+    Returns
+    -------
+    dict of str to float
+        ``student_val_ce`` and ``teacher_val_ce`` (the two terms, unweighted),
+        ``teacher_loss`` (the objective), ``grad_norm_via_student`` (norm of
+        the teacher gradient that came through the temporary student; 0 when
+        ``first_order``), ``grad_norm_teacher_ce`` (norm of the gradient of
+        :math:`\\lambda_t \\mathrm{CE}_T`), ``grad_norm_total`` (norm of their
+        sum, the gradient applied), and the pilot step's :math:`L_S` terms as
+        ``pilot_total``, ``pilot_ce``, ``pilot_kl``, ``pilot_mse``.
+
+    Notes
+    -----
+    Cost: the pilot step is a student and a teacher forward pass plus a
+    backward pass that records its own graph; the teacher's update then
+    differentiates through that backward pass, roughly twice the cost of a
+    first-order backward. Expect a feedback phase to cost about 2-3 teaching
+    steps, hence ``every`` of about 10.
+
+    The two gradient paths are taken by separate :func:`torch.autograd.grad`
+    calls on disjoint graphs (the student's validation loss and the teacher's
+    own), so splitting them costs nothing over differentiating their sum.
+    """
+    objective = feedback_objective(
+        teacher, student, projector, train_batch, y_train, val_batch, y_val, loss_config, feedback_config
+    )
+    params = [p for p in teacher.parameters() if p.requires_grad]
+    own = _grads(feedback_config.teacher_weight * objective.teacher_val_ce, params)
+    if objective.student_val_ce.requires_grad:
+        via_student = _grads(objective.student_val_ce, params)
+    else:
+        via_student = [torch.zeros_like(p) for p in params]
+    total = [a + b for a, b in zip(via_student, own)]
+
+    teacher_optimizer.zero_grad(set_to_none=True)
+    for p, g in zip(params, total):
+        p.grad = g
+    teacher_optimizer.step()
+
+    pilot = {f"pilot_{name}": value for name, value in objective.pilot.as_dict().items()}
+    return {
+        "student_val_ce": float(objective.student_val_ce.detach()),
+        "teacher_val_ce": float(objective.teacher_val_ce.detach()),
+        "teacher_loss": float(objective.total.detach()),
+        "grad_norm_via_student": _norm(via_student),
+        "grad_norm_teacher_ce": _norm(own),
+        "grad_norm_total": _norm(total),
+        **pilot,
+    }
+
+
+def _grads(loss: Tensor, params: list[Tensor]) -> list[Tensor]:
+    # A parameter the loss does not use gets a zero gradient rather than None,
+    # so the two paths can be added and their norms compared.
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    return [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
+
+
+def _norm(grads: list[Tensor]) -> float:
+    return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
