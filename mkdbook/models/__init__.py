@@ -1,0 +1,187 @@
+"""Networks of the book: teacher, student, fusion modules and reference networks.
+
+Every network takes ``batch: Mapping[str, Tensor]`` keyed by modality names of
+:data:`mkdbook.data.channels.MODALITIES` (``{"eeg": (B, 32, T), "eog": (B, 2, T)}``),
+reads only the keys in its ``modalities`` class attribute, and returns a
+:class:`~mkdbook.models.outputs.ModelOutput`. Build them by name with
+:func:`build_model`:
+
+=====================  ==============================================================
+name                   network
+=====================  ==============================================================
+``"teacher"``          :class:`Teacher`, EOG + EEG streams fused by IMF
+``"student"``          :class:`Student`, the teacher's EOG stream fused by HDF
+``"eeg"``              :class:`EEGOnlyNet`, the teacher's EEG stream alone
+``"eog"``              :class:`EOGOnlyNet`, the teacher's EOG stream alone
+``"deepconvnet"``      :class:`DeepConvNet` on EOG (Schirrmeister et al., 2017)
+``"teacher-concat"``   the teacher with IMF replaced by concatenation + linear
+``"student-concat"``   the student with HDF replaced by concatenation + linear
+=====================  ==============================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import fields, is_dataclass, replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from mkdbook.models.deepconvnet import DeepConvNet, DeepConvNetConfig
+from mkdbook.models.encoder import (
+    EncoderLayer,
+    ModalityStream,
+    StreamConfig,
+    TappedStream,
+    TapReadout,
+    pool_tokens,
+)
+from mkdbook.models.frontend import ConvFrontEnd, FrontEndConfig
+from mkdbook.models.fusion import ConcatFusion, GatedExtractor, GatedSumFusion, make_fusion
+from mkdbook.models.outputs import ModelOutput
+from mkdbook.models.reference import EEGOnlyNet, EOGOnlyNet, ReferenceConfig, SingleStreamNet
+from mkdbook.models.student import Student, StudentConfig
+from mkdbook.models.teacher import Teacher, TeacherConfig
+
+__all__ = [
+    "MODEL_NAMES",
+    "ConcatFusion",
+    "ConvFrontEnd",
+    "DeepConvNet",
+    "DeepConvNetConfig",
+    "EEGOnlyNet",
+    "EOGOnlyNet",
+    "EncoderLayer",
+    "FrontEndConfig",
+    "GatedExtractor",
+    "GatedSumFusion",
+    "ModalityStream",
+    "ModelOutput",
+    "ReferenceConfig",
+    "SingleStreamNet",
+    "StreamConfig",
+    "Student",
+    "StudentConfig",
+    "TapReadout",
+    "TappedStream",
+    "Teacher",
+    "TeacherConfig",
+    "build_model",
+    "count_parameters",
+    "make_fusion",
+    "pool_tokens",
+]
+
+# name -> (network class, its default configuration)
+_REGISTRY: dict[str, tuple[Callable[..., nn.Module], Callable[[], Any]]] = {
+    "teacher": (Teacher, TeacherConfig),
+    "student": (Student, StudentConfig),
+    "eeg": (EEGOnlyNet, ReferenceConfig),
+    "eog": (EOGOnlyNet, ReferenceConfig),
+    "deepconvnet": (DeepConvNet, DeepConvNetConfig),
+    "teacher-concat": (Teacher, lambda: TeacherConfig(fusion="concat")),
+    "student-concat": (Student, lambda: StudentConfig(fusion="concat")),
+}
+
+#: Names accepted by :func:`build_model`.
+MODEL_NAMES: tuple[str, ...] = tuple(_REGISTRY)
+
+
+def _field_names(config: Any) -> set[str]:
+    """All field names of a config dataclass and of the config dataclasses nested in it."""
+    names = set()
+    for item in fields(config):
+        names.add(item.name)
+        value = getattr(config, item.name)
+        if is_dataclass(value):
+            names |= _field_names(value)
+    return names
+
+
+def _override(config: Any, key: str, value: Any) -> tuple[Any, bool]:
+    """Set ``key`` on ``config`` or, failing that, on every nested config that has it."""
+    if key in {item.name for item in fields(config)}:
+        return replace(config, **{key: value}), True
+    nested = {}
+    for item in fields(config):
+        child = getattr(config, item.name)
+        if is_dataclass(child):
+            child, found = _override(child, key, value)
+            if found:
+                nested[item.name] = child
+    return (replace(config, **nested), True) if nested else (config, False)
+
+
+def build_model(
+    name: str,
+    *,
+    n_classes: int = 2,
+    n_times: int = 512,
+    sfreq: float = 128.0,
+    seed: int | None = None,
+    **config_overrides: Any,
+) -> nn.Module:
+    """Build a network by name, optionally changing its configuration.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`MODEL_NAMES`.
+    n_classes : int
+        Output classes (2 for binary valence or arousal).
+    n_times : int
+        Samples per segment (512 = 4 s at 128 Hz).
+    sfreq : float
+        Sampling rate in Hz.
+    seed : int, optional
+        Seed for the initial weights. The network is built under
+        :func:`torch.random.fork_rng`, so the caller's global random state is
+        left as it was. ``None`` draws from the global generator.
+    **config_overrides
+        ``config=`` replaces the whole default configuration (for example a
+        :class:`TeacherConfig`). Any other keyword names a configuration
+        field at any depth and is applied after ``config``: a top-level
+        field first (``taps=(1, 3)``), otherwise the field of every nested
+        config that has it, so ``depth=4`` deepens both teacher streams and
+        ``n_temporal_filters=16`` widens both front ends. For the
+        ``"-concat"`` names, the default configuration has
+        ``fusion="concat"``.
+
+    Returns
+    -------
+    torch.nn.Module
+        The network, in training mode.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is unknown, or an override names no field of the network's
+        configuration; the message lists what is allowed.
+
+    Examples
+    --------
+    >>> teacher = build_model("teacher", seed=0)
+    >>> student = build_model("student", seed=0, d_model=32, n_heads=2)
+    """
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model name {name!r}; expected one of {MODEL_NAMES}")
+    network, default_config = _REGISTRY[name]
+    config = config_overrides.pop("config", None) or default_config()
+    for key, value in config_overrides.items():
+        config, found = _override(config, key, value)
+        if not found:
+            raise ValueError(
+                f"{key!r} is not a configuration field of {name!r}; "
+                f"expected one of {sorted(_field_names(config))}"
+            )
+    if seed is None:
+        return network(n_classes=n_classes, n_times=n_times, sfreq=sfreq, config=config)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return network(n_classes=n_classes, n_times=n_times, sfreq=sfreq, config=config)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Return the number of parameter values in ``model`` (trainable or not)."""
+    return sum(parameter.numel() for parameter in model.parameters())

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor, nn
 
 
@@ -50,9 +51,10 @@ class FrontEndConfig:
         segment, neighbouring filters overlapping by three quarters.
     conv_dropout : float
         Dropout after each of the two convolutions, as the paper applies to
-        every convolutional layer. Default 0.25, the lower of the two rates
+        every convolutional layer, dropping whole feature maps
+        (:class:`SharedMaskDropout`). Default 0.25, the lower of the two rates
         EEGNet recommends (Lawhern et al., 2018): the transformer behind the
-        front end adds dropout of its own.
+        front end is regularised too.
 
     References
     ----------
@@ -86,6 +88,57 @@ def seconds_to_samples(seconds: float, sfreq: float) -> int:
             f"a duration of {seconds} s is shorter than one sample at sfreq={sfreq} Hz"
         )
     return samples
+
+
+class SharedMaskDropout(nn.Module):
+    """Dropout whose mask is shared along chosen dimensions: drops whole maps, tokens or branches.
+
+    With ``shared_dims=(2,)`` on ``(B, F, N)`` convolution maps it drops whole
+    feature maps (spatial dropout, Tompson et al., 2015), the usual dropout
+    for convolutions, whose neighbouring outputs are too correlated for
+    element-wise masks to regularise much. With ``shared_dims=(1, 2)`` on
+    ``(B, N, d)`` tokens it drops a whole residual branch per segment
+    (stochastic depth, Huang et al., 2016). Either way the mask has far fewer
+    entries than the activation, which matters on a CPU, where drawing one
+    random number per activation costs more than the matrix products of a
+    small network.
+
+    Parameters
+    ----------
+    p : float
+        Probability of dropping; kept values are scaled by ``1 / (1 - p)``.
+    shared_dims : tuple of int
+        Dimensions along which one mask value is shared (never 0, the batch).
+
+    References
+    ----------
+    .. [1] Tompson, J., Goroshin, R., Jain, A., LeCun, Y., & Bregler, C.
+       (2015). Efficient object localization using convolutional networks.
+       Proceedings of CVPR 2015, 648-656.
+    .. [2] Huang, G., Sun, Y., Liu, Z., Sedra, D., & Weinberger, K. Q. (2016).
+       Deep networks with stochastic depth. ECCV 2016, 646-661.
+    """
+
+    def __init__(self, p: float, shared_dims: tuple[int, ...]) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout probability p={p} must lie in [0, 1)")
+        if 0 in shared_dims:
+            raise ValueError("shared_dims must not include the batch dimension 0")
+        self.p = p
+        self.shared_dims = shared_dims
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Return ``x`` with masked entries zeroed and the rest rescaled (training only)."""
+        if not self.training or self.p == 0.0:
+            return x
+        mask_shape = [1 if dim in self.shared_dims else size for dim, size in enumerate(x.shape)]
+        keep = 1.0 - self.p
+        mask = torch.empty(mask_shape, dtype=x.dtype, device=x.device).bernoulli_(keep)
+        return x * mask.div_(keep)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, shared_dims={self.shared_dims}"
 
 
 class ConvFrontEnd(nn.Module):
@@ -155,11 +208,13 @@ class ConvFrontEnd(nn.Module):
         self.temporal = nn.Conv1d(
             1, config.n_temporal_filters, kernel, stride=hop, padding=padding, bias=False
         )
-        self.temporal_dropout = nn.Dropout(config.conv_dropout)
+        # Drops whole (electrode, filter) maps of a segment.
+        self.temporal_dropout = SharedMaskDropout(config.conv_dropout, shared_dims=(2,))
         self.spatial = nn.Linear(n_channels * config.n_temporal_filters, d_model)
         self.norm = nn.LayerNorm(d_model)
         self.activation = nn.ELU()
-        self.spatial_dropout = nn.Dropout(config.conv_dropout)
+        # Drops whole output maps (token features) across all tokens of a segment.
+        self.spatial_dropout = SharedMaskDropout(config.conv_dropout, shared_dims=(1,))
 
     def forward(self, x: Tensor) -> Tensor:
         """Map a ``(B, n_channels, n_times)`` signal to ``(B, n_tokens, d_model)`` tokens."""
