@@ -29,8 +29,8 @@ class TinyTeacher(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.eeg = nn.Linear(32, 3)
-        self.eog = nn.Linear(2, 3)
+        self.eeg = nn.Linear(32, 2)
+        self.eog = nn.Linear(2, TEACHER_WIDTH - 2)
         self.norm = nn.BatchNorm1d(TEACHER_WIDTH)
         self.drop = nn.Dropout(0.3)
         self.head = nn.Linear(TEACHER_WIDTH, 2)
@@ -54,6 +54,23 @@ class TinyStudent(nn.Module):
     def forward(self, batch):
         hidden = torch.tanh(self.norm(self.conv(batch["eog"]))).mean(-1)
         features = torch.tanh(self.fuse(hidden))
+        return ModelOutput(logits=self.head(features), features=features)
+
+
+class TinyAttentionStudent(nn.Module):
+    """Reads only "eog" through one head of fused scaled dot-product attention,
+    the kernel the real encoders use."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Linear(2, STUDENT_WIDTH)
+        self.qkv = nn.Linear(STUDENT_WIDTH, 3 * STUDENT_WIDTH)
+        self.head = nn.Linear(STUDENT_WIDTH, 2)
+
+    def forward(self, batch):
+        tokens = self.embed(batch["eog"].transpose(1, 2))
+        query, key, value = self.qkv(tokens).unsqueeze(1).chunk(3, dim=-1)
+        features = F.scaled_dot_product_attention(query, key, value).squeeze(1).mean(1)
         return ModelOutput(logits=self.head(features), features=features)
 
 
@@ -128,6 +145,7 @@ def test_teacher_gradient_matches_central_finite_differences(setup, teacher_weig
     logged = feedback_phase(teacher, *args, sgd, DistillationLossConfig.fusion(), config)
     applied = [b - p.detach() for b, p in zip(before, teacher.parameters())]
     assert logged["teacher_loss"] == pytest.approx(expected_value, rel=1e-12)
+    assert (logged["grad_norm_teacher_ce"] > 0) == (teacher_weight > 0)
 
     with torch.no_grad():
         for p, b in zip(teacher.parameters(), before):
@@ -186,6 +204,21 @@ def test_gradient_through_temporary_student_vanishes_when_detached(setup):
     assert logged["grad_norm_total"] == pytest.approx(logged["grad_norm_teacher_ce"], rel=1e-12)
     for b, p, g in zip(before, teacher.parameters(), own):
         torch.testing.assert_close(b - p.detach(), g, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_feedback_differentiates_twice_through_fused_attention(setup, dtype):
+    # Fused attention kernels have no double backward; the pilot step must
+    # fall back to one that does.
+    teacher, _, _, train, y_train, val, y_val = setup
+    teacher, student = teacher.to(dtype), TinyAttentionStudent().to(dtype)
+    projector = FeatureProjector(STUDENT_WIDTH, TEACHER_WIDTH).to(dtype)
+    train, val = ({k: v.to(dtype) for k, v in b.items()} for b in (train, val))
+    logged = _norms(
+        (teacher, student, projector, train, y_train, val, y_val),
+        DistillationLossConfig.fusion(), FeedbackConfig(alpha=0.5),
+    )
+    assert logged["grad_norm_via_student"] > 1e-6
 
 
 def test_no_feedback_when_student_loss_ignores_the_teacher(setup):
