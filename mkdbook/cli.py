@@ -130,6 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--model", required=True, choices=MODEL_NAMES)
     _add_train_arguments(train)
     train.set_defaults(run=_train)
+
+    from mkdbook.experiments import add_experiment_command
+
+    add_experiment_command(commands)
     return parser
 
 

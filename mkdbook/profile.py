@@ -57,7 +57,7 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    "fast": Profile("fast", n_subjects=3, epochs=2, patience=2, n_folds=2, n_seeds=1),
+    "fast": Profile("fast", n_subjects=3, epochs=2, patience=2, n_folds=3, n_seeds=1),
     "default": Profile("default", n_subjects=8, epochs=20, patience=6, n_folds=5, n_seeds=1),
     "paper": Profile("paper", n_subjects=32, epochs=100, patience=20, n_folds=10, n_seeds=3),
 }
