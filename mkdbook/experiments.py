@@ -136,7 +136,7 @@ KD_BASELINE_METHODS: tuple[str, ...] = ("fitnets", "emotionkd", "cgan")
 
 #: Modules imported (when they exist) before the registry is consulted, so
 #: that the methods they register with :func:`register_method` are there.
-METHOD_MODULES: tuple[str, ...] = ("mkdbook.distill",)
+METHOD_MODULES: tuple[str, ...] = ("mkdbook.distill", "mkdbook.baselines")
 
 Options = tuple[tuple[str, Any], ...]
 
