@@ -76,16 +76,27 @@ References
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
+import os
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields, replace
+from functools import partial
+from pathlib import Path
+
+import numpy as np
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
+from sklearn.metrics import accuracy_score, f1_score
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from mkdbook.data.channels import MODALITIES
+from mkdbook.data.segments import SegmentSet
 from mkdbook.losses import (
     DistillationLossConfig,
     FeatureProjector,
@@ -93,12 +104,19 @@ from mkdbook.losses import (
     cross_entropy,
     student_loss,
 )
+from mkdbook.splits import Split
+from mkdbook.train import ChannelScaler, TrainConfig, Trainer, TrainResult, iterate_batches, write_metrics
 
 __all__ = [
+    "VARIANTS",
+    "Distiller",
     "FeedbackConfig",
     "FeedbackObjective",
     "feedback_objective",
     "feedback_phase",
+    "Restandardise",
+    "add_distill_command",
+    "distill_variant",
     "make_teacher_optimizer",
     "teaching_step",
 ]
@@ -450,3 +468,477 @@ def _grads(loss: Tensor, params: list[Tensor]) -> list[Tensor]:
 
 def _norm(grads: list[Tensor]) -> float:
     return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
+
+
+# ---------------------------------------------------------------------------
+# The fit loop: a Trainer whose step is a teaching step, with feedback phases
+# ---------------------------------------------------------------------------
+
+
+class Restandardise(nn.Module):
+    """Run a network on inputs standardised for another network.
+
+    The student and the teacher were each trained on inputs centred and
+    scaled by their own :class:`~mkdbook.train.ChannelScaler`. The distiller
+    standardises a batch once, with the student's scaler; this wrapper maps
+    every channel :math:`x_s = (x - m_s) / s_s` to the standardisation the
+    wrapped network was trained with, :math:`x_t = (x - m_t) / s_t
+    = x_s \\, s_s / s_t + (m_s - m_t) / s_t`, an exact per-channel affine map
+    (the identity when both scalers agree). The teacher thus sees exactly the
+    inputs it saw in its own training, whatever split or seed fitted the two
+    scalers.
+
+    The wrapper owns no parameters: ``parameters()``, ``state_dict()`` and
+    ``train()``/``eval()`` reach the wrapped network (``state_dict`` keys gain
+    a ``network.`` prefix; save ``wrapper.network`` to keep them plain).
+
+    Parameters
+    ----------
+    network : nn.Module
+        The network to feed (the teacher); reads the keys in its ``modalities``.
+    source, target : ChannelScaler
+        The standardisation the batch arrives in, and the one ``network`` expects.
+    """
+
+    def __init__(self, network: nn.Module, source: ChannelScaler, target: ChannelScaler) -> None:
+        super().__init__()
+        self.network = network
+        self.modalities = tuple(network.modalities)
+        missing = [m for m in self.modalities if m not in source.mean or m not in target.mean]
+        if missing:
+            raise ValueError(f"the scalers do not cover the modalities {missing} that the network reads")
+        # Plain attributes, not buffers: they are derived from the scalers and
+        # must not enter the wrapped network's state_dict.
+        self._scale = {m: source.std[m] / target.std[m] for m in self.modalities}
+        self._shift = {m: (source.mean[m] - target.mean[m]) / target.std[m] for m in self.modalities}
+
+    def forward(self, batch: Batch):  # noqa: D102
+        return self.network({m: batch[m] * self._scale[m].to(batch[m].device)
+                             + self._shift[m].to(batch[m].device) for m in self.modalities})
+
+
+def _feature_width(model: nn.Module, role: str) -> int:
+    config = getattr(model, "config", None)
+    width = getattr(config, "fusion_width", None)
+    if not isinstance(width, int):
+        raise ValueError(f"cannot tell the feature width of the {role} ({type(model).__name__} has no "
+                         f"config.fusion_width); pass projector= explicitly")
+    return width
+
+
+def _union(*modalities: tuple[str, ...]) -> tuple[str, ...]:
+    names = {m for group in modalities for m in group}
+    return tuple(m for m in MODALITIES if m in names)
+
+
+class Distiller(Trainer):
+    """Distil a trained teacher into a student; optionally with dynamic feedback.
+
+    A :class:`~mkdbook.train.Trainer` whose model is the *student*. Each
+    training step is a :func:`teaching_step` (the teacher fixed, the student
+    and the feature projector updated on :math:`L_S`); with a
+    :class:`FeedbackConfig`, a :func:`feedback_phase` follows every
+    ``feedback.every``-th step (:meth:`FeedbackConfig.due`) and updates the
+    teacher. Checkpoints, early stopping on the student's validation loss,
+    the final test scores and resume all come from the base class.
+
+    Parameters
+    ----------
+    student : nn.Module
+        The network trained (EOG only); returns logits and features.
+    teacher : nn.Module
+        Trained teacher (EEG + EOG). Moved to the student's device; changed
+        in place by feedback phases, never by teaching steps.
+    teacher_scaler : ChannelScaler
+        The input standardisation the teacher was trained with
+        (``Trainer.scaler`` of its training run).
+    config : TrainConfig
+        How the student is trained (optimiser, epochs, batch size, seed).
+    out_dir : path-like, optional
+        Checkpoint folder; a ``last.pt`` there is resumed (with the
+        projector, the teacher, its optimiser, the step counter and the
+        feedback log).
+    loss : DistillationLossConfig, default the paper's 1:1:1 ("fusion")
+    feedback : FeedbackConfig or None, default None
+        ``None``: teaching steps only (ablation variants 1 and 2).
+    projector : FeatureProjector, optional
+        Built (seeded by ``config.seed``) from the networks' ``config.fusion_width`` when the feature
+        term has a positive weight; ``None`` otherwise (the feature term is
+        then neither trained nor logged).
+
+    Attributes
+    ----------
+    projector : FeatureProjector or None
+    teacher : nn.Module
+    feedback_log : list of dict
+        One row per feedback phase: ``step``, ``epoch``, ``seconds`` and the
+        values :func:`feedback_phase` returns (both gradient norms, the
+        teacher's validation-batch CE, ...).
+    teacher_before, teacher_after : dict
+        The teacher's loss, accuracy and macro-F1 on the whole validation
+        set before distillation and after it.
+    feedback_rows : set of int
+        Segments this process drew as feedback validation batches (for
+        checking that they never include test segments).
+
+    Notes
+    -----
+    Inputs. The batch is standardised once with the distiller's own scaler
+    (fitted, as for every Trainer, on the training segments, for the union
+    of the two networks' modalities); the teacher is fed through
+    :class:`Restandardise`, so each network sees inputs standardised as in
+    its own training.
+
+    Validation batches. Feedback phase ``p`` (counted from 0) uses batch
+    ``p mod n`` of a permutation of the validation segments drawn from
+    ``(seed, p // n)``, with ``n`` validation batches: every validation
+    segment is used once per ``n`` phases, and the choice depends only on
+    ``p``, so a resumed run draws the same batches. The training batch of a
+    feedback phase is the batch of the teaching step just taken. Test
+    segments are never read before the final evaluation.
+
+    Student selection. The best-validation student is kept (as for every
+    Trainer); the teacher is kept as it is at the end of training, which is
+    what :attr:`teacher_after` describes.
+    """
+
+    def __init__(self, student: nn.Module, teacher: nn.Module, teacher_scaler: ChannelScaler,
+                 config: TrainConfig = TrainConfig(), out_dir: Path | str | None = None, *,
+                 loss: DistillationLossConfig = DistillationLossConfig(),
+                 feedback: FeedbackConfig | None = None,
+                 projector: FeatureProjector | None = None) -> None:
+        if projector is None and loss.mse > 0:
+            # Seeded, so that the same configuration gives the same run.
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(config.seed)
+                projector = FeatureProjector(_feature_width(student, "student"),
+                                             _feature_width(teacher, "teacher"))
+        self.projector = projector
+        self.loss_config = loss
+        self.feedback = feedback
+        # make_optimizer (called by Trainer.__init__) needs the projector.
+        super().__init__(student, config, out_dir)
+        if self.projector is not None:
+            self.projector.to(self.device)
+        self.teacher = teacher.to(self.device)
+        self.teacher.eval()
+        self.teacher_scaler = teacher_scaler
+        self.modalities = _union(tuple(student.modalities), tuple(teacher.modalities))
+        self.teacher_optimizer = make_teacher_optimizer(teacher, feedback) if feedback else None
+        self.step = 0
+        self.feedback_log: list[dict[str, float]] = []
+        self.teacher_before: dict[str, float] = {}
+        self.teacher_after: dict[str, float] = {}
+        self.feedback_rows: set[int] = set()
+        self._teacher_input: Restandardise | None = None
+        self._context: tuple[SegmentSet, Split, str] | None = None
+
+    # -- the pieces the Trainer calls ------------------------------------------------
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        """Adam over the student's and the projector's parameters (the projector belongs to the student)."""
+        params = list(self.model.parameters())
+        if self.projector is not None:
+            params += list(self.projector.parameters())
+        return torch.optim.Adam(params, lr=self.config.lr, weight_decay=self.config.weight_decay)
+
+    def teacher_input(self) -> Restandardise:
+        """The teacher, fed from batches in the student's standardisation (see :class:`Restandardise`)."""
+        if self._teacher_input is None or self._teacher_input_for is not self.scaler:
+            self._teacher_input = Restandardise(self.teacher, self.scaler, self.teacher_scaler)
+            self._teacher_input_for = self.scaler
+        return self._teacher_input
+
+    def train_step(self, batch: dict[str, Tensor], y: Tensor) -> dict[str, float]:
+        """A teaching step; then a feedback phase when one is due.
+
+        Returns ``loss`` (:math:`L_S`), ``correct``, and the unweighted terms
+        ``ce``, ``kl`` and (with a projector) ``mse``; the history averages
+        them per epoch as ``train_loss``, ``train_ce``, ``train_kl``, ``train_mse``.
+        """
+        self.model.train()
+        teacher = self.teacher_input()
+        seen: list[Tensor] = []
+        hook = self.model.register_forward_hook(lambda _m, _i, out: seen.append(out.logits.detach()))
+        try:
+            terms = teaching_step(self.model, teacher, self.projector, batch, y, self.optimizer,
+                                  self.loss_config)
+        finally:
+            hook.remove()
+        self.step += 1
+        if self.feedback is not None and self.feedback.due(self.step):
+            self._feedback(batch, y)
+        correct = (seen[0].argmax(1) == y).sum().item()
+        return {"loss": terms.pop("total"), "correct": correct, **terms}
+
+    def _validation_batch(self, phase: int) -> tuple[dict[str, Tensor], Tensor]:
+        data, split, target = self._context
+        size = self.config.batch_size
+        n_batches = -(-len(split.val) // size)
+        cycle, position = divmod(phase, n_batches)
+        order = np.random.default_rng([self.config.seed, 0xFEED, cycle]).permutation(split.val)
+        rows = np.sort(order[position * size:(position + 1) * size])
+        self.feedback_rows.update(int(r) for r in rows)
+        arrays = data.batch(rows, self.modalities)
+        batch = {k: torch.from_numpy(v) for k, v in arrays.items()}
+        return self._to_device(batch, torch.from_numpy(data.labels(target)[rows]))
+
+    def _feedback(self, batch: dict[str, Tensor], y: Tensor) -> None:
+        began = time.perf_counter()
+        val_batch, y_val = self._validation_batch(len(self.feedback_log))
+        values = feedback_phase(self.teacher_input(), self.model, self.projector, batch, y, val_batch, y_val,
+                                self.teacher_optimizer, self.loss_config, self.feedback)
+        self.feedback_log.append({"phase": len(self.feedback_log) + 1, "step": self.step,
+                                  "epoch": self._epoch, **values,
+                                  "seconds": time.perf_counter() - began})
+
+    def train_epoch(self, data: SegmentSet, split: Split, target: str, epoch: int) -> dict[str, float]:
+        """The base epoch, then the teacher's validation scores and its agreement with the student.
+
+        Adds ``teacher_val_loss``, ``teacher_val_accuracy`` (the teacher
+        moves only under feedback) and ``agreement`` (fraction of validation
+        segments on which student and teacher predict the same class) to the
+        epoch's history row.
+        """
+        self._epoch = epoch
+        row = super().train_epoch(data, split, target, epoch)
+        teacher = self.teacher_scores(data, split.val, target)
+        student, _ = self.predict(data, split.val, target)
+        row.update(teacher_val_loss=teacher["loss"], teacher_val_accuracy=teacher["accuracy"],
+                   agreement=float(np.mean(student.argmax(1) == teacher["predictions"])))
+        return row
+
+    # -- the teacher's side ----------------------------------------------------------
+    @torch.no_grad()
+    def teacher_predict(self, data: SegmentSet, index: np.ndarray, target: str) -> tuple[np.ndarray, np.ndarray]:
+        """The teacher's class probabilities and the labels of ``index`` (eval mode, its own scaler)."""
+        was_training = self.teacher.training
+        self.teacher.eval()
+        probs, labels = [], []
+        modalities = tuple(self.teacher.modalities)
+        try:
+            for batch, y in iterate_batches(data, index, target, modalities, self.config.eval_batch_size):
+                batch = self.teacher_scaler({k: v.to(self.device) for k, v in batch.items()})
+                probs.append(torch.softmax(self.teacher(batch).logits.float(), 1).cpu().numpy())
+                labels.append(y.numpy())
+        finally:
+            self.teacher.train(was_training)
+        return np.concatenate(probs), np.concatenate(labels)
+
+    def teacher_scores(self, data: SegmentSet, index: np.ndarray, target: str) -> dict:
+        """The teacher's ``loss``, ``accuracy``, ``f1`` (floats) and ``predictions`` on ``index``."""
+        probs, labels = self.teacher_predict(data, index, target)
+        predictions = probs.argmax(1)
+        loss = float(-np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None))))
+        return {"loss": loss, "accuracy": float(accuracy_score(labels, predictions)),
+                "f1": float(f1_score(labels, predictions, average="macro", zero_division=0)),
+                "predictions": predictions}
+
+    # -- resume -------------------------------------------------------------------------
+    def extra_state(self) -> dict:
+        """Projector, teacher and its optimiser, step counter, feedback log, teacher's initial scores."""
+        return {
+            "projector": self.projector.state_dict() if self.projector is not None else {},
+            "teacher": self.teacher.state_dict(),
+            "teacher_optimizer": self.teacher_optimizer.state_dict() if self.teacher_optimizer else {},
+            "step": self.step,
+            "feedback_log": [dict(row) for row in self.feedback_log],
+            "teacher_before": dict(self.teacher_before),
+        }
+
+    def load_extra_state(self, state: dict) -> None:
+        """Restore what :meth:`extra_state` returned."""
+        if self.projector is not None:
+            self.projector.load_state_dict(state["projector"])
+        self.teacher.load_state_dict(state["teacher"])
+        if self.teacher_optimizer is not None:
+            self.teacher_optimizer.load_state_dict(state["teacher_optimizer"])
+        self.step = int(state["step"])
+        self.feedback_log = [dict(row) for row in state["feedback_log"]]
+        self.teacher_before = dict(state["teacher_before"])
+
+    # -- the loop -------------------------------------------------------------------------
+    def fit(self, data: SegmentSet, split: Split, target: str) -> TrainResult:
+        """Distil (see :meth:`Trainer.fit`), and score the teacher on validation before and after.
+
+        Raises
+        ------
+        ValueError
+            If the validation and test segments overlap (feedback would then
+            tune the teacher on test data).
+        """
+        if np.intersect1d(split.val, split.test).size:
+            raise ValueError(f"{split.describe()}: validation and test segments overlap; the feedback "
+                             f"phase must never see test data")
+        self._context = (data, split, target)
+        self._epoch = 0
+        scores = self.teacher_scores(data, split.val, target)
+        self.teacher_before = {k: v for k, v in scores.items() if k != "predictions"}
+        result = super().fit(data, split, target)  # a resumed run restores teacher_before
+        scores = self.teacher_scores(data, split.val, target)
+        self.teacher_after = {k: v for k, v in scores.items() if k != "predictions"}
+        return result
+
+    def summary(self) -> dict:
+        """JSON-able account of the distillation: configuration, teacher before/after, feedback log."""
+        used = np.fromiter(self.feedback_rows, dtype=np.int64)
+        data, split, _ = self._context
+        return {
+            "loss": asdict(self.loss_config),
+            "feedback": asdict(self.feedback) if self.feedback else None,
+            "teaching_steps": self.step,
+            "teacher_before": self.teacher_before,
+            "teacher_after": self.teacher_after,
+            "feedback_log": self.feedback_log,
+            "feedback_rows_in_validation": bool(np.isin(used, split.val).all()),
+            "feedback_rows_in_test": int(np.isin(used, split.test).sum()),
+        }
+
+
+# ---------------------------------------------------------------------------
+# Methods of mkdbook.experiments
+# ---------------------------------------------------------------------------
+
+#: Options of a distillation cell (``Cell.settings``), besides ``student_<field>`` overrides.
+LOSS_OPTIONS: tuple[str, ...] = ("ce", "kl", "mse", "temperature")
+FEEDBACK_OPTIONS: tuple[str, ...] = tuple(f.name for f in fields(FeedbackConfig))
+
+#: Loss preset and whether feedback runs, per registered method.
+VARIANTS: dict[str, tuple[str, bool]] = {
+    "hinton": ("hinton", False),          # V1
+    "fitnets": ("fitnets", False),
+    "fusion": ("fusion", False),          # V2
+    "fusion+feedback": ("fusion", True),  # V3, the paper's method
+}
+
+
+def _variant_configs(variant: str, settings: Mapping) -> tuple[DistillationLossConfig, FeedbackConfig | None, dict]:
+    """The loss and feedback configurations and the student overrides of a method's settings."""
+    preset, with_feedback = VARIANTS[variant]
+    allowed = set(LOSS_OPTIONS) | (set(FEEDBACK_OPTIONS) if with_feedback else set())
+    student = {k[len("student_"):]: v for k, v in settings.items() if k.startswith("student_")}
+    unknown = sorted(k for k in settings if k not in allowed and not k.startswith("student_"))
+    if unknown:
+        raise ValueError(f"method {variant!r}: unknown option(s) {unknown}; expected any of "
+                         f"{sorted(allowed)} or student_<model field>")
+    loss = replace(DistillationLossConfig.preset(preset), **{k: settings[k] for k in LOSS_OPTIONS if k in settings})
+    feedback = None
+    if with_feedback:
+        feedback = FeedbackConfig(**{k: settings[k] for k in FEEDBACK_OPTIONS if k in settings})
+    return loss, feedback, student
+
+
+def distill_variant(variant: str, cell, data: SegmentSet, split: Split, teacher: Trainer, out_dir: Path):
+    """Run one distillation variant for a cell (the body of the registered methods).
+
+    The student is :func:`~mkdbook.models.build_model` ``("student")``,
+    seeded by the cell, with the cell's ``student_<field>`` options as
+    configuration overrides; ``out_dir`` receives the resumable checkpoints,
+    ``scaler.pt`` (the student's standardisation) and ``teacher_final.pt``
+    (the teacher's weights after distillation).
+    """
+    from mkdbook.experiments import MethodResult
+    from mkdbook.models import build_model
+
+    loss, feedback, overrides = _variant_configs(variant, cell.settings)
+    student = build_model("student", n_times=data.signals.shape[-1], sfreq=data.sfreq, seed=cell.seed,
+                          **overrides)
+    distiller = Distiller(student, teacher.model, teacher.scaler, cell.train, out_dir,
+                          loss=loss, feedback=feedback)
+    result = distiller.fit(data, split, cell.target)
+    out_dir = Path(out_dir)
+    for name, state in (("scaler.pt", distiller.scaler.state_dict()),
+                        ("teacher_final.pt", {"model": distiller.teacher.state_dict()})):
+        tmp = out_dir / f".{name}.tmp"
+        torch.save(state, tmp)
+        os.replace(tmp, out_dir / name)
+    return MethodResult(result, extra=distiller.summary())
+
+
+def _register() -> None:
+    from mkdbook.experiments import METHODS, register_method
+
+    for variant in VARIANTS:
+        if variant in METHODS:  # a re-import of this module must not register twice
+            continue
+        register_method(variant, needs_teacher=True)(partial(distill_variant, variant))
+
+
+_register()
+
+
+# ---------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------
+
+
+def _distill_command(args: argparse.Namespace) -> int:
+    from mkdbook.cli import _n_folds
+    from mkdbook.data import load_segments
+    from mkdbook.experiments import METHODS, Cell, fingerprint_data, trained_network
+    from mkdbook.splits import make_split
+
+    data = load_segments(args.deap_dir, progress=not args.quiet)
+    n_folds = _n_folds(args, data)
+    split = make_split(data, args.split, fold=args.fold, n_folds=n_folds, seed=args.seed)
+    train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
+                        seed=args.seed, device=args.device, progress=False)
+    settings = {name: getattr(args, name) for name in ("every", "alpha", "teacher_lr")
+                if getattr(args, name) is not None}
+    if settings and not VARIANTS[args.variant][1]:
+        raise ValueError(f"--every, --alpha and --teacher-lr apply to fusion+feedback, not to {args.variant!r}")
+    identity = dict(split_kind=args.split, n_folds=n_folds, train=train, segments=data.config,
+                    data_source=data.source, data_fingerprint=fingerprint_data(data))
+    teacher_cell = Cell("teacher", args.target, args.fold, args.seed, **identity)
+    cell = Cell(args.variant, args.target, args.fold, args.seed, **identity,
+                options=tuple(sorted(settings.items())), teacher=teacher_cell)
+    print(f"teacher: {teacher_cell.describe()} (from the results cache, trained if missing)")
+    teacher = trained_network(teacher_cell, data, split)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    student_train = replace(train, progress=not args.quiet)
+    output = METHODS[args.variant].run(replace(cell, train=student_train), data, split, teacher, out)
+    config = {"method": args.variant, "target": args.target, "data": data.source,
+              "train": asdict(student_train), "teacher_cell": asdict(teacher_cell)}
+    metrics = write_metrics(output.train, split, config, out / "metrics.json")
+    metrics.update(output.extra)
+    tmp = out / ".metrics.json.tmp"
+    tmp.write_text(json.dumps(metrics, indent=1, default=float))
+    os.replace(tmp, out / "metrics.json")
+    extra = output.extra
+    print(f"{args.variant} on {args.target}, {split.describe()}")
+    print(f"student test accuracy {output.train.test.accuracy:.3f}, macro-F1 {output.train.test.f1:.3f} "
+          f"(best epoch {output.train.best_epoch})")
+    print(f"teacher validation accuracy {extra['teacher_before']['accuracy']:.3f} before, "
+          f"{extra['teacher_after']['accuracy']:.3f} after ({len(extra['feedback_log'])} feedback phases)")
+    print(f"wrote {out / 'metrics.json'}")
+    return 0
+
+
+def add_distill_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add ``mkdbook distill DEAP_DIR --target T --variant V ... --out DIR`` to a sub-command set.
+
+    The teacher of the fold is taken from the results cache of
+    :mod:`mkdbook.experiments` (trained there first when missing, with the
+    same training arguments); the student is distilled in ``--out``
+    (resumable) and ``metrics.json`` there holds the student's scores as
+    ``mkdbook train`` writes them, plus ``teacher_before``/``teacher_after``
+    (validation scores) and ``feedback_log`` (per phase: both gradient norms,
+    the teacher's validation-batch CE, the time taken).
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The sub-command's parser; its ``run`` default is the command.
+    """
+    from mkdbook.cli import _add_train_arguments
+
+    parser = subparsers.add_parser("distill", help="distil the fold's teacher into an EOG-only student")
+    _add_train_arguments(parser)
+    parser.add_argument("--variant", default="fusion+feedback", choices=tuple(VARIANTS),
+                        help="hinton (V1), fitnets, fusion (V2) or fusion+feedback (V3, default)")
+    parser.add_argument("--every", type=int, default=None, metavar="K",
+                        help="teaching steps between feedback phases (default 10)")
+    parser.add_argument("--alpha", type=float, default=None, help="pilot step size (default 1e-2)")
+    parser.add_argument("--teacher-lr", type=float, default=None, help="teacher's Adam rate (default 1e-4)")
+    parser.set_defaults(run=_distill_command)
+    return parser

@@ -1,0 +1,179 @@
+"""The distillation fit loop: loss terms, feedback scheduling, validation-only feedback data, resume, methods."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mkdbook.data.segments import SegmentConfig, SegmentSet
+from mkdbook.distill import VARIANTS, Distiller, FeedbackConfig, Restandardise
+from mkdbook.losses import DistillationLossConfig
+from mkdbook.models import build_model
+from mkdbook.splits import Split, trial_split
+from mkdbook.train import ChannelScaler, TrainConfig, Trainer
+
+torch.set_num_threads(1)
+
+N_TIMES = 128
+TINY = dict(d_model=16, n_heads=2, ff_width=32, n_temporal_filters=8)
+TEACHER = dict(fusion_width=16, fusion_hidden=16, **TINY)
+STUDENT = dict(fusion_width=8, fusion_hidden=8, **TINY)
+CONFIG = TrainConfig(epochs=2, batch_size=32, lr=3e-3, patience=10, progress=False, device="cpu")
+
+
+def segments(n_subjects: int = 2) -> SegmentSet:
+    """Segments whose vEOG level (and one EEG channel) follows the trial's valence."""
+    rng = np.random.default_rng(0)
+    n_trials, per_trial = 40, 8
+    n = n_subjects * n_trials * per_trial
+    valence = rng.uniform(1, 9, size=n_subjects * n_trials)
+    ratings = np.repeat(np.stack([valence] * 4, 1), per_trial, axis=0).astype(np.float32)
+    signals = rng.standard_normal((n, 40, N_TIMES)).astype(np.float32)
+    high = ratings[:, :1] > 5
+    signals[:, 33] += 0.6 * high
+    signals[:, 3] += 1.0 * high
+    signals[:, :32] *= 20.0  # EEG and EOG on different scales, as in DEAP
+    return SegmentSet(signals, np.repeat(np.arange(1, n_subjects + 1), n_trials * per_trial),
+                      np.tile(np.repeat(np.arange(n_trials), per_trial), n_subjects),
+                      np.tile(np.arange(per_trial), n_subjects * n_trials), ratings,
+                      SegmentConfig(), "tiny test segments")
+
+
+DATA = segments()
+SPLIT = trial_split(DATA, fold=0, seed=0)
+
+
+@pytest.fixture(scope="module")
+def teacher() -> Trainer:
+    trainer = Trainer(build_model("teacher", n_times=N_TIMES, seed=0, **TEACHER), CONFIG)
+    trainer.fit(DATA, SPLIT, "valence")
+    return trainer
+
+
+def student() -> torch.nn.Module:
+    return build_model("student", n_times=N_TIMES, seed=0, **STUDENT)
+
+
+def distiller(teacher: Trainer, out_dir=None, **kwargs) -> Distiller:
+    return Distiller(student(), copy.deepcopy(teacher.model), teacher.scaler, CONFIG, out_dir, **kwargs)
+
+
+def strip(rows):
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+
+
+def test_restandardise_feeds_the_teacher_its_own_standardisation(teacher):
+    batch = {k: torch.from_numpy(v) for k, v in DATA.batch(SPLIT.train[:8], ("eeg", "eog")).items()}
+    other = ChannelScaler.fit(DATA, SPLIT.val, ("eeg", "eog"))  # deliberately different statistics
+    teacher.model.eval()
+    wrapped = Restandardise(teacher.model, other, teacher.scaler)
+    with torch.no_grad():
+        expected = teacher.model(teacher.scaler(batch)).logits
+        got = wrapped(other(batch)).logits
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+    assert list(wrapped.parameters()) == list(teacher.model.parameters())
+
+
+def test_distillation_logs_every_term_and_leaves_the_teacher_alone(teacher):
+    before = {k: v.clone() for k, v in teacher.model.state_dict().items()}
+    run = distiller(teacher, loss=DistillationLossConfig.fusion())
+    result = run.fit(DATA, SPLIT, "valence")
+    for row in result.history:
+        for key in ("train_loss", "train_ce", "train_kl", "train_mse", "teacher_val_accuracy", "agreement"):
+            assert math.isfinite(row[key]), key
+        assert row["train_loss"] == pytest.approx(row["train_ce"] + row["train_kl"] + row["train_mse"], rel=1e-5)
+    assert run.feedback_log == [] and run.step == math.ceil(len(SPLIT.train) / CONFIG.batch_size) * 2
+    for name, value in run.teacher.state_dict().items():
+        assert torch.equal(value, before[name]), name
+    assert run.teacher_before == run.teacher_after
+    assert result.test.accuracy > 0.7
+
+
+def test_hinton_has_no_feature_term(teacher):
+    run = distiller(teacher, loss=DistillationLossConfig.hinton())
+    assert run.projector is None
+    row = run.fit(DATA, SPLIT, "valence").history[0]
+    assert "train_mse" not in row and row["train_loss"] == pytest.approx(row["train_ce"] + row["train_kl"], rel=1e-5)
+
+
+def test_feedback_every_k_steps_with_both_gradient_paths(teacher):
+    every = 7
+    run = distiller(teacher, feedback=FeedbackConfig(every=every, alpha=0.1, teacher_lr=1e-3))
+    run.fit(DATA, SPLIT, "valence")
+    assert [row["step"] for row in run.feedback_log] == list(range(every, run.step + 1, every))
+    for row in run.feedback_log:
+        assert row["grad_norm_via_student"] > 0 and row["grad_norm_teacher_ce"] > 0
+        assert math.isfinite(row["teacher_val_ce"])
+    assert any(not torch.equal(a, b) for a, b in
+               zip(run.teacher.state_dict().values(), teacher.model.state_dict().values()))
+    # Every validation segment is visited before any is used again; none is a test segment.
+    used = np.fromiter(run.feedback_rows, dtype=np.int64)
+    assert np.isin(used, SPLIT.val).all() and not np.isin(used, SPLIT.test).any()
+    assert np.isin(used, SPLIT.train).sum() == 0
+    summary = run.summary()
+    assert summary["feedback_rows_in_validation"] and summary["feedback_rows_in_test"] == 0
+
+
+def test_feedback_refuses_a_split_whose_validation_is_test(teacher):
+    leaky = Split(SPLIT.kind, SPLIT.fold, SPLIT.n_folds, SPLIT.seed, SPLIT.train, SPLIT.test, SPLIT.test,
+                  SPLIT.shared_trials)
+    with pytest.raises(ValueError, match="overlap"):
+        distiller(teacher, feedback=FeedbackConfig()).fit(DATA, leaky, "valence")
+
+
+class Interrupted(Exception):
+    pass
+
+
+class InterruptAt(Distiller):
+    def train_epoch(self, data, split, target, epoch):
+        if epoch == 2:
+            raise Interrupted
+        return super().train_epoch(data, split, target, epoch)
+
+
+def test_resume_matches_an_uninterrupted_run(teacher, tmp_path):
+    feedback = FeedbackConfig(every=5, alpha=0.1, teacher_lr=1e-3)
+    whole = distiller(teacher, tmp_path / "whole", feedback=feedback)
+    whole_result = whole.fit(DATA, SPLIT, "valence")
+    with pytest.raises(Interrupted):
+        InterruptAt(student(), copy.deepcopy(teacher.model), teacher.scaler, CONFIG, tmp_path / "cut",
+                    feedback=feedback).fit(DATA, SPLIT, "valence")
+    state = torch.load(tmp_path / "cut" / "last.pt", weights_only=True)
+    assert state["epoch"] == 1 and state["extra"]["step"] > 0
+    resumed = distiller(teacher, tmp_path / "cut", feedback=feedback)
+    resumed_result = resumed.fit(DATA, SPLIT, "valence")
+    assert strip(resumed_result.history) == strip(whole_result.history)
+    assert strip(resumed.feedback_log) == strip(whole.feedback_log)
+    assert resumed.teacher_before == whole.teacher_before and resumed.teacher_after == whole.teacher_after
+    np.testing.assert_array_equal(resumed_result.test.probabilities, whole_result.test.probabilities)
+    for name, value in whole.teacher.state_dict().items():
+        assert torch.equal(resumed.teacher.state_dict()[name], value), name
+
+
+def test_methods_are_registered_and_run_through_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("MKDBOOK_HOME", str(tmp_path))
+    from mkdbook.experiments import METHODS, Grid, run_grid
+
+    assert {"hinton", "fitnets", "fusion", "fusion+feedback"} <= set(METHODS) and set(VARIANTS) <= set(METHODS)
+    assert all(METHODS[name].needs_teacher for name in VARIANTS)
+    small = segments(n_subjects=1)
+    options = {"teacher": TEACHER, "fusion+feedback": {"every": 4, **{f"student_{k}": v for k, v in STUDENT.items()}}}
+    grid = Grid(("fusion+feedback",), targets=("valence",), folds=(0,), n_folds=5,
+                train=TrainConfig(epochs=1, batch_size=32, progress=False, device="cpu"), options=options)
+    table = run_grid(grid, small, progress=False)
+    assert set(table["method"]) == {"fusion+feedback"}
+    from mkdbook.experiments import results_dir
+    records = [p for p in results_dir().glob("*/result.json")]
+    import json
+    extras = [json.loads(p.read_text())["extra"] for p in records]
+    distilled = [e for e in extras if "feedback_log" in e]
+    assert len(distilled) == 1 and distilled[0]["feedback_log"]
+    assert distilled[0]["feedback_rows_in_test"] == 0
+    with pytest.raises(ValueError, match="unknown option"):
+        run_grid(Grid(("fusion",), targets=("valence",), folds=(0,), n_folds=5, train=grid.train,
+                      options={"teacher": TEACHER, "fusion": {"every": 3}}), small, progress=False)
