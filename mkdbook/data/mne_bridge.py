@@ -2,7 +2,7 @@
 
 DEAP stores EEG, EOG and EMG in microvolts; MNE works in volts, so those
 channels are scaled by 1e-6 on the way in. Electrode positions come from
-MNE's ``standard_1020`` montage, which names all 32 DEAP electrodes.
+MNE's template 10-20 montage, which names all 32 DEAP electrodes.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from mkdbook.data.reader import SubjectRecording
 from mkdbook.data.segments import SegmentSet
 
 _MICROVOLT_TYPES = {"eeg", "eog", "emg"}
+#: MNE 1.13 renamed the template ``standard_1020`` to ``colin27_1020`` (same positions).
+MONTAGE = "colin27_1020" if "colin27_1020" in mne.channels.get_builtin_montages() else "standard_1020"
 
 
 def channel_names(modalities: Sequence[str]) -> list[str]:
@@ -33,7 +35,7 @@ def make_info(names: Sequence[str]) -> mne.Info:
     """An :class:`mne.Info` for DEAP channels, with the 10-20 montage set."""
     info = mne.create_info(list(names), SFREQ, [CHANNEL_TYPES[n] for n in names], verbose=False)
     if any(CHANNEL_TYPES[n] == "eeg" for n in names):
-        info.set_montage("standard_1020", on_missing="ignore", verbose=False)
+        info.set_montage(MONTAGE, on_missing="ignore", verbose=False)
     return info
 
 
