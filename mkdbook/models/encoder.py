@@ -44,7 +44,7 @@ class StreamConfig:
     ff_width : int
         Hidden width of each layer's feed-forward block. Default 128, twice
         ``d_model``: half the customary 4x ratio of Vaswani et al. (2017),
-        since the sequences here are short (32 tokens) and the data small.
+        since the sequences here are short (16 tokens) and the data small.
     drop_path : float
         Probability of dropping each residual branch (attention or
         feed-forward) of a segment, stochastic depth (Huang et al., 2016),

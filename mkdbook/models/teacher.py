@@ -31,7 +31,7 @@ class TeacherConfig:
         last layer of three, where attention has already mixed the whole
         segment, leaving the shallow layer 1 to the student's HDF.
     pooling : str
-        Token pooling of each tap, ``"mean"`` (default: every 125-ms token
+        Token pooling of each tap, ``"mean"`` (default: every 250-ms token
         of the 4-s segment counts equally) or ``"max"``.
     fusion : str
         ``"gated"`` (IMF, the paper's) or ``"concat"`` (concatenation and one

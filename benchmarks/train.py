@@ -1,0 +1,280 @@
+"""Training-speed benchmark of the teacher and the student on random DEAP-shaped batches.
+
+For each network it prints the training throughput (forward, backward and an
+Adam step, after warm-up), the seconds a 19,200-segment epoch would take, the
+FLOPs per segment (forward) and per training step (forward + backward, counted
+by :class:`torch.utils.flop_counter.FlopCounterMode`), the achieved FLOP/s, the
+model-FLOP utilisation against a float32 matrix-product peak measured in the
+same run, and the speed-up over a *literal* PyTorch rendering of the same
+layer stack (defined below). Run from the repository root::
+
+    python benchmarks/train.py [--segments 19200] [--batch 64] [--threads 2] [--device cpu]
+
+Nothing is asserted: the goal (a teacher epoch within 20 s on a 2-core CPU,
+at least 30 % of the matmul peak) is read off the table. The load average is
+printed too, because other processes on the machine slow every number down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from mkdbook.data.channels import MODALITIES
+from mkdbook.models import (
+    StreamConfig,
+    StudentConfig,
+    TeacherConfig,
+    build_model,
+    count_parameters,
+    make_fusion,
+)
+from mkdbook.models.encoder import sinusoidal_positions
+from mkdbook.models.outputs import ModelOutput
+
+N_TIMES = 512
+SFREQ = 128.0
+
+
+# -- the literal rendering ------------------------------------------------------------------
+class LiteralStream(nn.Module):
+    """The paper's stream written the obvious way, as the speed reference.
+
+    ``Conv2d(1, F, (1, k))`` over every sample of a ``(B, 1, C, T)`` image,
+    ``Conv2d(F, d, (C, 1))``, element-wise dropout after each, and the
+    resulting 512-token sequence (one token per sample) through
+    :class:`torch.nn.TransformerEncoderLayer` with its default element-wise
+    dropout. Same filter counts, kernel, widths and depth as
+    :class:`~mkdbook.models.encoder.ModalityStream`; what differs is only
+    what the package optimises: stride-``hop`` filtering (32 tokens instead
+    of 512), the factorised spatial filter, and mask-sharing dropout.
+    """
+
+    def __init__(self, n_channels: int, config: StreamConfig, taps: tuple[int, ...], width: int):
+        super().__init__()
+        front = config.front_end
+        kernel = round(front.temporal_kernel_s * SFREQ)
+        # "Same" padding for an even kernel, spelled out (PyTorch warns on padding="same").
+        self.same_padding = ((kernel - 1) // 2, kernel // 2)
+        self.temporal = nn.Conv2d(1, front.n_temporal_filters, (1, kernel), bias=False)
+        self.spatial = nn.Conv2d(front.n_temporal_filters, config.d_model, (n_channels, 1))
+        self.conv_dropout = nn.Dropout(front.conv_dropout)
+        self.norm = nn.LayerNorm(config.d_model)
+        self.register_buffer("positions", sinusoidal_positions(N_TIMES, config.d_model))
+        self.layers = nn.ModuleList(
+            nn.TransformerEncoderLayer(
+                config.d_model, config.n_heads, config.ff_width, dropout=0.1,
+                batch_first=True, norm_first=True,
+            )
+            for _ in range(config.depth)
+        )
+        self.taps = taps
+        self.readouts = nn.ModuleDict(
+            {str(layer): nn.Sequential(nn.LayerNorm(config.d_model), nn.Linear(config.d_model, width))
+             for layer in taps}
+        )
+
+    def forward(self, signal: Tensor) -> list[Tensor]:
+        padded = nn.functional.pad(signal.unsqueeze(1), self.same_padding)
+        maps = self.conv_dropout(self.temporal(padded))  # (B, F, C, T)
+        maps = self.conv_dropout(self.spatial(maps))  # (B, d, 1, T)
+        tokens = nn.functional.elu(self.norm(maps.squeeze(2).transpose(1, 2))) + self.positions
+        tapped = []
+        for depth, layer in enumerate(self.layers, start=1):
+            tokens = layer(tokens)
+            if depth in self.taps:
+                tapped.append(self.readouts[str(depth)](tokens.mean(dim=1)))
+        return tapped
+
+
+class LiteralNet(nn.Module):
+    """Literal streams for ``modalities``, fused per tap depth like the teacher or student."""
+
+    def __init__(self, modalities: tuple[str, ...], stream: StreamConfig, taps: tuple[int, ...],
+                 width: int, hidden: int, n_classes: int = 2):
+        super().__init__()
+        self.modalities = modalities
+        per_stream = width // len(modalities)
+        self.streams = nn.ModuleDict(
+            {name: LiteralStream(len(MODALITIES[name]), stream, taps, per_stream) for name in modalities}
+        )
+        self.fusion = make_fusion("gated", len(taps), width, hidden)
+        self.head_dropout = nn.Dropout(0.25)
+        self.classifier = nn.Linear(width, n_classes)
+
+    def forward(self, batch: Mapping[str, Tensor]) -> ModelOutput:
+        tapped = [self.streams[name](batch[name]) for name in self.modalities]
+        fused, _ = self.fusion([torch.cat(per_depth, dim=-1) for per_depth in zip(*tapped)])
+        return ModelOutput(logits=self.classifier(self.head_dropout(fused)), features=fused)
+
+
+def literal_teacher() -> LiteralNet:
+    config = TeacherConfig()
+    return LiteralNet(("eog", "eeg"), config.eog, config.taps, config.fusion_width, config.fusion_hidden)
+
+
+def literal_student() -> LiteralNet:
+    config = StudentConfig()
+    return LiteralNet(("eog",), config.stream, config.taps, config.fusion_width, config.fusion_hidden)
+
+
+# -- measurement ----------------------------------------------------------------------------
+@dataclass
+class Result:
+    name: str
+    parameters: int
+    forward_flops: float  # per segment
+    step_flops: float  # per segment, forward + backward
+    seconds_per_step: float  # median over the timed steps
+
+    def throughput(self, batch: int) -> float:
+        return batch / self.seconds_per_step
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def random_batch(batch: int, device: torch.device, seed: int) -> tuple[dict[str, Tensor], Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    signals = {
+        name: torch.randn(batch, len(MODALITIES[name]), N_TIMES, generator=generator).to(device)
+        for name in ("eeg", "eog")
+    }
+    labels = torch.randint(0, 2, (batch,), generator=generator).to(device)
+    return signals, labels
+
+
+def make_optimizer(model: nn.Module, kind: str) -> torch.optim.Optimizer:
+    options = {"default": {}, "foreach": {"foreach": True}, "fused": {"fused": True}}[kind]
+    return torch.optim.Adam(model.parameters(), lr=1e-3, **options)
+
+
+def training_step(model: nn.Module, optimizer: torch.optim.Optimizer) -> Callable[[dict, Tensor], None]:
+    def step(batch: dict[str, Tensor], labels: Tensor) -> None:
+        loss = nn.functional.cross_entropy(model(batch).logits, labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return step
+
+
+def count_flops(action: Callable[[], object]) -> int:
+    with FlopCounterMode(display=False) as counter:
+        action()
+    return counter.get_total_flops()
+
+
+def measure(name: str, model: nn.Module, args: argparse.Namespace, device: torch.device,
+            steps: int, warmup: int) -> Result:
+    model.to(device).train()
+    step = training_step(model, make_optimizer(model, args.optimizer))
+    batch, labels = random_batch(args.batch, device, seed=0)
+    forward = count_flops(lambda: model(batch))
+    train = count_flops(lambda: step(batch, labels))
+    for _ in range(warmup):
+        step(batch, labels)
+    synchronize(device)
+    times = []
+    for _ in range(steps):
+        began = time.perf_counter()
+        step(batch, labels)
+        synchronize(device)
+        times.append(time.perf_counter() - began)
+    return Result(name, count_parameters(model), forward / args.batch, train / args.batch,
+                  statistics.median(times))
+
+
+def matmul_peak(device: torch.device, sizes=(1024, 2048, 4096), repeats: int = 3) -> float:
+    """Best float32 FLOP/s of one large ``torch.mm`` over a few sizes."""
+    best = 0.0
+    for size in sizes:
+        a = torch.randn(size, size, device=device)
+        b = torch.randn(size, size, device=device)
+        torch.mm(a, b)
+        synchronize(device)
+        for _ in range(repeats):
+            began = time.perf_counter()
+            torch.mm(a, b)
+            synchronize(device)
+            best = max(best, 2 * size**3 / (time.perf_counter() - began))
+    return best
+
+
+def print_table(results: list[Result], literal: dict[str, Result], peak: float,
+                args: argparse.Namespace) -> None:
+    header = (f"{'network':<17}{'params':>10}{'MFLOP/seg':>11}{'MFLOP/seg':>11}{'seg/s':>8}"
+              f"{'s/epoch':>9}{'GFLOP/s':>9}{'MFU':>7}{'vs literal':>12}")
+    sub = f"{'':<17}{'':>10}{'forward':>11}{'train step':>11}"
+    print(header)
+    print(sub)
+    print("-" * len(header))
+    for result in results:
+        rate = result.throughput(args.batch)
+        achieved = result.step_flops * rate
+        reference = literal.get(result.name)
+        ratio = f"{rate / reference.throughput(args.batch):.1f}x" if reference else "-"
+        print(f"{result.name:<17}{result.parameters:>10,}{result.forward_flops / 1e6:>11.1f}"
+              f"{result.step_flops / 1e6:>11.1f}{rate:>8.0f}{args.segments / rate:>9.1f}"
+              f"{achieved / 1e9:>9.1f}{achieved / peak:>7.0%}{ratio:>12}")
+    for name, result in literal.items():
+        rate = result.throughput(args.batch)
+        achieved = result.step_flops * rate
+        print(f"{'literal ' + name:<17}{result.parameters:>10,}{result.forward_flops / 1e6:>11.1f}"
+              f"{result.step_flops / 1e6:>11.1f}{rate:>8.1f}{args.segments / rate:>9.0f}"
+              f"{achieved / 1e9:>9.1f}{achieved / peak:>7.0%}{'1.0x':>12}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--segments", type=int, default=19200, help="segments per epoch (default 19200)")
+    parser.add_argument("--batch", type=int, default=64, help="segments per step (default 64)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch CPU threads")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--steps", type=int, default=40, help="timed steps per network (default 40)")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps first (default 5)")
+    parser.add_argument("--literal-steps", type=int, default=3,
+                        help="timed steps of the slow literal rendering (default 3; 0 skips it)")
+    parser.add_argument("--optimizer", choices=("default", "foreach", "fused"), default="fused",
+                        help="Adam implementation (default fused)")
+    parser.add_argument("--networks", nargs="+", default=["teacher", "student"])
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    load_before = os.getloadavg()[0]
+    peak = matmul_peak(device)
+    results = []
+    for name in args.networks:
+        model = build_model(name, n_times=N_TIMES, sfreq=SFREQ, seed=0)
+        results.append(measure(name, model, args, device, args.steps, args.warmup))
+    literal = {}
+    if args.literal_steps > 0:
+        builders = {"teacher": literal_teacher, "student": literal_student}
+        for name in args.networks:
+            if name in builders:
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(0)
+                    model = builders[name]()
+                literal[name] = measure(name, model, args, device, args.literal_steps, warmup=1)
+    peak = max(peak, matmul_peak(device))
+
+    print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} threads, "
+          f"batch {args.batch}, Adam ({args.optimizer}), epoch = {args.segments} segments")
+    print(f"matmul peak (float32 torch.mm, best of 1024/2048/4096): {peak / 1e9:.1f} GFLOP/s")
+    print(f"load average (1 min) before / after: {load_before:.2f} / {os.getloadavg()[0]:.2f}")
+    print("seg/s from the median step; MFU = achieved FLOP/s / matmul peak\n")
+    print_table(results, literal, peak, args)
+
+
+if __name__ == "__main__":
+    main()
