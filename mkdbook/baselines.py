@@ -45,6 +45,15 @@ References
 .. [4] Y. Liu, Z. Jia and H. Wang, "EmotionKD: A Cross-Modal Knowledge
    Distillation Framework for Emotion Recognition Based on Physiological
    Signals," ACM Multimedia 2023, pp. 6122-6131.
+.. [5] A. Radford, L. Metz and S. Chintala, "Unsupervised Representation
+   Learning with Deep Convolutional Generative Adversarial Networks,"
+   ICLR 2016.
+.. [6] P. Isola, J.-Y. Zhu, T. Zhou and A. A. Efros, "Image-to-Image
+   Translation with Conditional Adversarial Networks," CVPR 2017.
+
+BibTeX keys in ``references.bib``: ``zhang2025multimodal``,
+``mirza2014conditional``, ``hoffman2016learning``, ``liu2023emotionkd``,
+``radford2016unsupervised``, ``isola2017image``.
 """
 
 from __future__ import annotations
@@ -454,7 +463,10 @@ class EmotionKDTrainer(CrossModalTrainer):
       other feature-based methods of this project; EmotionKD's own
       alignment of widths is not recoverable from the paper;
     * **no adaptive feedback.** EmotionKD also adapts the teacher during
-      distillation from the student's performance. This baseline keeps the
+      distillation from the student's performance (its released code
+      defines a teacher-side loss adding the student's cross-entropy to the
+      teacher's own; the paper's exact schedule and gradient path are not
+      something we could establish). This baseline keeps the
       teacher frozen: what separates it from the proposed method is then
       the student design (no structural alignment, no HDF) and the
       features distilled, while the feedback mechanism is evaluated in
