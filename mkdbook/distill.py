@@ -877,15 +877,16 @@ def _distill_command(args: argparse.Namespace) -> int:
     from mkdbook.experiments import METHODS, Cell, fingerprint_data, trained_network
     from mkdbook.splits import make_split
 
+    settings = {name: getattr(args, name) for name in ("every", "alpha", "teacher_lr")
+                if getattr(args, name) is not None}
+    if settings and not VARIANTS[args.variant][1]:
+        raise ValueError(f"--every, --alpha and --teacher-lr apply to --variant fusion+feedback, "
+                         f"not to {args.variant!r}")
     data = load_segments(args.deap_dir, progress=not args.quiet)
     n_folds = _n_folds(args, data)
     split = make_split(data, args.split, fold=args.fold, n_folds=n_folds, seed=args.seed)
     train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
                         seed=args.seed, device=args.device, progress=False)
-    settings = {name: getattr(args, name) for name in ("every", "alpha", "teacher_lr")
-                if getattr(args, name) is not None}
-    if settings and not VARIANTS[args.variant][1]:
-        raise ValueError(f"--every, --alpha and --teacher-lr apply to fusion+feedback, not to {args.variant!r}")
     identity = dict(split_kind=args.split, n_folds=n_folds, train=train, segments=data.config,
                     data_source=data.source, data_fingerprint=fingerprint_data(data))
     teacher_cell = Cell("teacher", args.target, args.fold, args.seed, **identity)

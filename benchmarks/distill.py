@@ -1,0 +1,120 @@
+"""Cost of distillation: a plain student step, a teaching step and a feedback phase.
+
+Times, on the default networks and random DEAP-shaped batches (32 EEG + 2 EOG
+channels, 4 s at 128 Hz), in one run and interleaved so that other load on the
+machine hits all three alike:
+
+plain
+    One Adam step of the student on its cross-entropy (:meth:`mkdbook.train.Trainer.train_step`).
+teaching
+    :func:`mkdbook.distill.teaching_step` with the paper's loss (CE + KL +
+    projected feature MSE): a teacher forward pass without gradient on top
+    of the plain step.
+feedback
+    :func:`mkdbook.distill.feedback_phase`: the second-order pilot step and
+    the teacher's update (``--first-order`` adds the detached variant).
+
+It prints the median seconds of each and the ratios, next to the goals
+(teaching at most 1.5x plain, feedback at most 3x teaching). Nothing is
+asserted. Run from the repository root::
+
+    python benchmarks/distill.py [--batch 64] [--repeats 7] [--threads 2] [--device cpu|cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+from mkdbook.distill import FeedbackConfig, feedback_phase, make_teacher_optimizer, teaching_step
+from mkdbook.losses import DistillationLossConfig, FeatureProjector
+from mkdbook.models import build_model, count_parameters
+
+N_TIMES = 512
+
+
+def _batch(n: int, device: torch.device, gen: torch.Generator) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    batch = {"eeg": torch.randn(n, 32, N_TIMES, generator=gen), "eog": torch.randn(n, 2, N_TIMES, generator=gen)}
+    return {k: v.to(device) for k, v in batch.items()}, torch.randint(0, 2, (n,), generator=gen).to(device)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=64, help="segments per batch (default 64)")
+    parser.add_argument("--repeats", type=int, default=7, help="timed repetitions of each (default 7)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--first-order", action="store_true", help="also time the first-order feedback phase")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    gen = torch.Generator().manual_seed(0)
+    student = build_model("student", seed=0).to(device).train()
+    teacher = build_model("teacher", seed=1).to(device).eval()
+    projector = FeatureProjector(student.config.fusion_width, teacher.config.fusion_width).to(device)
+    params = list(student.parameters()) + list(projector.parameters())
+    optimizer = torch.optim.Adam(params, lr=1e-4)
+    plain_optimizer = torch.optim.Adam(student.parameters(), lr=1e-4)
+    loss = DistillationLossConfig.fusion()
+    feedback = FeedbackConfig()
+    teacher_optimizer = make_teacher_optimizer(teacher, feedback)
+    train, y = _batch(args.batch, device, gen)
+    val, y_val = _batch(args.batch, device, gen)
+
+    def plain() -> None:
+        out = student(train)
+        ce = torch.nn.functional.cross_entropy(out.logits, y)
+        plain_optimizer.zero_grad(set_to_none=True)
+        ce.backward()
+        plain_optimizer.step()
+
+    def teaching() -> None:
+        teaching_step(student, teacher, projector, train, y, optimizer, loss)
+
+    def phase(config: FeedbackConfig) -> Callable[[], None]:
+        return lambda: feedback_phase(teacher, student, projector, train, y, val, y_val, teacher_optimizer,
+                                      loss, config)
+
+    jobs = {"plain": plain, "teaching": teaching, "feedback": phase(feedback)}
+    if args.first_order:
+        jobs["feedback (first order)"] = phase(FeedbackConfig(first_order=True))
+    for job in jobs.values():  # warm-up: allocator, kernels, autograd caches
+        job()
+    times: dict[str, list[float]] = {name: [] for name in jobs}
+    for _ in range(args.repeats):
+        for name, job in jobs.items():
+            _sync(device)
+            began = time.perf_counter()
+            job()
+            _sync(device)
+            times[name].append(time.perf_counter() - began)
+    median = {name: statistics.median(values) for name, values in times.items()}
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"device {device}, {torch.get_num_threads()} threads, batch {args.batch}, load average {load:.1f}")
+    print(f"student {count_parameters(student):,} parameters, teacher {count_parameters(teacher):,}")
+    for name, value in median.items():
+        spread = max(times[name]) - min(times[name])
+        print(f"{name:>24}: {value * 1e3:8.1f} ms  (range {spread * 1e3:.1f} ms over {args.repeats})")
+    print(f"teaching / plain    = {median['teaching'] / median['plain']:.2f}  (goal <= 1.5)")
+    print(f"feedback / teaching = {median['feedback'] / median['teaching']:.2f}  (goal <= 3)")
+    if args.first_order:
+        print(f"first-order feedback / teaching = {median['feedback (first order)'] / median['teaching']:.2f}")
+    every = FeedbackConfig().every
+    overall = (every * median["teaching"] + median["feedback"]) / (every * median["plain"])
+    print(f"distillation with feedback every {every} steps / plain training = {overall:.2f}")
+
+
+if __name__ == "__main__":
+    main()
