@@ -10,6 +10,8 @@ import torch
 from mkdbook.data.channels import MODALITIES
 from mkdbook.models import (
     MODEL_NAMES,
+    ConvFrontEnd,
+    FrontEndConfig,
     DeepConvNet,
     Student,
     StudentConfig,
@@ -17,6 +19,7 @@ from mkdbook.models import (
     build_model,
     count_parameters,
 )
+from mkdbook.models.frontend import SharedMaskDropout, strided_filter_bank
 
 BATCH = 4
 N_TIMES = 512
@@ -236,3 +239,33 @@ def test_train_mode_is_stochastic_and_eval_is_not():
     with torch.no_grad():
         assert not torch.equal(model.train()(batch).logits, model(batch).logits)
         assert torch.equal(model.eval()(batch).logits, model(batch).logits)
+
+
+@pytest.mark.parametrize(
+    ("n_times", "kernel", "hop"), [(512, 64, 32), (512, 64, 16), (500, 50, 16), (100, 33, 7), (64, 8, 8)]
+)
+def test_strided_filter_bank_is_a_strided_convolution(n_times, kernel, hop):
+    generator = torch.Generator().manual_seed(0)
+    signals = torch.randn(6, n_times, generator=generator, dtype=torch.float64)
+    filters = torch.randn(5, kernel, generator=generator, dtype=torch.float64)
+    padding = (kernel - hop) // 2
+    expected = torch.nn.functional.conv1d(signals[:, None], filters[:, None], stride=hop, padding=padding)
+    actual = strided_filter_bank(signals, filters, hop, padding, expected.shape[-1])
+    assert torch.allclose(actual, expected)
+
+
+def test_front_end_makes_one_token_per_hop():
+    front_end = ConvFrontEnd(32, 512, 128.0, 64, FrontEndConfig())
+    assert front_end.n_tokens == 16
+    assert front_end(torch.randn(2, 32, 512)).shape == (2, 16, 64)
+
+
+def test_shared_mask_dropout_shares_its_mask():
+    dropout = SharedMaskDropout(0.5, shared_dims=(1,))
+    x = torch.ones(64, 16, 8)
+    out = dropout(x)
+    assert torch.equal(out, out[:, :1].expand_as(out))  # one mask value per (sample, feature)
+    assert set(out.unique().tolist()) <= {0.0, 2.0}
+    assert torch.equal(dropout.eval()(x), x)
+    with pytest.raises(ValueError, match="batch"):
+        SharedMaskDropout(0.1, shared_dims=(0,))

@@ -31,9 +31,9 @@ class StreamConfig:
     front_end : FrontEndConfig
         The convolutional front end (filters, kernel length, hop, dropout).
     d_model : int
-        Token width throughout the stream. Default 64: DEAP offers about
-        19,000 training segments, too few to feed a wide transformer, and the
-        width sets the cost of every layer.
+        Token width throughout the stream. Default 64: DEAP has 19,200
+        4-s segments in all (32 subjects x 40 trials x 15), too few to feed a
+        wide transformer, and the width sets the cost of every layer.
     depth : int
         Encoder layers. Default 3, the fewest that give the student's HDF
         module its three taps at three different depths; the teacher's streams

@@ -25,9 +25,8 @@ of 512, which is what makes the transformer behind it affordable on a CPU.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
