@@ -1,0 +1,122 @@
+"""Wall time of the book: the fast profile under nbval and a from-scratch default build.
+
+Two measurements, each run in a subprocess from the repository root:
+
+fast
+    ``MKDBOOK_PROFILE=fast pytest --nbval-lax --nbval-current-env book``:
+    every chapter executed under nbval, as ``tools/run-tests`` does. Goal:
+    10 minutes on a 2-core CPU.
+default
+    ``MKDBOOK_PROFILE=default jupyter-book build . -W --keep-going`` with a
+    fresh ``MKDBOOK_HOME`` in a temporary folder (so the simulated cohorts and
+    every grid cell are made from scratch) and a fresh build folder. Goal:
+    30 minutes on a 2-core CPU.
+
+Run from the repository root::
+
+    python benchmarks/book.py [--only fast|default] [--home DIR] [--keep]
+
+``--home`` reuses a folder as ``MKDBOOK_HOME`` for the fast part (its
+cohorts and cached results then count as already made); by default both
+parts start from an empty temporary folder. Nothing is asserted: each line
+prints the wall time, the goal, their ratio and the command's exit status,
+plus the load average, since other processes slow every number down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+@dataclass(frozen=True)
+class Part:
+    """One timed command and its goal."""
+
+    name: str
+    command: tuple[str, ...]
+    profile: str
+    goal_s: float
+
+
+def _tool(name: str) -> str:
+    """The executable ``name`` next to this Python, else on PATH."""
+    local = BIN / name
+    return str(local) if local.exists() else (shutil.which(name) or name)
+
+
+def parts(build_dir: Path) -> dict[str, Part]:
+    return {
+        "fast": Part("fast profile, nbval over book/",
+                     (sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env",
+                      "-p", "no:cacheprovider", "-q", "book"),
+                     "fast", 10 * 60),
+        "default": Part("default profile, jupyter-book build from scratch",
+                        (_tool("jupyter-book"), "build", ".", "-W", "--keep-going",
+                         "--path-output", str(build_dir)),
+                        "default", 30 * 60),
+    }
+
+
+def run(part: Part, home: Path, log: Path) -> tuple[float, int]:
+    """Run one part with its profile and ``MKDBOOK_HOME``; return (seconds, exit status)."""
+    env = {**os.environ, "MKDBOOK_PROFILE": part.profile, "MKDBOOK_HOME": str(home), "MPLBACKEND": "Agg"}
+    print(f"\n== {part.name}\n   {' '.join(part.command)}\n   MKDBOOK_HOME={home}\n   log: {log}", flush=True)
+    began = time.perf_counter()
+    with log.open("w") as stream:
+        status = subprocess.run(part.command, cwd=ROOT, env=env, stdout=stream, stderr=subprocess.STDOUT).returncode
+    return time.perf_counter() - began, status
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=("fast", "default"), help="run one part only")
+    parser.add_argument("--home", type=Path, help="MKDBOOK_HOME for the fast part (default: a fresh temp folder)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folders and logs")
+    args = parser.parse_args(argv)
+
+    scratch = Path(tempfile.mkdtemp(prefix="mkdbook-bench-"))
+    chosen = [args.only] if args.only else ["fast", "default"]
+    table = parts(scratch / "build")
+    results = []
+    try:
+        for name in chosen:
+            home = args.home if (name == "fast" and args.home) else scratch / f"home-{name}"
+            home.mkdir(parents=True, exist_ok=True)
+            seconds, status = run(table[name], home, scratch / f"{name}.log")
+            results.append((table[name], seconds, status))
+            print(f"   {seconds / 60:.1f} min, exit status {status}", flush=True)
+            if status != 0:
+                print(f"   last lines of the log:\n{_tail(scratch / f'{name}.log')}", flush=True)
+    finally:
+        load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+        print(f"\n{'part':<50} {'wall':>9} {'goal':>9} {'ratio':>6} {'status':>6}")
+        for part, seconds, status in results:
+            print(f"{part.name:<50} {seconds / 60:7.1f} m {part.goal_s / 60:7.0f} m "
+                  f"{seconds / part.goal_s:6.2f} {status:>6}")
+        print(f"CPUs: {os.cpu_count()}, load average (1, 5, 15 min): "
+              f"{load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f}")
+        if args.keep:
+            print(f"kept {scratch}")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return 0
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    text = path.read_text(errors="replace").splitlines()
+    return "\n".join(f"   | {line}" for line in text[-lines:])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
