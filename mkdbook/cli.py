@@ -131,8 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_arguments(train)
     train.set_defaults(run=_train)
 
+    from mkdbook.distill import add_distill_command
     from mkdbook.experiments import add_experiment_command
 
+    add_distill_command(commands)
     add_experiment_command(commands)
     return parser
 
