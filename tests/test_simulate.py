@@ -317,3 +317,13 @@ def test_interrupted_write_leaves_no_partial_file(tmp_path: Path, monkeypatch: p
     monkeypatch.setattr(simulate, "_simulate_signals", _tiny_signals)
     simulate_cohort(tmp_path, n_subjects=2, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == [MANIFEST_NAME, "s01.dat", "s02.dat"]
+
+
+def test_files_get_ordinary_permissions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(simulate, "_simulate_signals", _tiny_signals)
+    simulate_cohort(tmp_path, n_subjects=1, progress=False)
+    # Readable by others as any file the user writes (umask permitting), not private like tempfile's.
+    (tmp_path / "probe").touch()
+    expected = (tmp_path / "probe").stat().st_mode & 0o777
+    assert (tmp_path / "s01.dat").stat().st_mode & 0o777 == expected
+    assert (tmp_path / MANIFEST_NAME).stat().st_mode & 0o777 == expected

@@ -47,7 +47,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import tempfile
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
@@ -1226,13 +1226,14 @@ def _identity(variant: str, seed: int, config: SimulationConfig) -> dict:
 
 def _write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Write a file through a temporary sibling and rename it, so it is whole or absent."""
-    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
-    temporary = Path(handle.name)
+    # Opened by hand rather than with tempfile, whose files are private (0600):
+    # the cohort should get the permissions of any file the user writes.
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
     try:
-        with handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
+        with temporary.open("xb") as stream:
+            write(stream)
+            stream.flush()
+            os.fsync(stream.fileno())
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
