@@ -106,13 +106,15 @@ def book_cohort(variant: str = "default", *, seed: int = 0, profile: Profile | N
     profile : Profile, optional
         Decides the number of subjects; :func:`active_profile` by default.
     """
+    from mkdbook import __version__
     from mkdbook.data.simulate import simulate_cohort
 
     real = real_deap_dir()
     if real is not None and variant == "default":
         return real
     profile = profile or active_profile()
-    folder = home() / "cohorts" / f"{variant}-{profile.n_subjects}subjects-seed{seed}"
+    # The version is part of the name: another release may simulate differently.
+    folder = home() / "cohorts" / f"{variant}-{profile.n_subjects}subjects-seed{seed}-v{__version__}"
     if not (folder / "mkdbook-simulated.json").is_file():
         simulate_cohort(folder, n_subjects=profile.n_subjects, variant=variant, seed=seed)
     return folder
