@@ -808,14 +808,17 @@ def _train_config(profile: Profile) -> TrainConfig:
                        batch_size=profile.batch_size, progress=False)
 
 
+def _profile_grid(methods: tuple[str, ...], profile: Profile) -> Grid:
+    return Grid(methods, targets=profile.targets, folds=profile.folds, n_folds=profile.n_folds,
+                seeds=tuple(range(profile.n_seeds)), train=_train_config(profile))
+
+
 def _baselines(profile: Profile) -> Grid:
-    return Grid(SUPERVISED_METHODS, n_folds=profile.n_folds, seeds=tuple(range(profile.n_seeds)),
-                train=_train_config(profile))
+    return _profile_grid(SUPERVISED_METHODS, profile)
 
 
 def _ablation(profile: Profile) -> Grid:
-    return Grid(ABLATION_METHODS, n_folds=profile.n_folds, seeds=tuple(range(profile.n_seeds)),
-                train=_train_config(profile))
+    return _profile_grid(ABLATION_METHODS, profile)
 
 
 def _paper(profile: Profile) -> Grid:

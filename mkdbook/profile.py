@@ -43,6 +43,12 @@ class Profile:
         Folds of the k-fold-by-trial protocol used by experiment grids.
     n_seeds : int
         Seeds per grid cell.
+    folds : tuple of int or None
+        Which of the ``n_folds`` folds the experiment grids run (``None``: all).
+        Training transformers on a laptop CPU is slow, so the default profile
+        runs one fold of the k-fold partition; the paper profile runs them all.
+    targets : tuple of str
+        Rating scales the experiment grids run.
     batch_size : int
         Segments per training batch.
     """
@@ -53,12 +59,16 @@ class Profile:
     patience: int
     n_folds: int
     n_seeds: int
+    folds: tuple[int, ...] | None = None
+    targets: tuple[str, ...] = ("valence", "arousal")
     batch_size: int = 64
 
 
 PROFILES: dict[str, Profile] = {
-    "fast": Profile("fast", n_subjects=3, epochs=2, patience=2, n_folds=3, n_seeds=1),
-    "default": Profile("default", n_subjects=8, epochs=20, patience=6, n_folds=5, n_seeds=1),
+    "fast": Profile("fast", n_subjects=3, epochs=2, patience=2, n_folds=3, n_seeds=1,
+                    folds=(0,), targets=("valence",)),
+    "default": Profile("default", n_subjects=6, epochs=8, patience=4, n_folds=5, n_seeds=1,
+                       folds=(0,)),
     "paper": Profile("paper", n_subjects=32, epochs=100, patience=20, n_folds=10, n_seeds=3),
 }
 
