@@ -60,7 +60,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -70,6 +69,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mkdbook.atomic import write_atomically
 from mkdbook.data.segments import SegmentSet
 from mkdbook.experiments import Cell, MethodResult, register_method
 from mkdbook.losses import DistillationLossConfig, FeatureProjector, student_loss
@@ -192,9 +192,8 @@ class CrossModalTrainer(Trainer):
         """Write the student's ``scaler.pt`` next to ``best.pt`` (so the student can be reloaded)."""
         if self.out_dir is None or self.scaler is None:
             return
-        tmp = self.out_dir / ".scaler.pt.tmp"
-        torch.save(self.scaler.state_dict(), tmp)
-        os.replace(tmp, self.out_dir / "scaler.pt")
+        state = self.scaler.state_dict()
+        write_atomically(self.out_dir / "scaler.pt", lambda stream: torch.save(state, stream))
 
 
 # ---------------------------------------------------------------------------

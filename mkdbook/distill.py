@@ -77,9 +77,7 @@ References
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
@@ -96,6 +94,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from mkdbook.data.channels import MODALITIES
+from mkdbook.atomic import write_atomically
 from mkdbook.data.segments import SegmentSet
 from mkdbook.losses import (
     DistillationLossConfig,
@@ -848,9 +847,7 @@ def distill_variant(variant: str, cell, data: SegmentSet, split: Split, teacher:
     out_dir = Path(out_dir)
     for name, state in (("scaler.pt", distiller.scaler.state_dict()),
                         ("teacher_final.pt", {"model": distiller.teacher.state_dict()})):
-        tmp = out_dir / f".{name}.tmp"
-        torch.save(state, tmp)
-        os.replace(tmp, out_dir / name)
+        write_atomically(out_dir / name, lambda stream, state=state: torch.save(state, stream))
     return MethodResult(result, extra=distiller.summary())
 
 
@@ -900,11 +897,7 @@ def _distill_command(args: argparse.Namespace) -> int:
     output = METHODS[args.variant].run(replace(cell, train=student_train), data, split, teacher, out)
     config = {"method": args.variant, "target": args.target, "data": data.source,
               "train": asdict(student_train), "teacher_cell": asdict(teacher_cell)}
-    metrics = write_metrics(output.train, split, config, out / "metrics.json")
-    metrics.update(output.extra)
-    tmp = out / ".metrics.json.tmp"
-    tmp.write_text(json.dumps(metrics, indent=1, default=float))
-    os.replace(tmp, out / "metrics.json")
+    write_metrics(output.train, split, config, out / "metrics.json", extra=output.extra)
     extra = output.extra
     print(f"{args.variant} on {args.target}, {split.describe()}")
     print(f"student test accuracy {output.train.test.accuracy:.3f}, macro-F1 {output.train.test.f1:.3f} "

@@ -66,7 +66,6 @@ import hashlib
 import importlib
 import importlib.util
 import json
-import os
 import time
 import warnings
 import zipfile
@@ -74,7 +73,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -84,6 +83,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 import mkdbook
+from mkdbook.atomic import write_atomically
 from mkdbook.data.cache import load_segments
 from mkdbook.data.channels import RATING_SCALES
 from mkdbook.data.segments import SegmentConfig, SegmentSet
@@ -280,25 +280,6 @@ def results_dir() -> Path:
     return home() / "results"
 
 
-def _write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write ``path`` through a temporary file renamed into place.
-
-    A reader sees the old file or the complete new one, never a part; a
-    failure removes the temporary file (a hard kill may leave one behind,
-    under a name nothing reads).
-    """
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with tmp.open("wb") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 # ---------------------------------------------------------------------------
 # The method registry
 # ---------------------------------------------------------------------------
@@ -422,7 +403,7 @@ def _train_network(build: NetworkBuilder) -> RunFunction:
         result = trainer.fit(data, split, cell.target)
         # The standardisation is saved with the weights so that the trained
         # network can be loaded back exactly (trained_network).
-        _write_atomic(out_dir / "scaler.pt", lambda f: torch.save(trainer.scaler.state_dict(), f))
+        write_atomically(out_dir / "scaler.pt", lambda f: torch.save(trainer.scaler.state_dict(), f))
         return result
 
     return run
@@ -550,9 +531,9 @@ def _store(cell: Cell, folder: Path, data: SegmentSet, split: Split, output: Met
     except TypeError as err:
         raise TypeError(f"{cell.describe()}: the method's extra information must be "
                         f"JSON-serialisable ({err})") from err
-    _write_atomic(folder / "predictions.npz", lambda f: np.savez(f, **arrays))
+    write_atomically(folder / "predictions.npz", lambda f: np.savez(f, **arrays))
     # Written last: its presence marks the cell complete.
-    _write_atomic(folder / "result.json", lambda f: f.write(text.encode()))
+    write_atomically(folder / "result.json", lambda f: f.write(text.encode()))
     # The resume state (weights and optimiser) is useless once the cell is done.
     (folder / "train" / "last.pt").unlink(missing_ok=True)
 
@@ -870,7 +851,7 @@ def _experiment(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for name, frame in (("results.csv", table), ("summary.csv", summary)):
-        _write_atomic(out / name, lambda f, frame=frame: f.write(frame.to_csv(index=False).encode()))
+        write_atomically(out / name, lambda f, frame=frame: f.write(frame.to_csv(index=False).encode()))
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"wrote {out / 'results.csv'} ({len(table)} rows) and {out / 'summary.csv'}")
     return 0

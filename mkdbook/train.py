@@ -15,7 +15,6 @@ bit-reproducible; results then agree only to rounding.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -27,7 +26,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from mkdbook.data.channels import modality_picks
+from mkdbook.atomic import write_atomically
 from mkdbook.data.segments import SegmentSet
 from mkdbook.models.outputs import ModelOutput
 from mkdbook.splits import Split
@@ -291,10 +290,7 @@ class Trainer:
                 "config": asdict(self.config), "extra": self.extra_state()}
 
     def _save(self, state: dict, name: str) -> None:
-        # Write then rename, so an interruption never leaves half a checkpoint.
-        tmp = self.out_dir / f".{name}.tmp"
-        torch.save(state, tmp)
-        os.replace(tmp, self.out_dir / name)
+        write_atomically(self.out_dir / name, lambda stream: torch.save(state, stream))
 
     def _resume(self) -> dict | None:
         path = self.out_dir / "last.pt" if self.out_dir else None
@@ -369,8 +365,9 @@ class Trainer:
             self.model.load_state_dict(best_weights)
 
 
-def write_metrics(result: TrainResult, split: Split, config: dict, path: Path | str) -> dict:
-    """Write ``metrics.json`` (test scores, split, configuration) and the history.
+def write_metrics(result: TrainResult, split: Split, config: dict, path: Path | str,
+                  extra: dict | None = None) -> dict:
+    """Write ``metrics.json`` (test scores, split, configuration, history and ``extra``).
 
     Returns the metrics dict that was written.
     """
@@ -386,8 +383,8 @@ def write_metrics(result: TrainResult, split: Split, config: dict, path: Path | 
                   "seed": split.seed, "shared_trials": split.shared_trials},
         "config": config,
         "history": result.history,
+        **(extra or {}),
     }
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(metrics, indent=1, default=float))
-    os.replace(tmp, path)
+    text = json.dumps(metrics, indent=1, default=float)
+    write_atomically(path, lambda stream: stream.write(text.encode()))
     return metrics

@@ -234,22 +234,6 @@ def test_incomplete_cell_is_recomputed():
     assert FITS["tiny-eog"] == 1
 
 
-def test_atomic_write_leaves_old_file_or_nothing(tmp_path):
-    path = tmp_path / "result.json"
-
-    def half_then_fail(stream):
-        stream.write(b'{"half": ')
-        raise OSError("disk full")
-
-    with pytest.raises(OSError):
-        experiments._write_atomic(path, half_then_fail)
-    assert list(tmp_path.iterdir()) == []
-    experiments._write_atomic(path, lambda s: s.write(b"{}"))
-    with pytest.raises(OSError):
-        experiments._write_atomic(path, half_then_fail)
-    assert path.read_bytes() == b"{}" and list(tmp_path.iterdir()) == [path]
-
-
 def test_shared_teacher_trained_once_and_copied_per_student():
     table = run_grid(tiny_grid(("kd-a", "kd-b"), folds=(0,)), DATA, progress=False)
     assert FITS == Counter({"tiny-teacher": 1, "kd-a": 1, "kd-b": 1})

@@ -45,14 +45,11 @@ References
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import uuid
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import mne
 import numpy as np
@@ -60,6 +57,7 @@ from scipy import ndimage, signal
 from tqdm import tqdm
 
 from mkdbook import __version__
+from mkdbook.atomic import write_atomically
 from mkdbook.data.channels import (
     BASELINE_SECONDS,
     EEG_CHANNELS,
@@ -1224,29 +1222,13 @@ def _identity(variant: str, seed: int, config: SimulationConfig) -> dict:
     return json.loads(json.dumps(described))
 
 
-def _write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Write a file through a temporary sibling and rename it, so it is whole or absent."""
-    # Opened by hand rather than with tempfile, whose files are private (0600):
-    # the cohort should get the permissions of any file the user writes.
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        with temporary.open("xb") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
 def _write_json(path: Path, content: dict) -> None:
-    _write_atomically(path, lambda stream: stream.write(json.dumps(content, indent=1).encode()))
+    write_atomically(path, lambda stream: stream.write(json.dumps(content, indent=1).encode()))
 
 
 def _write_subject_file(path: Path, recording: dict[str, np.ndarray]) -> None:
     # Protocol 2 is what DEAP's Python-2 pickles use; they load with encoding="latin1".
-    _write_atomically(path, lambda stream: pickle.dump(recording, stream, protocol=2))
+    write_atomically(path, lambda stream: pickle.dump(recording, stream, protocol=2))
 
 
 def _check_folder(folder: Path, identity: dict, n_subjects: int) -> None:
