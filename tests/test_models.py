@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from functools import cache
 
 import pytest
 import torch
@@ -23,6 +24,21 @@ from mkdbook.models.frontend import SharedMaskDropout, strided_filter_bank
 
 BATCH = 4
 N_TIMES = 512
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Batches of four gain nothing from threads, and threads slow a busy machine down."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@cache
+def evaluated(name: str) -> torch.nn.Module:
+    """One seeded network per name in eval mode, shared by the tests that only run it."""
+    return build_model(name, seed=0).eval()
 
 
 def make_batch(seed: int, modalities: tuple[str, ...] = tuple(MODALITIES)) -> dict[str, torch.Tensor]:
@@ -90,7 +106,7 @@ def test_output_shapes_and_taps(name):
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_reads_only_its_modalities(name):
-    model = build_model(name, seed=0).eval()
+    model = evaluated(name)
     batch = RecordingBatch(make_batch(0))
     with torch.no_grad():
         model(batch)
@@ -99,13 +115,13 @@ def test_reads_only_its_modalities(name):
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_runs_on_exactly_its_modalities(name):
-    model = build_model(name, seed=0).eval()
+    model = evaluated(name)
     with torch.no_grad():
         model(make_batch(0, type(model).modalities))
 
 
 def test_student_cannot_see_eeg():
-    student = build_model("student", seed=0).eval()
+    student = evaluated("student")
     batch = make_batch(0)
     other_eeg = dict(batch, eeg=torch.randn(BATCH, 32, N_TIMES, generator=torch.Generator().manual_seed(9)))
     with torch.no_grad():
@@ -113,7 +129,7 @@ def test_student_cannot_see_eeg():
 
 
 def test_teacher_sees_eeg():
-    teacher = build_model("teacher", seed=0).eval()
+    teacher = evaluated("teacher")
     batch = make_batch(0)
     other_eeg = dict(batch, eeg=torch.randn(BATCH, 32, N_TIMES, generator=torch.Generator().manual_seed(9)))
     with torch.no_grad():
@@ -124,7 +140,7 @@ def test_teacher_sees_eeg():
 
 @pytest.mark.parametrize("name", ["teacher", "student"])
 def test_gates_lie_in_open_unit_interval(name):
-    model = build_model(name, seed=0).eval()
+    model = evaluated(name)
     with torch.no_grad():
         taps = model(make_batch(0)).taps
     gates = [value for key, value in taps.items() if key.startswith("gate_")]
