@@ -784,14 +784,21 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
     return summary.reset_index()
 
 
-def _train_config(profile: Profile) -> TrainConfig:
+def profile_train_config(profile: Profile | None = None) -> TrainConfig:
+    """The training settings of a profile (:func:`~mkdbook.profile.active_profile` by default).
+
+    Chapters and named grids take their :class:`~mkdbook.train.TrainConfig`
+    from here, so one profile means one set of settings everywhere.
+    """
+    profile = profile or active_profile()
     return TrainConfig(epochs=profile.epochs, patience=profile.patience,
-                       batch_size=profile.batch_size, progress=False)
+                       batch_size=profile.batch_size, max_batches=profile.max_batches,
+                       progress=False)
 
 
 def _profile_grid(methods: tuple[str, ...], profile: Profile) -> Grid:
     return Grid(methods, targets=profile.targets, folds=profile.folds, n_folds=profile.n_folds,
-                seeds=tuple(range(profile.n_seeds)), train=_train_config(profile))
+                seeds=tuple(range(profile.n_seeds)), train=profile_train_config(profile))
 
 
 def _baselines(profile: Profile) -> Grid:
@@ -804,7 +811,7 @@ def _ablation(profile: Profile) -> Grid:
 
 def _paper(profile: Profile) -> Grid:
     methods = SUPERVISED_METHODS + KD_BASELINE_METHODS + ABLATION_METHODS
-    return Grid(methods, n_folds=10, seeds=tuple(range(profile.n_seeds)), train=_train_config(profile))
+    return Grid(methods, n_folds=10, seeds=tuple(range(profile.n_seeds)), train=profile_train_config(profile))
 
 
 #: Named grids, each built from a :class:`~mkdbook.profile.Profile`:

@@ -51,6 +51,9 @@ class Profile:
         Rating scales the experiment grids run.
     batch_size : int
         Segments per training batch.
+    max_batches : int or None
+        Batches per training epoch (``None``: all). Only the fast profile caps
+        it: its results only show that the code runs.
     """
 
     name: str
@@ -62,11 +65,12 @@ class Profile:
     folds: tuple[int, ...] | None = None
     targets: tuple[str, ...] = ("valence", "arousal")
     batch_size: int = 64
+    max_batches: int | None = None
 
 
 PROFILES: dict[str, Profile] = {
     "fast": Profile("fast", n_subjects=3, epochs=2, patience=2, n_folds=3, n_seeds=1,
-                    folds=(0,), targets=("valence",)),
+                    folds=(0,), targets=("valence",), max_batches=6),
     "default": Profile("default", n_subjects=6, epochs=8, patience=4, n_folds=5, n_seeds=1,
                        folds=(0,)),
     "paper": Profile("paper", n_subjects=32, epochs=100, patience=20, n_folds=10, n_seeds=3),

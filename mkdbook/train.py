@@ -56,6 +56,11 @@ class TrainConfig:
         Segments per forward pass when evaluating.
     progress : bool
         Show tqdm progress bars.
+    max_batches : int or None
+        Stop each epoch after this many batches (a random subset of the
+        training segments). ``None``, the default, visits every segment; the
+        fast test profile uses a small number so that every chapter runs in
+        seconds.
     """
 
     epochs: int = 30
@@ -67,6 +72,7 @@ class TrainConfig:
     device: str = "auto"
     eval_batch_size: int = 512
     progress: bool = True
+    max_batches: int | None = None
 
     def resolved_device(self) -> torch.device:
         """The device to train on."""
@@ -247,17 +253,18 @@ class Trainer:
     def train_epoch(self, data: SegmentSet, split: Split, target: str, epoch: int) -> dict[str, float]:
         """One pass over the training segments in a seeded random order."""
         torch.manual_seed(self.config.seed * 100_003 + epoch)
-        rng = np.random.default_rng([self.config.seed, epoch])
+        order = np.random.default_rng([self.config.seed, epoch]).permutation(split.train)
+        if self.config.max_batches is not None:
+            order = order[: self.config.max_batches * self.config.batch_size]
         sums: dict[str, float] = {}
-        n_batches = -(-len(split.train) // self.config.batch_size)
-        batches = iterate_batches(data, split.train, target, self.modalities,
-                                  self.config.batch_size, rng)
+        n_batches = -(-len(order) // self.config.batch_size)
+        batches = iterate_batches(data, order, target, self.modalities, self.config.batch_size)
         for batch, y in tqdm(batches, total=n_batches, desc=f"epoch {epoch}", leave=False,
                              disable=not self.config.progress):
             terms = self.train_step(*self._to_device(batch, y))
             for key, value in terms.items():
                 sums[key] = sums.get(key, 0.0) + value * (1 if key == "correct" else len(y))
-        n = len(split.train)
+        n = len(order)
         row = {f"train_{k}": v / n for k, v in sums.items() if k != "correct"}
         row["train_accuracy"] = sums["correct"] / n
         return row
