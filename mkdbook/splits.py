@@ -17,10 +17,11 @@ training, so ``n_folds=10`` gives the paper's 8:1:1 proportions and looping
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn.model_selection import GroupKFold, KFold
+from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold
 
 from mkdbook.data.segments import SegmentSet
 
@@ -108,9 +109,11 @@ def trial_split(data: SegmentSet, *, fold: int = 0, n_folds: int = 10, seed: int
     """Hold out whole trials, separately within each subject, then pool.
 
     Each subject's trials are dealt into ``n_folds`` groups with
-    :class:`sklearn.model_selection.GroupKFold` (the trial is the group), so
-    every subject contributes trials to train, validation and test, and no
-    trial contributes segments to two of them.
+    :class:`sklearn.model_selection.StratifiedGroupKFold`: the trial is the
+    group, and the stratum is the trial's valence-arousal quadrant (high or
+    low on each), so every fold gets a similar mix of classes for either
+    target. Every subject contributes trials to train, validation and test,
+    and no trial contributes segments to two of them.
 
     Parameters
     ----------
@@ -118,21 +121,36 @@ def trial_split(data: SegmentSet, *, fold: int = 0, n_folds: int = 10, seed: int
     fold : int
         Test fold; the next fold is validation.
     n_folds : int
-        10 gives 8:1:1 (32/4/4 of a subject's 40 trials).
+        10 gives 8:1:1 (about 32/4/4 of a subject's 40 trials; stratifying
+        can move a trial between folds).
     seed : int
-        Shuffles which trials fall in which fold.
+        Shuffles which trials fall in which fold, differently for each subject.
 
     Returns
     -------
     Split
+
+    Notes
+    -----
+    DEAP presents the videos in the same order to everyone, so the same
+    trial index is the same video for every subject. Dealing every subject's
+    trials with one shuffle would hold out the same few videos for all of
+    them, and the test classes would follow those videos; hence a shuffle per
+    subject, and the stratification.
     """
     n_trials = len(np.unique(data.trial))
     _check_fold(fold, n_folds, n_trials, "trials per subject")
+    quadrant = 2 * data.labels("valence") + data.labels("arousal")
     fold_of = np.empty(len(data), np.int64)
-    splitter = GroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     for subject in data.subjects:
         rows = np.flatnonzero(data.subject == subject)
-        for k, (_, test) in enumerate(splitter.split(rows, groups=data.trial[rows])):
+        state = int(np.random.SeedSequence([seed, int(subject)]).generate_state(1)[0])
+        splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=state)
+        with warnings.catch_warnings():
+            # A quadrant rarer than n_folds is spread as well as it can be; that is fine.
+            warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+            folds = list(splitter.split(rows, quadrant[rows], groups=data.trial[rows]))
+        for k, (_, test) in enumerate(folds):
             fold_of[rows[test]] = k
     return _make("trial", data, fold_of, fold, n_folds, seed)
 

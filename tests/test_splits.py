@@ -10,13 +10,18 @@ from mkdbook.splits import SPLIT_KINDS, leaky_split, make_split, subject_split, 
 
 
 def fake_segments(n_subjects: int = 4) -> SegmentSet:
+    """Four subjects who all watched the same 40 videos, ten per quadrant, in one order."""
     n = n_subjects * 40 * 15
+    video_quadrant = np.repeat(np.arange(4), 10)  # like DEAP: trials in video order
+    valence = np.where(video_quadrant // 2, 7.0, 3.0)
+    arousal = np.where(video_quadrant % 2, 7.0, 3.0)
+    per_trial = np.stack([valence, arousal, valence, arousal], 1)
     return SegmentSet(
         signals=np.zeros((n, 1, 1), np.float32),
         subject=np.repeat(np.arange(1, n_subjects + 1), 600),
         trial=np.tile(np.repeat(np.arange(40), 15), n_subjects),
         position=np.tile(np.arange(15), n_subjects * 40),
-        ratings=np.full((n, 4), 5.0, np.float32),
+        ratings=np.tile(np.repeat(per_trial, 15, axis=0), (n_subjects, 1)).astype(np.float32),
         config=SegmentConfig(),
         source="test",
     )
@@ -36,9 +41,25 @@ def test_trial_split_is_8_1_1_within_every_subject(fold):
     for part, n_trials in (("train", 32), ("val", 4), ("test", 4)):
         for subject in DATA.subjects:
             rows = getattr(split, part)
-            assert len(np.unique(DATA.trial[rows][DATA.subject[rows] == subject])) == n_trials
+            count = len(np.unique(DATA.trial[rows][DATA.subject[rows] == subject]))
+            assert abs(count - n_trials) <= 2, (part, subject, count)
     assert not (_trials(split, "train") & _trials(split, "test"))
     assert not (_trials(split, "val") & (_trials(split, "train") | _trials(split, "test")))
+
+
+@pytest.mark.parametrize("target", ["valence", "arousal"])
+def test_trial_split_balances_the_classes_of_every_fold(target):
+    labels = DATA.labels(target)
+    for fold in range(10):
+        split = trial_split(DATA, fold=fold, seed=3)
+        # Half of the videos are high on each scale; every test fold should be near half.
+        assert 0.3 <= labels[split.test].mean() <= 0.7, (fold, labels[split.test].mean())
+
+
+def test_subjects_hold_out_different_videos():
+    split = trial_split(DATA, fold=0, seed=0)
+    held_out = [set(DATA.trial[split.test][DATA.subject[split.test] == s].tolist()) for s in DATA.subjects]
+    assert len({frozenset(videos) for videos in held_out}) > 1
 
 
 def test_kfold_by_trial_tests_every_trial_once():
