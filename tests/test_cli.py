@@ -70,3 +70,21 @@ def test_simulate_then_train_writes_metrics(tmp_path, monkeypatch, capsys):
 def test_version():
     result = run("--version")
     assert result.returncode == 0 and "mkdbook" in result.stdout
+
+
+def test_distill_runs_every_variant(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MKDBOOK_HOME", str(tmp_path / "home"))
+    cohort = tmp_path / "cohort"
+    assert main(["simulate", str(cohort), "--subjects", "1", "--quiet"]) == 0
+    for variant in ("hinton", "fusion", "fusion+feedback"):
+        out = tmp_path / variant
+        every = ["--every", "2"] if variant == "fusion+feedback" else []
+        assert main(["distill", str(cohort), "--target", "valence", "--variant", variant,
+                     "--epochs", "1", *every, "--out", str(out), "--quiet",
+                     "--device", "cpu"]) == 0, variant
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["split"]["shared_trials"] == 0 and 0 <= metrics["test_accuracy"] <= 1
+        assert metrics["config"]["method"] == variant
+    phases = metrics["feedback_log"]
+    assert phases and all(p["grad_norm_via_student"] > 0 for p in phases)
+    assert capsys.readouterr().out.count("student test accuracy") == 3
