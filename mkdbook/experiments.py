@@ -6,9 +6,7 @@ split protocol. :func:`run_grid` runs every cell of a :class:`Grid` that is
 not already cached and returns one row per (cell, test subject), the table
 :mod:`mkdbook.stats` consumes.
 
-Methods
--------
-A method is a function registered by name with :func:`register_method`::
+A *method* is a function registered by name with :func:`register_method`::
 
     @register_method("hinton", needs_teacher=True)
     def run(cell, data, split, teacher, out_dir):
@@ -368,6 +366,7 @@ def register_method(name: str, *, needs_teacher: bool, teacher: str = "teacher",
         Its ``target``, ``seed``, ``train`` (a :class:`~mkdbook.train.TrainConfig`
         whose seed is the cell's) and ``settings`` (the method's options).
     ``data`` : :class:`~mkdbook.data.SegmentSet`
+        The segments of the whole cohort.
     ``split`` : :class:`~mkdbook.splits.Split`
         Train on ``split.train``, select on ``split.val``, and return the
         predictions of ``split.test``, in order.
