@@ -185,8 +185,8 @@ def attention_backward_flops(grad_shape, query_shape, key_shape, value_shape, *a
     return 2 * attention_flops(query_shape, key_shape, value_shape)
 
 
-# FlopCounterMode has no formula for PyTorch's CPU attention kernel (it would count
-# attention as free); these give it the model FLOPs, as its CUDA formulas do.
+# FlopCounterMode has no formula for PyTorch's CPU attention kernel and would count
+# attention as free; these count its matrix products (its CUDA kernels have formulas).
 CPU_ATTENTION_FLOPS = {
     torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: attention_flops,
     torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward: attention_backward_flops,
