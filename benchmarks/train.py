@@ -289,7 +289,8 @@ def main() -> None:
     print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} threads, "
           f"batch {args.batch}, Adam ({args.optimizer}), epoch = {args.segments} segments")
     print(f"matmul peak (float32 torch.mm, best of 1024/2048/4096): {peak / 1e9:.1f} GFLOP/s")
-    print(f"load average (1 min) before / after: {load_before:.2f} / {os.getloadavg()[0]:.2f}")
+    print(f"load average (1 min) before / after: {load_before:.2f} / {os.getloadavg()[0]:.2f}"
+          " (after counts this run's own threads)")
     print("seg/s, s/epoch, GFLOP/s and MFU from the median step (best: fastest step);")
     print("MFU = achieved FLOP/s / matmul peak; vs literal = median seg/s over the literal's\n")
     print_table(results, literal, peak, args)
