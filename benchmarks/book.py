@@ -70,7 +70,7 @@ def parts(build_dir: Path) -> dict[str, Part]:
 
 def run(part: Part, home: Path, log: Path) -> tuple[float, int]:
     """Run one part with its profile and ``MKDBOOK_HOME``; return (seconds, exit status)."""
-    env = {**os.environ, "MKDBOOK_PROFILE": part.profile, "MKDBOOK_HOME": str(home), "MPLBACKEND": "Agg"}
+    env = {**os.environ, "MKDBOOK_PROFILE": part.profile, "MKDBOOK_HOME": str(home)}
     print(f"\n== {part.name}\n   {' '.join(part.command)}\n   MKDBOOK_HOME={home}\n   log: {log}", flush=True)
     began = time.perf_counter()
     with log.open("w") as stream:
