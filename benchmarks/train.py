@@ -6,7 +6,8 @@ FLOPs per segment (forward) and per training step (forward + backward, counted
 by :class:`torch.utils.flop_counter.FlopCounterMode`), the achieved FLOP/s, the
 model-FLOP utilisation against a float32 matrix-product peak measured in the
 same run, and the speed-up over a *literal* PyTorch rendering of the same
-layer stack (defined below). Run from the repository root::
+layer stack (defined below: it filters every sample where the package filters
+every ``hop / energy_points`` samples). Run from the repository root::
 
     python benchmarks/train.py [--segments 19200] [--batch 64] [--threads 2] [--device cpu]
 
@@ -38,6 +39,7 @@ from mkdbook.models import (
     make_fusion,
 )
 from mkdbook.models.encoder import sinusoidal_positions
+from mkdbook.models.frontend import LOG_ENERGY_FLOOR
 from mkdbook.models.outputs import ModelOutput
 
 N_TIMES = 512
@@ -49,13 +51,15 @@ class LiteralStream(nn.Module):
     """The paper's stream written the obvious way, as the speed reference.
 
     ``Conv2d(1, F, (1, k))`` over every sample of a ``(B, 1, C, T)`` image,
-    ``Conv2d(F, d, (C, 1))``, element-wise dropout after each, and the
-    resulting 512-token sequence (one token per sample) through
+    squared, averaged over each hop and logged (16 log-energy maps per
+    segment), ``Conv2d(F, d, (C, 1))``, element-wise dropout after each
+    convolution, and the 16 tokens through
     :class:`torch.nn.TransformerEncoderLayer` with its default element-wise
     dropout. Same filter counts, kernel, widths and depth as
     :class:`~mkdbook.models.encoder.ModalityStream`; what differs is only
-    what the package optimises: stride-``hop`` filtering (16 tokens instead
-    of 512), the factorised spatial filter, and mask-sharing dropout.
+    what the package optimises: filtering every ``hop / energy_points``
+    samples instead of every sample, on frames, the factorised spatial
+    filter, and mask-sharing dropout.
     """
 
     def __init__(self, n_channels: int, config: StreamConfig, taps: tuple[int, ...], width: int):
@@ -66,9 +70,10 @@ class LiteralStream(nn.Module):
         self.same_padding = ((kernel - 1) // 2, kernel // 2)
         self.temporal = nn.Conv2d(1, front.n_temporal_filters, (1, kernel), bias=False)
         self.spatial = nn.Conv2d(front.n_temporal_filters, config.d_model, (n_channels, 1))
+        self.hop = round(front.hop_s * SFREQ)
         self.conv_dropout = nn.Dropout(front.conv_dropout)
         self.norm = nn.LayerNorm(config.d_model)
-        self.register_buffer("positions", sinusoidal_positions(N_TIMES, config.d_model))
+        self.register_buffer("positions", sinusoidal_positions(N_TIMES // self.hop, config.d_model))
         self.layers = nn.ModuleList(
             nn.TransformerEncoderLayer(
                 config.d_model, config.n_heads, config.ff_width, dropout=0.1,
@@ -84,8 +89,9 @@ class LiteralStream(nn.Module):
 
     def forward(self, signal: Tensor) -> list[Tensor]:
         padded = nn.functional.pad(signal.unsqueeze(1), self.same_padding)
-        maps = self.conv_dropout(self.temporal(padded))  # (B, F, C, T)
-        maps = self.conv_dropout(self.spatial(maps))  # (B, d, 1, T)
+        energy = nn.functional.avg_pool2d(self.temporal(padded).square(), (1, self.hop))
+        maps = self.conv_dropout(torch.log(energy + LOG_ENERGY_FLOOR))  # (B, F, C, T / hop)
+        maps = self.conv_dropout(self.spatial(maps))  # (B, d, 1, T / hop)
         tokens = nn.functional.elu(self.norm(maps.squeeze(2).transpose(1, 2))) + self.positions
         tapped = []
         for depth, layer in enumerate(self.layers, start=1):

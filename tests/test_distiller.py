@@ -26,7 +26,7 @@ CONFIG = TrainConfig(epochs=2, batch_size=32, lr=3e-3, patience=10, progress=Fal
 
 
 def segments(n_subjects: int = 2) -> SegmentSet:
-    """Segments whose vEOG level (and one EEG channel) follows the trial's valence."""
+    """Segments whose vEOG amplitude (and one EEG channel's) follows the trial's valence."""
     rng = np.random.default_rng(0)
     n_trials, per_trial = 40, 8
     n = n_subjects * n_trials * per_trial
@@ -34,8 +34,9 @@ def segments(n_subjects: int = 2) -> SegmentSet:
     ratings = np.repeat(np.stack([valence] * 4, 1), per_trial, axis=0).astype(np.float32)
     signals = rng.standard_normal((n, 40, N_TIMES)).astype(np.float32)
     high = ratings[:, :1] > 5
-    signals[:, 33] += 0.6 * high
-    signals[:, 3] += 1.0 * high
+    # Amplitude, not offset: the networks' front ends read band power.
+    signals[:, 33] *= 1.0 + 0.6 * high
+    signals[:, 3] *= 1.0 + 1.0 * high
     signals[:, :32] *= 20.0  # EEG and EOG on different scales, as in DEAP
     return SegmentSet(signals, np.repeat(np.arange(1, n_subjects + 1), n_trials * per_trial),
                       np.tile(np.repeat(np.arange(n_trials), per_trial), n_subjects),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from functools import cache
 
@@ -12,15 +13,20 @@ from mkdbook.data.channels import MODALITIES
 from mkdbook.models import (
     MODEL_NAMES,
     ConvFrontEnd,
-    FrontEndConfig,
     DeepConvNet,
+    FrontEndConfig,
     Student,
     StudentConfig,
     Teacher,
     build_model,
     count_parameters,
 )
-from mkdbook.models.frontend import SharedMaskDropout, strided_filter_bank
+from mkdbook.models.frontend import (
+    LOG_ENERGY_FLOOR,
+    SharedMaskDropout,
+    filter_log_energy,
+    strided_filter_bank,
+)
 
 BATCH = 4
 N_TIMES = 512
@@ -268,6 +274,35 @@ def test_strided_filter_bank_is_a_strided_convolution(n_times, kernel, hop):
     expected = torch.nn.functional.conv1d(signals[:, None], filters[:, None], stride=hop, padding=padding)
     actual = strided_filter_bank(signals, filters, hop, padding, expected.shape[-1])
     assert torch.allclose(actual, expected)
+
+
+@pytest.mark.parametrize(("hop", "points"), [(32, 4), (32, 1), (16, 8)])
+def test_filter_log_energy_is_the_log_mean_square_of_a_strided_convolution(hop, points):
+    generator = torch.Generator().manual_seed(0)
+    signals = torch.randn(6, 512, generator=generator, dtype=torch.float64)
+    filters = torch.randn(5, 64, generator=generator, dtype=torch.float64)
+    stride, n_tokens = hop // points, 512 // hop
+    padding = (64 - stride) // 2
+    outputs = torch.nn.functional.conv1d(signals[:, None], filters[:, None], stride=stride, padding=padding)
+    mean_square = outputs[..., : n_tokens * points].square().unflatten(-1, (n_tokens, points)).mean(-1)
+    actual = filter_log_energy(signals, filters, hop, points, padding, n_tokens)
+    assert torch.allclose(actual, torch.log(mean_square + LOG_ENERGY_FLOOR))
+
+
+def test_front_end_tokens_carry_band_power():
+    # Doubling the amplitude adds log 4 to every log-energy map, which the
+    # layer norm behind the spatial filter cannot divide out.
+    generator = torch.Generator().manual_seed(0)
+    signals = 10 * torch.randn(4, 512, generator=generator, dtype=torch.float64)
+    filters = torch.randn(3, 64, generator=generator, dtype=torch.float64)
+    once = filter_log_energy(signals, filters, 32, 4, 28, 16)
+    twice = filter_log_energy(2 * signals, filters, 32, 4, 28, 16)
+    assert torch.allclose(twice - once, torch.full_like(once, math.log(4)), atol=1e-4)
+
+
+def test_front_end_refuses_energy_points_that_do_not_divide_the_hop():
+    with pytest.raises(ValueError, match="energy_points=3"):
+        ConvFrontEnd(32, 512, 128.0, 64, FrontEndConfig(energy_points=3))
 
 
 def test_front_end_makes_one_token_per_hop():
