@@ -269,7 +269,7 @@ def main() -> None:
     parser.add_argument("--literal-steps", type=int, default=3,
                         help="timed steps of the slow literal rendering (default 3; 0 skips it)")
     parser.add_argument("--optimizer", choices=("default", "foreach", "fused"), default="fused",
-                        help="Adam implementation (default fused)")
+                        help="Adam implementation (default fused, as mkdbook.train.make_adam)")
     parser.add_argument("--networks", nargs="+", default=["teacher", "student"])
     args = parser.parse_args()
 

@@ -76,7 +76,7 @@ from mkdbook.losses import DistillationLossConfig, FeatureProjector, student_los
 from mkdbook.models import build_model
 from mkdbook.models.outputs import ModelOutput
 from mkdbook.splits import Split
-from mkdbook.train import TrainConfig, Trainer
+from mkdbook.train import TrainConfig, Trainer, make_adam
 
 __all__ = [
     "CGANConfig",
@@ -375,13 +375,13 @@ class CGANTrainer(CrossModalTrainer):
             width, n_classes, self.cgan.disc_hidden))
         super().__init__(model, teacher, config, out_dir)
         self.discriminator.to(self.device)
-        self.disc_optimizer = torch.optim.Adam(
+        self.disc_optimizer = make_adam(
             self.discriminator.parameters(), lr=self.cgan.disc_lr or config.lr, betas=(0.5, 0.999))
 
     def make_optimizer(self) -> torch.optim.Optimizer:
         """Adam over the trainable parameters of encoder, generator (and classifier if trained)."""
         params = [p for p in self.model.parameters() if p.requires_grad]
-        return torch.optim.Adam(params, lr=self.config.lr, weight_decay=self.config.weight_decay)
+        return make_adam(params, lr=self.config.lr, weight_decay=self.config.weight_decay)
 
     def _reconstruction(self, generated: Tensor, target: Tensor) -> Tensor:
         if self.cgan.reconstruction == "l1":
@@ -490,7 +490,7 @@ class EmotionKDTrainer(CrossModalTrainer):
     def make_optimizer(self) -> torch.optim.Optimizer:
         """Adam over the student's and the projector's parameters."""
         params = list(self.model.parameters()) + list(self.projector.parameters())
-        return torch.optim.Adam(params, lr=self.config.lr, weight_decay=self.config.weight_decay)
+        return make_adam(params, lr=self.config.lr, weight_decay=self.config.weight_decay)
 
     def train_step(self, batch: PairedBatch, y: Tensor) -> dict[str, float]:
         teacher_out = self.teacher_output(batch)

@@ -104,7 +104,15 @@ from mkdbook.losses import (
     student_loss,
 )
 from mkdbook.splits import Split
-from mkdbook.train import ChannelScaler, TrainConfig, Trainer, TrainResult, iterate_batches, write_metrics
+from mkdbook.train import (
+    ChannelScaler,
+    TrainConfig,
+    Trainer,
+    TrainResult,
+    iterate_batches,
+    make_adam,
+    write_metrics,
+)
 
 __all__ = [
     "VARIANTS",
@@ -199,7 +207,7 @@ class FeedbackConfig:
 
 def make_teacher_optimizer(teacher: nn.Module, config: FeedbackConfig) -> torch.optim.Adam:
     """Adam over the teacher's parameters at ``config.teacher_lr`` (the paper uses Adam throughout)."""
-    return torch.optim.Adam(teacher.parameters(), lr=config.teacher_lr)
+    return make_adam(teacher.parameters(), lr=config.teacher_lr)
 
 
 @contextmanager
@@ -638,7 +646,7 @@ class Distiller(Trainer):
         params = list(self.model.parameters())
         if self.projector is not None:
             params += list(self.projector.parameters())
-        return torch.optim.Adam(params, lr=self.config.lr, weight_decay=self.config.weight_decay)
+        return make_adam(params, lr=self.config.lr, weight_decay=self.config.weight_decay)
 
     def teacher_input(self) -> Restandardise:
         """The teacher, fed from batches in the student's standardisation (see :class:`Restandardise`)."""
