@@ -160,9 +160,23 @@ def strided_filter_bank(
 
 
 #: Added to every mean square before the log. The inputs are standardised per
-#: channel (unit variance), so the floor lies 40 dB below a typical band's energy
-#: and only keeps the log and its gradient finite on flat stretches.
+#: channel (unit variance), so the floor sits four orders of magnitude below a
+#: channel's power; it only keeps the log and its gradient finite where a
+#: signal is flat (a dead electrode).
 LOG_ENERGY_FLOOR: float = 1e-4
+
+
+def energy_stride(hop: int, points: int) -> int:
+    """Samples between the filter outputs of :func:`filter_log_energy`, ``hop // points``.
+
+    Raises
+    ------
+    ValueError
+        If ``points`` is not a positive divisor of ``hop``.
+    """
+    if points < 1 or hop % points:
+        raise ValueError(f"energy_points={points} must be a positive divisor of the hop ({hop} samples)")
+    return hop // points
 
 
 def filter_log_energy(
@@ -200,9 +214,7 @@ def filter_log_energy(
     ValueError
         If ``points`` does not divide ``hop``.
     """
-    if points < 1 or hop % points:
-        raise ValueError(f"energy_points={points} must be a positive divisor of the hop ({hop} samples)")
-    outputs = strided_filter_bank(signals, filters, hop // points, left_pad, n_tokens * points)
+    outputs = strided_filter_bank(signals, filters, energy_stride(hop, points), left_pad, n_tokens * points)
     energy = outputs.square().unflatten(-1, (n_tokens, points)).mean(dim=-1)
     return torch.log(energy + LOG_ENERGY_FLOOR)
 
@@ -319,17 +331,13 @@ class ConvFrontEnd(nn.Module):
                 f"temporal_kernel_s={config.temporal_kernel_s} is shorter than "
                 f"hop_s={config.hop_s}: samples between tokens would never be seen"
             )
-        if config.energy_points < 1 or hop % config.energy_points:
-            raise ValueError(
-                f"energy_points={config.energy_points} must be a positive divisor of the "
-                f"hop ({hop} samples at {sfreq} Hz)"
-            )
+        stride = energy_stride(hop, config.energy_points)
         self.hop = hop
         self.energy_points = config.energy_points
         token_pad = (kernel - hop) // 2
         self.n_tokens = (n_times + 2 * token_pad - kernel) // hop + 1
         # The P windows of a token, hop / P apart, sit centred on its hop.
-        self.padding = token_pad + (hop - hop // config.energy_points) // 2
+        self.padding = token_pad + (hop - stride) // 2
         self.n_channels = n_channels
         self.n_times = n_times
         if self.n_tokens < 1:
