@@ -6,14 +6,9 @@ majority class on the test set, which can lie above or below one half; and a
 guesser tested on a finite number of *trials* (the segments of a trial share
 label and recording) scatters around its expectation. Every accuracy figure
 therefore shows both: the majority-class rate as a dashed line and the central
-95 % range of a guesser as a grey band (Combrisson & Jerbi, 2015).
-
-References
-----------
-.. [1] Combrisson, E., & Jerbi, K. (2015). Exceeding chance level by chance:
-   the caveat of theoretical chance levels in brain signal classification and
-   statistical assessment of decoding accuracy. Journal of Neuroscience
-   Methods, 250, 126-136.
+95 % range of a guesser as a grey band (Combrisson, E., & Jerbi, K., 2015,
+"Exceeding chance level by chance", Journal of Neuroscience Methods 250,
+126-136).
 """
 
 from __future__ import annotations
