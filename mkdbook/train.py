@@ -199,7 +199,7 @@ def make_adam(
 
     The fused kernel updates all parameters in one pass instead of several
     per parameter tensor; ``benchmarks/train.py --optimizer`` measures the
-    difference (10-15 % of a training step on a 2-core CPU). It runs on the CPU
+    difference against PyTorch's other Adam kernels. It runs on the CPU
     and on CUDA, which are the devices :class:`TrainConfig` chooses from.
 
     Parameters
@@ -209,7 +209,7 @@ def make_adam(
     lr : float
         Learning rate.
     weight_decay : float
-        L2 penalty added to the gradient (Adam's, not AdamW's, decoupled form).
+        L2 penalty added to the gradient (Adam's coupled form, not AdamW's decoupled decay).
     betas : tuple of float
         Decay rates of the first and second moment estimates.
     """

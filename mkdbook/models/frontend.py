@@ -69,7 +69,7 @@ class FrontEndConfig:
         Default 4, a stride of 8 samples at 128 Hz: gamma (30-45 Hz), the
         fastest band, decorrelates within about two samples, so outputs 8
         samples apart are close to independent, and 4 of them per token give
-        64 per 4-s segment, while the front end costs a quarter of what
+        64 per 4-s segment, while the front end costs an eighth of what
         filtering every sample would.
     conv_dropout : float
         Dropout after each of the two convolutions, as the paper applies to
