@@ -15,9 +15,10 @@ bit-reproducible; results then agree only to rounding.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +28,18 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from mkdbook.atomic import write_atomically
+from mkdbook.checks import check_int, check_number, check_option
+from mkdbook.data.fingerprint import fingerprint_data
 from mkdbook.data.segments import SegmentSet
 from mkdbook.models.outputs import ModelOutput
 from mkdbook.splits import Split
+
+
+#: Devices :class:`TrainConfig` accepts.
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+#: Fields of :class:`TrainConfig` that change what is shown, never what is computed;
+#: they are not part of a run's identity, so toggling them never blocks a resume.
+DISPLAY_FIELDS: tuple[str, ...] = ("progress",)
 
 
 @dataclass(frozen=True)
@@ -38,29 +48,29 @@ class TrainConfig:
 
     Attributes
     ----------
-    epochs : int
-        Maximum number of passes over the training segments.
-    batch_size : int
-        Segments per optimisation step.
-    lr : float
-        Adam's learning rate (the paper names Adam, not its settings).
-    weight_decay : float
-        L2 penalty passed to Adam.
-    patience : int
-        Stop after this many epochs without a lower validation loss.
-    seed : int
-        Seeds initialisation-independent randomness: batch order and dropout.
-    device : str
-        ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
-    eval_batch_size : int
-        Segments per forward pass when evaluating.
-    progress : bool
-        Show tqdm progress bars.
-    max_batches : int or None
+    epochs : int, default 30
+        Maximum number of passes over the training segments (>= 1).
+    batch_size : int, default 64
+        Segments per optimisation step (>= 1).
+    lr : float, default 1e-3
+        Adam's learning rate (the paper names Adam, not its settings); finite, > 0.
+    weight_decay : float, default 1e-4
+        L2 penalty passed to Adam; finite, >= 0.
+    patience : int, default 8
+        Stop after this many epochs without a lower validation loss (>= 1).
+    seed : int, default 0
+        Seeds initialisation-independent randomness: batch order and dropout;
+        in [0, 2**32 - 1], the range numpy's generators accept.
+    device : {"auto", "cpu", "cuda"}, default "auto"
+        ``"auto"`` is CUDA when available, the CPU otherwise.
+    eval_batch_size : int, default 512
+        Segments per forward pass when evaluating (>= 1).
+    progress : bool, default True
+        Show tqdm progress bars (a display setting: not part of a run's identity).
+    max_batches : int or None, default None
         Stop each epoch after this many batches (a random subset of the
-        training segments). ``None``, the default, visits every segment; the
-        fast test profile uses a small number so that every chapter runs in
-        seconds.
+        training segments). ``None`` visits every segment; the fast test
+        profile uses a small number so that every chapter runs in seconds.
     """
 
     epochs: int = 30
@@ -74,11 +84,34 @@ class TrainConfig:
     progress: bool = True
     max_batches: int | None = None
 
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "patience", "eval_batch_size"):
+            check_int(name, getattr(self, name), 1)
+        check_number("lr", self.lr, 0.0, strict=True)
+        check_number("weight_decay", self.weight_decay, 0.0)
+        check_int("seed", self.seed, 0, 2**32 - 1)
+        check_option("device", self.device, DEVICES)
+        if self.max_batches is not None:
+            check_int("max_batches", self.max_batches, 1)
+
     def resolved_device(self) -> torch.device:
-        """The device to train on."""
+        """The device to train on.
+
+        Raises
+        ------
+        ValueError
+            If ``device="cuda"`` and PyTorch sees no CUDA device.
+        """
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device 'cuda' was asked for, but PyTorch sees no CUDA device; "
+                             "use 'auto' or 'cpu'")
         if self.device == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
         return torch.device(self.device)
+
+    def identity(self) -> dict:
+        """The fields that decide a run's numbers (all but :data:`DISPLAY_FIELDS`)."""
+        return {k: v for k, v in asdict(self).items() if k not in DISPLAY_FIELDS}
 
 
 @dataclass
@@ -164,6 +197,56 @@ class Scores:
     probabilities: np.ndarray = field(repr=False)
 
 
+def score(probabilities: np.ndarray, labels: np.ndarray) -> Scores:
+    """Score class probabilities against labels: cross-entropy, accuracy, macro-F1.
+
+    The one scoring function of the package: a trainer's own network, a
+    teacher evaluated by its student's trainer and every results table use it.
+
+    Parameters
+    ----------
+    probabilities : ndarray, shape (n, n_classes)
+    labels : ndarray of int, shape (n,)
+
+    Returns
+    -------
+    Scores
+    """
+    predictions = probabilities.argmax(1)
+    picked = probabilities[np.arange(len(labels)), labels]
+    loss = float(-np.mean(np.log(np.clip(picked, 1e-12, None))))
+    return Scores(loss, float(accuracy_score(labels, predictions)),
+                  float(f1_score(labels, predictions, average="macro", zero_division=0)),
+                  len(labels), predictions, probabilities)
+
+
+@torch.no_grad()
+def predict(network: nn.Module, scaler: ChannelScaler, data: SegmentSet, index: np.ndarray,
+            target: str, *, batch_size: int = 512,
+            device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """Class probabilities of ``network`` on the segments in ``index``, and their labels.
+
+    The network runs in eval mode (its mode is restored afterwards) on inputs
+    standardised by ``scaler``; only the modalities it reads are loaded.
+
+    Returns
+    -------
+    probabilities : ndarray, shape (n, n_classes), float32
+    labels : ndarray of int64, shape (n,)
+    """
+    was_training = network.training
+    network.eval()
+    probs, labels = [], []
+    try:
+        for batch, y in iterate_batches(data, index, target, tuple(network.modalities), batch_size):
+            batch = scaler({k: v.to(device, non_blocking=True) for k, v in batch.items()})
+            probs.append(torch.softmax(network(batch).logits.float(), 1).cpu().numpy())
+            labels.append(y.numpy())
+    finally:
+        network.train(was_training)
+    return np.concatenate(probs), np.concatenate(labels)
+
+
 @dataclass
 class TrainResult:
     """What :meth:`Trainer.fit` returns.
@@ -172,8 +255,8 @@ class TrainResult:
     ----------
     history : list of dict
         One row per epoch: ``epoch``, ``train_loss``, ``train_accuracy``,
-        ``train_f1``, ``val_loss``, ``val_accuracy``, ``val_f1``, ``seconds``,
-        plus any terms a subclass logs.
+        ``val_loss``, ``val_accuracy``, ``val_f1``, ``seconds``, plus any
+        terms a subclass logs.
     best_epoch : int
         Epoch (1-based) whose checkpoint had the lowest validation loss.
     test : Scores
@@ -186,6 +269,35 @@ class TrainResult:
     best_epoch: int
     test: Scores
     val: Scores
+
+
+class NonFiniteLossError(ValueError):
+    """Training produced a NaN or infinite loss; the run stops instead of reporting it."""
+
+
+def describe_network(model: nn.Module) -> dict:
+    """What a network is, for a run's identity: its class and configuration."""
+    config = getattr(model, "config", None)
+    return {"class": type(model).__name__,
+            "config": asdict(config) if is_dataclass(config) else None,
+            "parameters": sum(p.numel() for p in model.parameters())}
+
+
+def run_identity(model: nn.Module, data: SegmentSet, split: Split, target: str,
+                 config: TrainConfig) -> dict:
+    """Everything that decides a run's numbers: network, target, split, data and training settings.
+
+    Stored in every checkpoint and in ``metrics.json``; a checkpoint of
+    another identity is never resumed (see :meth:`Trainer.fit`).
+    """
+    return {"model": describe_network(model), "target": target,
+            "split": {"kind": split.kind, "fold": split.fold, "n_folds": split.n_folds, "seed": split.seed},
+            "data": fingerprint_data(data), "train": config.identity()}
+
+
+def identity_differences(stored: dict, current: dict) -> list[str]:
+    """The top-level identity keys whose values differ (missing counts as different)."""
+    return sorted(k for k in set(stored) | set(current) if stored.get(k) != current.get(k))
 
 
 def make_adam(
@@ -229,10 +341,25 @@ class Trainer:
         Where ``last.pt`` (resumable state) and ``best.pt`` (best-validation
         weights) are written. Without it nothing is saved and nothing resumes.
 
+    Attributes
+    ----------
+    modalities : tuple of str
+        What evaluation reads (the model's modalities).
+    train_modalities : tuple of str
+        What training batches hold and the scaler standardises; a subclass
+        that also feeds a teacher widens it.
+    scaler : ChannelScaler or None
+        Fitted on the training segments by :meth:`fit`.
+    parts : dict of str to module or optimiser
+        Everything besides the model and its optimiser whose state a resume
+        restores (a projector, a teacher and its optimiser, a discriminator);
+        subclasses add theirs with :meth:`add_part`.
+
     Notes
     -----
-    If ``out_dir`` holds a ``last.pt`` of the same configuration, :meth:`fit`
-    resumes after its last finished epoch.
+    If ``out_dir`` holds a ``last.pt`` of the same run (same :func:`run_identity`),
+    :meth:`fit` resumes after its last finished epoch; a checkpoint of another
+    run is refused with one line naming what differs, and nothing is overwritten.
     """
 
     def __init__(self, model: nn.Module, config: TrainConfig = TrainConfig(),
@@ -241,33 +368,55 @@ class Trainer:
         self.device = config.resolved_device()
         self.model = model.to(self.device)
         self.modalities: tuple[str, ...] = tuple(model.modalities)
+        self.train_modalities: tuple[str, ...] = self.modalities
+        self.parts: dict[str, nn.Module | torch.optim.Optimizer] = {}
         self.optimizer = self.make_optimizer()
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.scaler: ChannelScaler | None = None
+        self.identity: dict | None = None
 
     # -- pieces a subclass may override -------------------------------------------------
+    def add_part(self, name: str, part: nn.Module | torch.optim.Optimizer) -> None:
+        """Register a module or optimiser whose state checkpoints save and resumes restore."""
+        self.parts[name] = part
+
     def make_optimizer(self) -> torch.optim.Optimizer:
         """Adam over the model's parameters."""
         return make_adam(self.model.parameters(), lr=self.config.lr,
                          weight_decay=self.config.weight_decay)
 
+    def get_loss(self, output: ModelOutput, y: Tensor, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The training loss of one batch (as skorch's ``get_loss``): ``{"loss": CE, ...}``.
+
+        Subclasses return further terms to be logged next to ``"loss"``, the
+        one that is minimised; :mod:`mkdbook.distill` returns :math:`L_S` and its terms.
+        """
+        return {"loss": nn.functional.cross_entropy(output.logits, y)}
+
     def train_step(self, batch: dict[str, Tensor], y: Tensor) -> dict[str, float]:
         """One optimisation step on one batch; returns the logged terms.
 
-        The returned dict must contain ``loss`` and ``correct`` (the number
-        of correctly classified segments); further keys are averaged per
-        epoch into the history.
+        The model sees only its own modalities. The returned dict holds
+        ``loss``, ``correct`` (the number of correctly classified segments)
+        and the further terms of :meth:`get_loss`; the epoch's history row
+        averages them.
         """
         self.model.train()
-        output: ModelOutput = self.model(batch)
-        loss = nn.functional.cross_entropy(output.logits, y)
+        output: ModelOutput = self.model({k: batch[k] for k in self.modalities})
+        terms = self.get_loss(output, y, batch)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        terms["loss"].backward()
         self.optimizer.step()
-        return {"loss": loss.item(), "correct": (output.logits.argmax(1) == y).sum().item()}
+        logged = {k: v.item() for k, v in terms.items()}
+        logged["correct"] = (output.logits.argmax(1) == y).sum().item()
+        return logged
+
+    def identity_extras(self) -> dict:
+        """What else decides this trainer's numbers, added to :func:`run_identity` (a loss, a teacher)."""
+        return {}
 
     def extra_state(self) -> dict:
-        """State beyond the model and its optimiser that a resume must restore."""
+        """State beyond the model, the optimiser and :attr:`parts` that a resume must restore."""
         return {}
 
     def load_extra_state(self, state: dict) -> None:
@@ -279,17 +428,27 @@ class Trainer:
         return self.scaler(batch), y.to(self.device)
 
     def train_epoch(self, data: SegmentSet, split: Split, target: str, epoch: int) -> dict[str, float]:
-        """One pass over the training segments in a seeded random order."""
+        """One pass over the training segments in a seeded random order.
+
+        Raises
+        ------
+        NonFiniteLossError
+            If a batch's loss is NaN or infinite.
+        """
         torch.manual_seed(self.config.seed * 100_003 + epoch)
         order = np.random.default_rng([self.config.seed, epoch]).permutation(split.train)
         if self.config.max_batches is not None:
             order = order[: self.config.max_batches * self.config.batch_size]
         sums: dict[str, float] = {}
         n_batches = -(-len(order) // self.config.batch_size)
-        batches = iterate_batches(data, order, target, self.modalities, self.config.batch_size)
+        batches = iterate_batches(data, order, target, self.train_modalities, self.config.batch_size)
         for batch, y in tqdm(batches, total=n_batches, desc=f"epoch {epoch}", leave=False,
                              disable=not self.config.progress):
             terms = self.train_step(*self._to_device(batch, y))
+            if not math.isfinite(terms["loss"]):
+                raise NonFiniteLossError(
+                    f"epoch {epoch}: the training loss became {terms['loss']}; training stopped "
+                    f"(lower the learning rate, currently {self.config.lr:g}, or check the data)")
             for key, value in terms.items():
                 sums[key] = sums.get(key, 0.0) + value * (1 if key == "correct" else len(y))
         n = len(order)
@@ -297,46 +456,62 @@ class Trainer:
         row["train_accuracy"] = sums["correct"] / n
         return row
 
-    @torch.no_grad()
     def predict(self, data: SegmentSet, index: np.ndarray, target: str) -> tuple[np.ndarray, np.ndarray]:
-        """Class probabilities and labels of the segments in ``index`` (eval mode)."""
-        self.model.eval()
-        probs, labels = [], []
-        for batch, y in iterate_batches(data, index, target, self.modalities,
-                                        self.config.eval_batch_size):
-            batch, _ = self._to_device(batch, y)
-            probs.append(torch.softmax(self.model(batch).logits.float(), 1).cpu().numpy())
-            labels.append(y.numpy())
-        return np.concatenate(probs), np.concatenate(labels)
+        """Class probabilities and labels of the segments in ``index`` (:func:`predict`)."""
+        return predict(self.model, self.scaler, data, index, target,
+                       batch_size=self.config.eval_batch_size, device=self.device)
 
     def evaluate(self, data: SegmentSet, index: np.ndarray, target: str) -> Scores:
-        """Cross-entropy, accuracy and macro-F1 on the segments in ``index``."""
-        probs, labels = self.predict(data, index, target)
-        predictions = probs.argmax(1)
-        loss = float(-np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None))))
-        return Scores(loss, accuracy_score(labels, predictions),
-                      f1_score(labels, predictions, average="macro", zero_division=0),
-                      len(labels), predictions, probs)
+        """Cross-entropy, accuracy and macro-F1 on the segments in ``index`` (:func:`score`)."""
+        return score(*self.predict(data, index, target))
 
     def _state(self, epoch: int, history: list, best: tuple[float, int], stale: int) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "parts": {name: part.state_dict() for name, part in self.parts.items()},
                 "scaler": self.scaler.state_dict(), "epoch": epoch, "history": history,
                 "best_loss": best[0], "best_epoch": best[1], "stale": stale,
-                "config": asdict(self.config), "extra": self.extra_state()}
+                "identity": self.identity, "extra": self.extra_state()}
 
     def _save(self, state: dict, name: str) -> None:
         write_atomically(self.out_dir / name, lambda stream: torch.save(state, stream))
 
-    def _resume(self) -> dict | None:
-        path = self.out_dir / "last.pt" if self.out_dir else None
+    def _load_checkpoint(self, name: str) -> dict | None:
+        """A checkpoint of this run from ``out_dir``, ``None`` if absent; another run's is refused."""
+        path = self.out_dir / name if self.out_dir else None
         if path is None or not path.is_file():
             return None
         state = torch.load(path, map_location=self.device, weights_only=True)
-        if state["config"] != asdict(self.config):
-            raise ValueError(f"{path} was written with another configuration; "
-                             f"use a new out_dir or delete it")
+        differ = identity_differences(state.get("identity") or {}, self.identity)
+        if differ:
+            raise ValueError(f"{path}: written by another run ({', '.join(differ)} differ); "
+                             f"use a new output folder or delete this one")
+        return state
+
+    def _refuse_foreign_result(self) -> None:
+        # A finished result of another run (metrics.json, written by the
+        # commands) must never be overwritten, even without checkpoints.
+        path = self.out_dir / "metrics.json"
+        if not path.exists():
+            return
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8")).get("identity") or {}
+        except (OSError, ValueError, AttributeError):
+            raise ValueError(f"{path}: holds a result that cannot be read; use a new output "
+                             f"folder (nothing was overwritten)") from None
+        differ = identity_differences(stored, self.identity)
+        if differ:
+            raise ValueError(f"{path}: holds the result of another run ({', '.join(differ)} differ); "
+                             f"use a new output folder (nothing was overwritten)")
+
+    def _resume(self) -> dict | None:
+        self._refuse_foreign_result()
+        state = self._load_checkpoint("last.pt")
+        if state is None:
+            return None
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        for name, part in self.parts.items():
+            part.load_state_dict(state["parts"][name])
         self.load_extra_state(state["extra"])
         return state
 
@@ -355,9 +530,17 @@ class Trainer:
         Returns
         -------
         TrainResult
+
+        Raises
+        ------
+        ValueError
+            If ``out_dir`` holds a checkpoint of another run.
+        NonFiniteLossError
+            If the training loss becomes NaN or infinite.
         """
         cfg = self.config
-        self.scaler = ChannelScaler.fit(data, split.train, self.modalities, seed=cfg.seed)
+        self.identity = {**run_identity(self.model, data, split, target, cfg), **self.identity_extras()}
+        self.scaler = ChannelScaler.fit(data, split.train, self.train_modalities, seed=cfg.seed)
         history: list[dict[str, float]] = []
         best, stale, start = (np.inf, 0), 0, 1
         best_weights = None
@@ -382,7 +565,7 @@ class Trainer:
                 best, stale = (val.loss, epoch), 0
                 best_weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
                 if self.out_dir is not None:
-                    self._save({"model": best_weights, "epoch": epoch}, "best.pt")
+                    self._save({"model": best_weights, "epoch": epoch, "identity": self.identity}, "best.pt")
             else:
                 stale += 1
             if self.out_dir is not None:
@@ -393,16 +576,27 @@ class Trainer:
                            self.evaluate(data, split.val, target))
 
     def _load_best(self, best_weights: dict | None) -> None:
-        if best_weights is None and self.out_dir is not None and (self.out_dir / "best.pt").is_file():
-            best_weights = torch.load(self.out_dir / "best.pt", map_location=self.device,
-                                      weights_only=True)["model"]
+        if best_weights is None and self.out_dir is not None:
+            state = self._load_checkpoint("best.pt")
+            best_weights = state["model"] if state is not None else None
         if best_weights is not None:
             self.model.load_state_dict(best_weights)
 
+    def save_scaler(self) -> None:
+        """Write ``scaler.pt`` (the input standardisation) next to ``best.pt``.
+
+        With both files a trained network can be loaded back exactly
+        (:func:`mkdbook.experiments.trained_network`).
+        """
+        if self.out_dir is None or self.scaler is None:
+            return
+        state = self.scaler.state_dict()
+        write_atomically(self.out_dir / "scaler.pt", lambda stream: torch.save(state, stream))
+
 
 def write_metrics(result: TrainResult, split: Split, config: dict, path: Path | str,
-                  extra: dict | None = None) -> dict:
-    """Write ``metrics.json`` (test scores, split, configuration, history and ``extra``).
+                  extra: dict | None = None, identity: dict | None = None) -> dict:
+    """Write ``metrics.json`` (test scores, split, identity, configuration, history and ``extra``).
 
     Returns the metrics dict that was written.
     """
@@ -416,6 +610,7 @@ def write_metrics(result: TrainResult, split: Split, config: dict, path: Path | 
         "best_epoch": result.best_epoch,
         "split": {"kind": split.kind, "fold": split.fold, "n_folds": split.n_folds,
                   "seed": split.seed, "shared_trials": split.shared_trials},
+        "identity": identity,
         "config": config,
         "history": result.history,
         **(extra or {}),

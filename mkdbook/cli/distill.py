@@ -1,0 +1,83 @@
+"""``mkdbook distill DEAP_DIR --target T --variant V --out DIR``: distil the fold's teacher into a student."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict, replace
+
+from mkdbook.cli.common import add_train_arguments, n_folds, output_folder, positive_float, positive_int, train_config
+
+#: The distillation methods this command runs (rows of :data:`mkdbook.methods.METHODS`).
+VARIANTS: tuple[str, ...] = ("hinton", "fitnets", "fusion", "fusion+feedback")
+#: The feedback options, applicable to ``fusion+feedback`` only.
+_FEEDBACK_ARGUMENTS: tuple[str, ...] = ("every", "alpha", "teacher_lr")
+
+
+def add_command(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``distill`` to the sub-commands.
+
+    The teacher of the fold is taken from the results cache of
+    :mod:`mkdbook.experiments` (trained there first when missing, with the
+    same training arguments); the student is distilled in ``--out``
+    (resumable) and ``metrics.json`` there holds the student's scores as
+    ``mkdbook train`` writes them, plus ``teacher_before``/``teacher_after``
+    (validation scores) and ``feedback_log`` (per phase: both gradient norms,
+    the teacher's validation-batch CE, the time taken).
+    """
+    from mkdbook.feedback import FeedbackConfig
+
+    defaults = FeedbackConfig()
+    parser = subparsers.add_parser("distill", help="distil the fold's teacher into an EOG-only student")
+    add_train_arguments(parser)
+    parser.add_argument("--variant", default="fusion+feedback", choices=VARIANTS,
+                        help="hinton (V1), fitnets, fusion (V2) or fusion+feedback (V3, default)")
+    parser.add_argument("--every", type=positive_int, default=None, metavar="K",
+                        help=f"teaching steps between feedback phases (default {defaults.every})")
+    parser.add_argument("--alpha", type=positive_float, default=None,
+                        help=f"pilot step size (default {defaults.alpha:g})")
+    parser.add_argument("--teacher-lr", type=positive_float, default=None,
+                        help=f"teacher's Adam rate (default {defaults.teacher_lr:g})")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train (or reuse) the teacher, distil, write ``metrics.json`` into ``--out``."""
+    from mkdbook.data import load_segments
+    from mkdbook.data.fingerprint import fingerprint_data
+    from mkdbook.experiments import trained_network
+    from mkdbook.methods import method_named
+    from mkdbook.results import Cell, freeze_options
+    from mkdbook.splits import make_split
+    from mkdbook.train import write_metrics
+
+    settings = {name: getattr(args, name) for name in _FEEDBACK_ARGUMENTS if getattr(args, name) is not None}
+    if settings and args.variant != "fusion+feedback":
+        raise ValueError(f"--every, --alpha and --teacher-lr apply to --variant fusion+feedback, "
+                         f"not to {args.variant!r}")
+    train = train_config(args, progress=False)
+    train.resolved_device()  # a missing CUDA device is reported before any work
+    out = output_folder(args.out)
+    data = load_segments(args.deap_dir, progress=not args.quiet)
+    folds = n_folds(args, len(data.subjects))
+    split = make_split(data, args.split, fold=args.fold, n_folds=folds, seed=args.seed)
+    identity = dict(split_kind=args.split, n_folds=folds, train=train, segments=data.config,
+                    data_source=data.source, data_fingerprint=fingerprint_data(data))
+    teacher_cell = Cell("teacher", args.target, args.fold, args.seed, **identity)
+    cell = Cell(args.variant, args.target, args.fold, args.seed, **identity,
+                options=freeze_options(settings), teacher=teacher_cell)
+    print(f"teacher: {teacher_cell.describe()} (from the results cache, trained if missing)")
+    teacher = trained_network(teacher_cell, data, split)
+    student_train = replace(train, progress=not args.quiet)
+    output = method_named(args.variant).run(replace(cell, train=student_train), data, split, teacher, out)
+    config = {"method": args.variant, "target": args.target, "data": data.source,
+              "train": asdict(student_train), "teacher_cell": asdict(teacher_cell)}
+    write_metrics(output.train, split, config, out / "metrics.json", extra=output.extra,
+                  identity=output.extra["identity"])
+    extra = output.extra
+    print(f"{args.variant} on {args.target}, {split.describe()}")
+    print(f"student test accuracy {output.train.test.accuracy:.3f}, macro-F1 {output.train.test.f1:.3f} "
+          f"(best epoch {output.train.best_epoch})")
+    print(f"teacher validation accuracy {extra['teacher_before']['accuracy']:.3f} before, "
+          f"{extra['teacher_after']['accuracy']:.3f} after ({len(extra['feedback_log'])} feedback phases)")
+    print(f"wrote {out / 'metrics.json'}")
+    return 0

@@ -1,0 +1,42 @@
+"""``mkdbook simulate OUT_DIR``: write a simulated cohort in DEAP's file format."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+
+from mkdbook.cli.common import output_folder, positive_int, seed
+
+
+def _defaults() -> dict:
+    from mkdbook.data.simulate import simulate_cohort
+
+    return {name: p.default for name, p in inspect.signature(simulate_cohort).parameters.items()}
+
+
+def add_command(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``simulate`` to the sub-commands."""
+    from mkdbook.data.simulate import VARIANTS
+
+    defaults = _defaults()
+    parser = subparsers.add_parser("simulate", help="write a simulated cohort in DEAP's file format")
+    parser.add_argument("out_dir", metavar="OUT_DIR", help="folder to write s01.dat ... into")
+    parser.add_argument("--subjects", type=positive_int, default=defaults["n_subjects"],
+                        help=f"number of subjects (default {defaults['n_subjects']})")
+    parser.add_argument("--variant", default=defaults["variant"], choices=tuple(VARIANTS),
+                        help="default, null (ratings independent of the signals) or eeg-only-valence")
+    parser.add_argument("--seed", type=seed, default=defaults["seed"],
+                        help=f"random seed (default {defaults['seed']})")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Simulate the cohort and say where it went."""
+    from mkdbook.data.simulate import simulate_cohort
+
+    folder = output_folder(args.out_dir)
+    paths = simulate_cohort(folder, n_subjects=args.subjects, variant=args.variant, seed=args.seed,
+                            progress=not args.quiet)
+    print(f"wrote {len(paths)} simulated subject files ({args.variant!r}, seed {args.seed}) to {folder}")
+    return 0
