@@ -10,7 +10,8 @@ nothing in a rendered page, sets the figure theme and loads the segments the
 chapter works on. When a chapter teaches a piece of the package it shows the
 code itself, not a copy pasted into the notebook:
 
->>> book.show(mkdbook.losses.kl_divergence, docstring=False)  # doctest: +SKIP
+>>> from mkdbook import losses
+>>> book.show(losses.kl_divergence, docstring=False)  # doctest: +SKIP
 
 :func:`book_cohort` decides which data folder the chapters read: the real
 DEAP release when ``MKDBOOK_DEAP_DIR`` is set, a simulated cohort otherwise.
@@ -93,9 +94,9 @@ def start(seed: int = 0, variant: str = "default") -> tuple[Profile, SegmentSet]
       with ``seed`` (code that draws from its own seeded generator, as the
       package's trainers do, is unaffected);
     * sets MNE's log level to ``"ERROR"``;
-    * hides two warnings that say nothing about the chapter: tqdm's
-      "IProgress not found" (notebook progress bars without ipywidgets fall
-      back to text) and PyTorch's ``UserWarning``\\ s;
+    * hides warnings that say nothing about the chapter: tqdm's
+      "IProgress not found" (without ipywidgets, notebook progress bars fall
+      back to text) and the ``UserWarning`` category raised from PyTorch;
     * sets the seaborn theme (``context="notebook", style="whitegrid"``);
     * loads the segments of :func:`book_cohort` ``(variant)`` and prints one
       line naming the profile and the data's source.
