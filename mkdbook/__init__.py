@@ -1,19 +1,34 @@
 """mkdbook: multimodal knowledge distillation for emotion recognition, as a book.
 
-The package is deliberately thin; each module has one job and one chapter
-that teaches it:
+The package is deliberately thin: each module has one job, and each chapter
+of the book teaches a few of them.
 
-========================  =====================================================
-``mkdbook.data``          DEAP reader, segment cache, simulated cohort, MNE bridge
-``mkdbook.splits``        trial-level, k-fold-by-trial, leave-subjects-out, leaky
-``mkdbook.models``        teacher, student, fusion modules, reference networks
-``mkdbook.train``         a small trainer with checkpoints and learning curves
-``mkdbook.losses``        CE, KL, feature MSE and their weighted sum
-``mkdbook.distill``       teaching phase and dynamic feedback phase
-``mkdbook.experiments``   cached grids of runs and their results table
-``mkdbook.stats``         paired tests, corrections, effect sizes, mixed models
-``mkdbook.plots``         figures shared by the chapters
-========================  =====================================================
+============================  =================================================
+chapter                       modules
+============================  =================================================
+1 Data                        ``mkdbook.data``: ``layout``, ``reader``,
+                              ``safe_pickle``, ``segments``, ``cache``,
+                              ``simulate``, ``mne_bridge``
+2 Splits                      ``mkdbook.splits``, ``mkdbook.features``
+3 Teacher                     ``mkdbook.models``: ``frontend``, ``encoder``,
+                              ``teacher``, ``reference``, ``deepconvnet``;
+                              ``mkdbook.train``
+4 Fusion                      ``mkdbook.models.fusion``,
+                              ``mkdbook.models.student``
+5 Distillation                ``mkdbook.losses``, ``mkdbook.teacher_student``,
+                              ``mkdbook.distill``
+6 Feedback                    ``mkdbook.feedback``
+7 Ablations and baselines     ``mkdbook.methods``, ``mkdbook.baselines``,
+                              ``mkdbook.results``, ``mkdbook.experiments``
+8 Significance                ``mkdbook.stats``
+Appendix                      *The method at a glance*: the paper's equations
+                              and every choice it leaves open, linked to the
+                              modules above
+support                       ``mkdbook.book`` (chapter support),
+                              ``mkdbook.plots``, ``mkdbook.profile``,
+                              ``mkdbook.paths``, ``mkdbook.checks``,
+                              ``mkdbook.atomic``, ``mkdbook.cli`` (command line)
+============================  =================================================
 """
 
 __version__ = "0.1.0"

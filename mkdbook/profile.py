@@ -16,6 +16,9 @@
 folder instead of the simulated cohort; ``MKDBOOK_HOME`` (default
 ``~/.cache/mkdbook``) is where simulated cohorts, segment caches and cached
 results live.
+
+This module only reads settings; it never simulates or loads data. The
+chapters get their data folder from :func:`mkdbook.book.book_cohort`.
 """
 
 from __future__ import annotations
@@ -105,32 +108,3 @@ def real_deap_dir() -> Path | None:
     value = os.environ.get("MKDBOOK_DEAP_DIR")
     return Path(value).expanduser() if value else None
 
-
-def book_cohort(variant: str = "default", *, seed: int = 0, profile: Profile | None = None) -> Path:
-    """Return the data folder a chapter reads, simulating it on first use.
-
-    With ``MKDBOOK_DEAP_DIR`` set, the ``default`` variant is the real DEAP
-    folder; the simulated variants (``null``, ``eeg-only-valence``) are
-    always simulated, since they exist to test the pipeline.
-
-    Parameters
-    ----------
-    variant : str
-        Simulated cohort variant (see :mod:`mkdbook.data.simulate`).
-    seed : int
-        Seed of the simulated cohort.
-    profile : Profile, optional
-        Decides the number of subjects; :func:`active_profile` by default.
-    """
-    from mkdbook import __version__
-    from mkdbook.data.simulate import simulate_cohort
-
-    real = real_deap_dir()
-    if real is not None and variant == "default":
-        return real
-    profile = profile or active_profile()
-    # The version is part of the name: another release may simulate differently.
-    folder = home() / "cohorts" / f"{variant}-{profile.n_subjects}subjects-seed{seed}-v{__version__}"
-    if not (folder / "mkdbook-simulated.json").is_file():
-        simulate_cohort(folder, n_subjects=profile.n_subjects, variant=variant, seed=seed)
-    return folder

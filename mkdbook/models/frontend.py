@@ -309,7 +309,7 @@ class ConvFrontEnd(nn.Module):
     its hop.
     LayerNorm rather than batch norm keeps the network free of running
     statistics, which the distillation's pilot student update would otherwise
-    overwrite (METHOD.md section 7).
+    overwrite (see the book's appendix, *The method at a glance*).
 
     References
     ----------

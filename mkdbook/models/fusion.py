@@ -15,8 +15,8 @@ as wide as FC2: 512 for IE (FC1/FC2 = 1024/512) and 256 for HE
 wide: each tapped encoder layer is read out at a fixed width
 (:class:`~mkdbook.models.encoder.TapReadout`), 256 per stream in the teacher
 (so ``concat(X_EOG, X_EEG)`` is 512) and 256 in the student. IMF is then
-512 wide and HDF 256, the widths METHOD.md states, and no extra projection
-sits inside an extractor.
+512 wide and HDF 256, the widths the paper gives (see the book's appendix,
+*The method at a glance*), and no extra projection sits inside an extractor.
 
 Every fusion module here maps a list of tapped features to
 ``(fused, scores)``: the fused vector and the list of gate scores (empty for

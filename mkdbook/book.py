@@ -1,0 +1,218 @@
+"""Chapter support: the setup every chapter shares, its data, and showing real code.
+
+Each chapter of the book opens with one line,
+
+>>> from mkdbook import book
+>>> profile, data = book.start(SEED)  # doctest: +SKIP
+
+which seeds the random generators, quiets the libraries whose messages mean
+nothing in a rendered page, sets the figure theme and loads the segments the
+chapter works on. When a chapter teaches a piece of the package it shows the
+code itself, not a copy pasted into the notebook:
+
+>>> from mkdbook import losses
+>>> book.show(losses.kl_divergence, docstring=False)  # doctest: +SKIP
+
+:func:`book_cohort` decides which data folder the chapters read: the real
+DEAP release when ``MKDBOOK_DEAP_DIR`` is set, a simulated cohort otherwise.
+It lives here, not in :mod:`mkdbook.profile`, so that choosing a profile never
+simulates anything; only a chapter asking for its data does.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import random
+import re
+import textwrap
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from mkdbook.data import SegmentSet, load_segments
+from mkdbook.profile import Profile, active_profile, home, real_deap_dir
+
+if TYPE_CHECKING:
+    from IPython.display import Code
+
+__all__ = ["book_cohort", "show", "start"]
+
+
+def book_cohort(variant: str = "default", *, seed: int = 0, profile: Profile | None = None) -> Path:
+    """Return the data folder a chapter reads, simulating it on first use.
+
+    With ``MKDBOOK_DEAP_DIR`` set, the ``default`` variant is the real DEAP
+    folder; the other variants (``null``, ``eeg-only-valence``) are always
+    simulated, since they exist to test the pipeline on data whose answer is
+    known.
+
+    A simulated cohort is written once, to
+    ``$MKDBOOK_HOME/cohorts/<variant>-<n>subjects-seed<seed>-v<version>``,
+    and reused by every later call with the same arguments. The package
+    version is part of the name because another release may simulate
+    differently.
+
+    Parameters
+    ----------
+    variant : str, default "default"
+        Simulated cohort variant (see :mod:`mkdbook.data.simulate`).
+    seed : int, default 0
+        Seed of the simulated cohort.
+    profile : Profile, optional
+        Decides the number of simulated subjects;
+        :func:`~mkdbook.profile.active_profile` by default.
+
+    Returns
+    -------
+    Path
+        A folder of ``sNN.dat`` files in DEAP's format, ready for
+        :func:`~mkdbook.data.load_segments`.
+    """
+    from mkdbook import __version__
+    from mkdbook.data.simulate import simulate_cohort
+
+    real = real_deap_dir()
+    if real is not None and variant == "default":
+        return real
+    profile = profile or active_profile()
+    folder = home() / "cohorts" / f"{variant}-{profile.n_subjects}subjects-seed{seed}-v{__version__}"
+    if not (folder / "mkdbook-simulated.json").is_file():
+        simulate_cohort(folder, n_subjects=profile.n_subjects, variant=variant, seed=seed)
+    return folder
+
+
+def start(seed: int = 0, variant: str = "default") -> tuple[Profile, SegmentSet]:
+    """Prepare a chapter: seeds, quiet libraries, figure theme, data.
+
+    In order, it
+
+    * seeds Python's :mod:`random`, NumPy's global generator and PyTorch
+      with ``seed`` (code that draws from its own seeded generator, as the
+      package's trainers do, is unaffected);
+    * sets MNE's log level to ``"ERROR"``;
+    * hides warnings that say nothing about the chapter: tqdm's
+      "IProgress not found" (without ipywidgets, notebook progress bars fall
+      back to text) and the ``UserWarning`` category raised from PyTorch;
+    * sets the seaborn theme (``context="notebook", style="whitegrid"``);
+    * loads the segments of :func:`book_cohort` ``(variant)`` and prints one
+      line naming the profile and the data's source.
+
+    The settings are global to the Python process, as a chapter wants them.
+
+    Parameters
+    ----------
+    seed : int, default 0
+        Seed of the global random generators. The cohort does not depend on
+        it: every chapter reads the same data whatever its seed.
+    variant : str, default "default"
+        Cohort variant, passed to :func:`book_cohort`.
+
+    Returns
+    -------
+    profile : Profile
+        The active profile (:func:`~mkdbook.profile.active_profile`).
+    data : SegmentSet
+        The cohort's segments.
+    """
+    import mne
+    import seaborn as sns
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    mne.set_log_level("ERROR")
+    warnings.filterwarnings("ignore", message="IProgress not found")
+    warnings.filterwarnings("ignore", category=UserWarning, module="torch")
+    sns.set_theme(context="notebook", style="whitegrid")
+    profile = active_profile()
+    data = load_segments(book_cohort(variant, profile=profile), progress=False)
+    print(f"profile: {profile.name}; data: {data.source}")
+    return profile, data
+
+
+def show(obj: Any, *, docstring: bool = True) -> Code:
+    """Return the source code of a function, class, method or module, highlighted.
+
+    The code is read from the installed package with
+    :func:`inspect.getsource`, so what a chapter shows is what runs. A method
+    is dedented so that it starts at column 0.
+
+    Parameters
+    ----------
+    obj : function, class, method, property or module
+        What to show. A property shows its getter.
+    docstring : bool, default True
+        Keep the object's own docstring. With ``False`` it is removed, located
+        by parsing the source (:mod:`ast`), and everything else is shown as
+        written, comments and blank lines included; docstrings of nested
+        functions and of a class's methods stay. A body that held only the
+        docstring becomes ``...``.
+
+    Returns
+    -------
+    IPython.display.Code
+        Displays as syntax-highlighted Python in a notebook; its ``data``
+        attribute is the source text.
+
+    Raises
+    ------
+    TypeError
+        If ``obj`` has no source code (a built-in, a :func:`functools.partial`).
+    OSError
+        If its source file cannot be read.
+    """
+    from IPython.display import Code
+
+    if isinstance(obj, property):
+        obj = obj.fget
+    source = textwrap.dedent(inspect.getsource(obj))
+    if not docstring:
+        source = _drop_docstring(source, module=inspect.ismodule(obj))
+    return Code(source, language="python")
+
+
+def _drop_docstring(source: str, *, module: bool = False) -> str:
+    """Remove the docstring of the definition (or the module) ``source`` holds.
+
+    The docstring is found with :mod:`ast`; positions come from its node, in
+    UTF-8 bytes as :mod:`ast` reports columns.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:  # a fragment (a lambda on its line) has no docstring of its own
+        return source
+    owner: ast.AST = tree if module else tree.body[0] if tree.body else tree
+    if not isinstance(owner, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return source
+    if ast.get_docstring(owner, clean=False) is None:
+        return source
+    doc = owner.body[0]
+    only = len(owner.body) == 1
+    lines = source.splitlines(keepends=True)
+    first, last = doc.lineno - 1, doc.end_lineno - 1
+    head = lines[first].encode()[: doc.col_offset].decode()
+    tail = lines[last].encode()[doc.end_col_offset :].decode()
+    if not head.strip() and (not tail.strip() or tail.lstrip().startswith("#")):
+        # The usual layout: the docstring fills lines of its own. Drop them and
+        # the blank lines after them, or leave `...` where nothing else follows.
+        if only and not module:
+            return "".join(lines[:first] + [f"{head}...\n"] + lines[last + 1 :])
+        end = last + 1
+        while end < len(lines) and not lines[end].strip():
+            end += 1
+        return "".join(lines[:first] + lines[end:])
+    # The docstring shares a line with the signature or with other statements.
+    data = source.encode()
+    line_starts = np.cumsum([0] + [len(line.encode()) for line in lines])
+    begin = int(line_starts[first]) + doc.col_offset
+    end = int(line_starts[last]) + doc.end_col_offset
+    if only:
+        return (data[:begin] + b"..." + data[end:]).decode()
+    separator = re.match(rb"[ \t]*;[ \t]*", data[end:])
+    if separator:
+        end += separator.end()
+    return (data[:begin] + data[end:]).decode()

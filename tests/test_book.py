@@ -1,0 +1,120 @@
+"""Chapter support: showing real source code, and the chapters' one-line setup."""
+
+from __future__ import annotations
+
+import ast
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("IPython")
+
+from IPython.display import Code  # noqa: E402
+
+from mkdbook import book  # noqa: E402
+from mkdbook.profile import PROFILES  # noqa: E402
+
+
+def documented(x: int) -> int:
+    """Add one.
+
+    A second paragraph, so the docstring spans several lines.
+    """
+    # a comment that must survive
+    return x + 1
+
+
+def only_a_docstring():
+    """Nothing else here."""
+
+
+def one_liner(): "Short."; return 1  # noqa: E702,E704
+
+
+class Documented:
+    """A class whose method has a docstring of its own."""
+
+    size: int = 3
+
+    def grow(self, by: int) -> int:
+        """Grow by ``by``."""
+        return self.size + by
+
+
+def test_show_returns_highlighted_code_with_the_def_line():
+    shown = book.show(documented)
+    assert isinstance(shown, Code)
+    assert "def documented(x: int) -> int:" in shown.data
+    assert "Add one." in shown.data
+
+
+def test_show_drops_the_docstring_and_keeps_everything_else():
+    text = book.show(documented, docstring=False).data
+    assert "Add one" not in text and "second paragraph" not in text
+    assert text.splitlines() == [
+        "def documented(x: int) -> int:",
+        "    # a comment that must survive",
+        "    return x + 1",
+    ]
+    ast.parse(text)
+
+
+def test_show_dedents_methods():
+    text = book.show(Documented.grow).data
+    assert text.startswith("def grow(self, by: int) -> int:")
+    assert 'Grow by' in text
+    expected = "def grow(self, by: int) -> int:\n    return self.size + by\n"
+    assert book.show(Documented.grow, docstring=False).data == expected
+
+
+def test_show_drops_only_the_class_docstring():
+    text = book.show(Documented, docstring=False).data
+    assert "A class whose method" not in text
+    assert "Grow by" in text
+    assert text.startswith("class Documented:\n    size: int = 3\n")
+    ast.parse(text)
+
+
+def test_show_keeps_a_body_valid_when_only_the_docstring_was_there():
+    assert book.show(only_a_docstring, docstring=False).data == "def only_a_docstring():\n    ...\n"
+    text = book.show(one_liner, docstring=False).data
+    assert "Short" not in text and "return 1" in text
+    ast.parse(text)
+
+
+def test_start_seeds_and_loads_the_cohort_without_simulating(monkeypatch, tmp_path, capsys):
+    class FakeData:
+        source = "a test cohort"
+
+    calls = {}
+
+    def fake_cohort(variant, *, profile=None):
+        calls["variant"], calls["profile"] = variant, profile
+        return tmp_path
+
+    def fake_load(folder, *, progress=True):
+        calls["folder"], calls["progress"] = Path(folder), progress
+        return FakeData()
+
+    monkeypatch.setenv("MKDBOOK_PROFILE", "fast")
+    monkeypatch.setattr(book, "book_cohort", fake_cohort)
+    monkeypatch.setattr(book, "load_segments", fake_load)
+
+    profile, data = book.start(7, variant="null")
+    draws = random.random(), np.random.random(), torch.rand(1).item()
+    book.start(7, variant="null")
+    assert draws == (random.random(), np.random.random(), torch.rand(1).item())
+
+    assert profile == PROFILES["fast"]
+    assert isinstance(data, FakeData)
+    assert calls == {"variant": "null", "profile": PROFILES["fast"], "folder": tmp_path, "progress": False}
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "profile: fast; data: a test cohort"
+
+
+def test_book_cohort_uses_the_real_folder_for_the_default_variant(monkeypatch, tmp_path):
+    monkeypatch.setenv("MKDBOOK_DEAP_DIR", str(tmp_path))
+    assert book.book_cohort("default") == tmp_path
