@@ -34,7 +34,8 @@ import numpy as np
 import torch
 
 from mkdbook.data import SegmentSet, load_segments
-from mkdbook.profile import Profile, active_profile, home, real_deap_dir
+from mkdbook.paths import home
+from mkdbook.profile import Profile, active_profile, real_deap_dir
 
 if TYPE_CHECKING:
     from IPython.display import Code

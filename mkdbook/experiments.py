@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from mkdbook.data.cache import load_segments
 from mkdbook.data.fingerprint import fingerprint_data
 from mkdbook.data.segments import SegmentConfig, SegmentSet
-from mkdbook.methods import METHODS, method_named, method_names
+from mkdbook.methods import method_named, method_names
 from mkdbook.profile import Profile, active_profile
 from mkdbook.results import (
     Cell,
@@ -88,7 +88,7 @@ def check_methods(names: tuple[str, ...]) -> None:
     for name in names:
         method = method_named(name)
         if method.needs_teacher:
-            teacher = next((m for m in METHODS if m.name == method.teacher), None)
+            teacher = method_named(method.teacher) if method.teacher in known else None
             if teacher is None or teacher.build is None:
                 raise ValueError(f"method {name!r} needs teacher {method.teacher!r}, which is not a "
                                  f"network method of the method table")

@@ -53,7 +53,8 @@ class TrainConfig:
     batch_size : int, default 64
         Segments per optimisation step (>= 1).
     lr : float, default 1e-3
-        Adam's learning rate (the paper names Adam, not its settings); finite, > 0.
+        Adam's learning rate (the paper names Adam, not its settings); finite, >= 0
+        (zero freezes the weights, which tests use; the command line asks for > 0).
     weight_decay : float, default 1e-4
         L2 penalty passed to Adam; finite, >= 0.
     patience : int, default 8
@@ -87,7 +88,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "patience", "eval_batch_size"):
             check_int(name, getattr(self, name), 1)
-        check_number("lr", self.lr, 0.0, strict=True)
+        check_number("lr", self.lr, 0.0)
         check_number("weight_decay", self.weight_decay, 0.0)
         check_int("seed", self.seed, 0, 2**32 - 1)
         check_option("device", self.device, DEVICES)

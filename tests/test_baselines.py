@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from mkdbook import baselines
-from mkdbook.baselines import PairedBatch
 from mkdbook.data.segments import SegmentConfig, SegmentSet
-from mkdbook.experiments import METHOD_MODULES, METHODS, Cell, MethodResult
+from mkdbook.methods import method_named
 from mkdbook.models import build_model
+from mkdbook.results import Cell, MethodResult
 from mkdbook.splits import trial_split
+from mkdbook.teacher_student import TeacherStudentTrainer
 from mkdbook.train import ChannelScaler, TrainConfig, Trainer
 
 # Small widths for every network (overrides apply at any depth of the configs).
@@ -94,10 +95,10 @@ EXPECTED_TERMS = {
 }
 
 
-def test_registered_through_method_modules():
-    assert "mkdbook.baselines" in METHOD_MODULES
+def test_in_the_method_table():
     for name in ("cgan", "emotionkd"):
-        assert METHODS[name].needs_teacher and METHODS[name].teacher == "teacher"
+        method = method_named(name)
+        assert method.needs_teacher and method.teacher == "teacher" and method.role == "distillation baseline"
 
 
 @pytest.mark.parametrize("method", ["cgan", "emotionkd"])
@@ -105,7 +106,7 @@ def test_trains_logs_terms_and_uses_only_eog_at_test_time(method, teacher, tmp_p
     t = fresh_teacher(teacher)
     before = {k: v.clone() for k, v in t.model.state_dict().items()}
     built = {}
-    init = baselines.CrossModalTrainer.__init__
+    init = TeacherStudentTrainer.__init__
 
     keys = []
 
@@ -114,8 +115,8 @@ def test_trains_logs_terms_and_uses_only_eog_at_test_time(method, teacher, tmp_p
         init(self, model, *args, **kwargs)
         built["trainer"] = self
 
-    monkeypatch.setattr(baselines.CrossModalTrainer, "__init__", spy_init)
-    output = METHODS[method].run(cell(method), DATA, SPLIT, t, tmp_path)
+    monkeypatch.setattr(TeacherStudentTrainer, "__init__", spy_init)
+    output = method_named(method).run(cell(method), DATA, SPLIT, t, tmp_path)
     # The student network only ever receives EOG, in training and evaluation.
     assert keys and all(k == {"eog"} for k in keys)
     assert isinstance(output, MethodResult)
@@ -145,20 +146,21 @@ def test_trains_logs_terms_and_uses_only_eog_at_test_time(method, teacher, tmp_p
 def test_teacher_sees_its_own_standardisation(teacher):
     t = fresh_teacher(teacher)
     student = build_model("eog", n_times=N_TIMES, seed=0, **STREAM_SMALL)
-    projector = baselines.FeatureProjector(8, 16)
-    trainer = baselines.EmotionKDTrainer(student, t, projector, CONFIG)
-    trainer.scaler = ChannelScaler.fit(DATA, SPLIT.train, ("eog",), seed=5, max_segments=7)
+    trainer = baselines.EmotionKDTrainer(student, t, CONFIG)
+    assert trainer.train_modalities == ("eog", "eeg") and trainer.modalities == ("eog",)
+    # Deliberately different statistics from the teacher's.
+    trainer.scaler = ChannelScaler.fit(DATA, SPLIT.train, ("eog", "eeg"), seed=5, max_segments=7)
     rows = SPLIT.train[:4]
     raw = {k: torch.from_numpy(v) for k, v in DATA.batch(rows, ("eog", "eeg")).items()}
     batch, _ = trainer._to_device(raw, torch.zeros(4, dtype=torch.long))
-    assert isinstance(batch, PairedBatch) and set(batch) == {"eog"}
-    torch.testing.assert_close(batch.teacher["eeg"], t.scaler({"eeg": raw["eeg"]})["eeg"])
-    torch.testing.assert_close(batch.teacher["eog"], t.scaler({"eog": raw["eog"]})["eog"])
+    with torch.no_grad():
+        expected = t.model.eval()(t.scaler(raw)).logits
+    torch.testing.assert_close(trainer.teacher_output(batch).logits, expected, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(batch["eog"], trainer.scaler({"eog": raw["eog"]})["eog"])
 
 
 def test_cgan_resume_matches_uninterrupted(teacher, tmp_path, monkeypatch):
-    whole = METHODS["cgan"].run(cell("cgan"), DATA, SPLIT, fresh_teacher(teacher), tmp_path / "a").train
+    whole = method_named("cgan").run(cell("cgan"), DATA, SPLIT, fresh_teacher(teacher), tmp_path / "a").train
 
     original = baselines.CGANTrainer.train_epoch
 
@@ -169,11 +171,11 @@ def test_cgan_resume_matches_uninterrupted(teacher, tmp_path, monkeypatch):
 
     monkeypatch.setattr(baselines.CGANTrainer, "train_epoch", fail_in_epoch_2)
     with pytest.raises(KeyboardInterrupt):
-        METHODS["cgan"].run(cell("cgan"), DATA, SPLIT, fresh_teacher(teacher), tmp_path / "b")
+        method_named("cgan").run(cell("cgan"), DATA, SPLIT, fresh_teacher(teacher), tmp_path / "b")
     monkeypatch.setattr(baselines.CGANTrainer, "train_epoch", original)
     state = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
-    assert set(state["extra"]) == {"discriminator", "disc_optimizer"}
-    resumed = METHODS["cgan"].run(cell("cgan"), DATA, SPLIT, fresh_teacher(teacher), tmp_path / "b").train
+    assert set(state["parts"]) == {"discriminator", "disc_optimizer"}
+    resumed = method_named("cgan").run(cell("cgan"), DATA, SPLIT, fresh_teacher(teacher), tmp_path / "b").train
     np.testing.assert_allclose(resumed.test.probabilities, whole.test.probabilities, rtol=1e-5, atol=1e-6)
     assert [r["train_disc_loss"] for r in resumed.history] == pytest.approx(
         [r["train_disc_loss"] for r in whole.history])
@@ -182,14 +184,15 @@ def test_cgan_resume_matches_uninterrupted(teacher, tmp_path, monkeypatch):
 def test_cgan_settings_are_checked():
     with pytest.raises(ValueError, match="reconstruction"):
         baselines.CGANConfig(reconstruction="l3")
-    with pytest.raises(ValueError, match="unknown CGAN setting"):
+    with pytest.raises(TypeError, match="adversarial"):
         baselines.CGANConfig(adversarial=1.0)
-    assert baselines.CGANConfig(reconstruction="l1").as_dict()["reconstruction"] == "l1"
+    with pytest.raises(ValueError, match="adv_weight must be a finite number >= 0"):
+        baselines.CGANConfig(adv_weight=float("nan"))
 
 
 def test_emotionkd_same_seed_same_numbers(teacher, tmp_path):
     one = replace(cell("emotionkd"), train=replace(CONFIG, epochs=1))
-    a = METHODS["emotionkd"].run(one, DATA, SPLIT, fresh_teacher(teacher), tmp_path / "a")
-    b = METHODS["emotionkd"].run(one, DATA, SPLIT, fresh_teacher(teacher), tmp_path / "b")
+    a = method_named("emotionkd").run(one, DATA, SPLIT, fresh_teacher(teacher), tmp_path / "a")
+    b = method_named("emotionkd").run(one, DATA, SPLIT, fresh_teacher(teacher), tmp_path / "b")
     np.testing.assert_array_equal(a.train.test.probabilities, b.train.test.probabilities)
     assert a.extra["feedback"] is False and a.extra["student_feature"] == "pooled"

@@ -10,10 +10,12 @@ import pytest
 import torch
 
 from mkdbook.data.segments import SegmentConfig, SegmentSet
-from mkdbook.distill import VARIANTS, Distiller, FeedbackConfig, Restandardise
+from mkdbook.distill import Distiller
+from mkdbook.feedback import FeedbackConfig, FeedbackDistiller
 from mkdbook.losses import DistillationLossConfig
 from mkdbook.models import build_model
 from mkdbook.splits import Split, trial_split
+from mkdbook.teacher_student import Restandardise
 from mkdbook.train import ChannelScaler, TrainConfig, Trainer
 
 torch.set_num_threads(1)
@@ -60,7 +62,8 @@ def student() -> torch.nn.Module:
 
 
 def distiller(teacher: Trainer, out_dir=None, **kwargs) -> Distiller:
-    return Distiller(student(), copy.deepcopy(teacher.model), teacher.scaler, CONFIG, out_dir, **kwargs)
+    kind = FeedbackDistiller if "feedback" in kwargs else Distiller
+    return kind(student(), copy.deepcopy(teacher.model), teacher.scaler, CONFIG, out_dir, **kwargs)
 
 
 def strip(rows):
@@ -87,7 +90,7 @@ def test_distillation_logs_every_term_and_leaves_the_teacher_alone(teacher):
         for key in ("train_loss", "train_ce", "train_kl", "train_mse", "teacher_val_accuracy", "agreement"):
             assert math.isfinite(row[key]), key
         assert row["train_loss"] == pytest.approx(row["train_ce"] + row["train_kl"] + row["train_mse"], rel=1e-5)
-    assert run.feedback_log == [] and run.step == math.ceil(len(SPLIT.train) / CONFIG.batch_size) * 2
+    assert run.summary()["feedback_log"] == [] and run.step == math.ceil(len(SPLIT.train) / CONFIG.batch_size) * 2
     for name, value in run.teacher.state_dict().items():
         assert torch.equal(value, before[name]), name
     assert run.teacher_before == run.teacher_after
@@ -130,7 +133,7 @@ class Interrupted(Exception):
     pass
 
 
-class InterruptAt(Distiller):
+class InterruptAt(FeedbackDistiller):
     def train_epoch(self, data, split, target, epoch):
         if epoch == 2:
             raise Interrupted
@@ -158,17 +161,17 @@ def test_resume_matches_an_uninterrupted_run(teacher, tmp_path):
 
 def test_methods_are_registered_and_run_through_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("MKDBOOK_HOME", str(tmp_path))
-    from mkdbook.experiments import METHODS, Grid, run_grid
+    from mkdbook.experiments import Grid, run_grid
+    from mkdbook.methods import method_named
 
-    assert {"hinton", "fitnets", "fusion", "fusion+feedback"} <= set(METHODS) and set(VARIANTS) <= set(METHODS)
-    assert all(METHODS[name].needs_teacher for name in VARIANTS)
+    assert all(method_named(name).needs_teacher for name in ("hinton", "fitnets", "fusion", "fusion+feedback"))
     small = segments(n_subjects=1)
     options = {"teacher": TEACHER, "fusion+feedback": {"every": 4, **{f"student_{k}": v for k, v in STUDENT.items()}}}
     grid = Grid(("fusion+feedback",), targets=("valence",), folds=(0,), n_folds=5,
                 train=TrainConfig(epochs=1, batch_size=32, progress=False, device="cpu"), options=options)
     table = run_grid(grid, small, progress=False)
     assert set(table["method"]) == {"fusion+feedback"}
-    from mkdbook.experiments import results_dir
+    from mkdbook.results import results_dir
     records = [p for p in results_dir().glob("*/result.json")]
     import json
     extras = [json.loads(p.read_text())["extra"] for p in records]

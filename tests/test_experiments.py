@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 from collections import Counter
 from dataclasses import fields, replace
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -12,24 +12,13 @@ import pytest
 import torch
 from torch import nn
 
-from mkdbook import experiments
+from mkdbook import experiments, methods, results
+from mkdbook.cli import main
 from mkdbook.data.channels import MODALITIES
 from mkdbook.data.segments import SegmentConfig, SegmentSet
-from mkdbook.experiments import (
-    TABLE_COLUMNS,
-    Cell,
-    Grid,
-    MethodResult,
-    cell_key,
-    make_grid,
-    register_method,
-    register_network,
-    results_dir,
-    run_cell,
-    run_grid,
-    summarise,
-    trained_network,
-)
+from mkdbook.experiments import TABLE_COLUMNS, Grid, make_grid, run_cell, run_grid, summarise, trained_network
+from mkdbook.methods import Method, method_names, train_network
+from mkdbook.results import Cell, MethodResult, cell_key, results_dir
 from mkdbook.models.outputs import ModelOutput
 from mkdbook.profile import PROFILES
 from mkdbook.splits import make_split
@@ -99,16 +88,25 @@ def _tiny_student(name: str):
     return run
 
 
+def _tiny_network(name: str, modalities: tuple[str, ...]) -> Method:
+    build = _tiny(name, modalities)
+    return Method(name, "student baseline", partial(train_network, build), build=build)
+
+
+#: Rows added to the method table, as a new method would be added: one row each.
+TINY_METHODS = (
+    _tiny_network("tiny-eog", ("eog",)),
+    _tiny_network("tiny-teacher", ("eog", "eeg")),
+    *(Method(name, "distillation baseline", _tiny_student(name), needs_teacher=True, teacher="tiny-teacher")
+      for name in ("kd-a", "kd-b")),
+)
+
+
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
-    """A fresh MKDBOOK_HOME, a private copy of the registry with the tiny methods, counters reset."""
+    """A fresh MKDBOOK_HOME, the method table with the tiny methods added, counters reset."""
     monkeypatch.setenv("MKDBOOK_HOME", str(tmp_path / "home"))
-    experiments._import_method_modules()  # register the package's own methods in the real registry
-    monkeypatch.setattr(experiments, "METHODS", dict(experiments.METHODS))
-    register_network("tiny-eog", _tiny("tiny-eog", ("eog",)))
-    register_network("tiny-teacher", _tiny("tiny-teacher", ("eog", "eeg")))
-    for name in ("kd-a", "kd-b"):
-        register_method(name, needs_teacher=True, teacher="tiny-teacher")(_tiny_student(name))
+    monkeypatch.setattr(methods, "METHODS", methods.METHODS + TINY_METHODS)
     fit = Trainer.fit
 
     def counting_fit(self, *args, **kwargs):
@@ -167,9 +165,9 @@ def test_key_changes_with_every_configuration_field(monkeypatch):
     assert len(set(keys)) == len(keys)
     assert cell_key(replace(base)) == keys[0]  # equal configurations, equal keys
 
-    version, source = experiments.package_fingerprint()
+    version, source = results.package_fingerprint()
     for fake in [(version + ".dev", source), (version, "0" * 64)]:
-        monkeypatch.setattr(experiments, "package_fingerprint", lambda fake=fake: fake)
+        monkeypatch.setattr(results, "package_fingerprint", lambda fake=fake: fake)
         assert cell_key(base) not in keys
 
 
@@ -241,7 +239,7 @@ def test_shared_teacher_trained_once_and_copied_per_student():
     assert set(table["method"]) == {"kd-a", "kd-b"}
 
     grid = tiny_grid(("kd-a",), folds=(0,))
-    cell = next(grid.cells(data_source=DATA.source, data_fingerprint=experiments.fingerprint_data(DATA)))
+    cell = next(grid.cells(DATA))
     teacher = run_cell(cell.teacher, DATA)
     best = torch.load(teacher.folder / "train" / "best.pt", weights_only=True)["model"]
     for name in ("kd-a", "kd-b"):
@@ -261,14 +259,15 @@ def test_shared_teacher_trained_once_and_copied_per_student():
                                   table[table["method"] == "kd-a"].reset_index(drop=True))
 
 
-def test_unregistered_methods_fail_before_any_work():
-    with pytest.raises(ValueError, match=r"unregistered method\(s\) \['nope', 'fusion\+feedback2'\]"):
+def test_unknown_methods_fail_before_any_work(monkeypatch):
+    with pytest.raises(ValueError, match=r"unknown method\(s\) \['nope', 'fusion\+feedback2'\]"):
         run_grid(tiny_grid(("tiny-eog", "nope", "fusion+feedback2")), DATA, progress=False)
-    register_method("orphan", needs_teacher=True, teacher="missing")(lambda *a: None)
+    orphan = Method("orphan", "distillation baseline", lambda *a: None, needs_teacher=True, teacher="missing")
+    monkeypatch.setattr(methods, "METHODS", methods.METHODS + (orphan,))
     with pytest.raises(ValueError, match="needs teacher 'missing'"):
         run_grid(tiny_grid(("orphan",)), DATA, progress=False)
-    with pytest.raises(ValueError, match="already registered"):
-        register_network("tiny-eog", _tiny("tiny-eog", ("eog",)))
+    with pytest.raises(ValueError, match="role must be one of"):
+        Method("toy", "winner", lambda *a: None)
     assert FITS == Counter() and not results_dir().exists()
 
 
@@ -286,8 +285,7 @@ def test_table_has_one_row_per_cell_and_test_subject():
         rows = table[(table["fold"] == fold) & (table["method"] == "tiny-eog") & (table["target"] == "arousal")]
         assert rows["n_segments"].sum() == len(split.test)
         assert (rows["n_trials"] == 3).all()  # 9 trials per subject, 3 folds
-        cell = grid.cell("tiny-eog", "arousal", fold, 0, data_source=DATA.source,
-                         data_fingerprint=experiments.fingerprint_data(DATA))
+        cell = grid.cell("tiny-eog", "arousal", fold, 0, data=DATA)
         segments = run_cell(cell, DATA).segments
         np.testing.assert_array_equal(segments["segment"], split.test)
         np.testing.assert_array_equal(segments["label"], DATA.labels("arousal")[split.test])
@@ -305,14 +303,12 @@ def test_table_has_one_row_per_cell_and_test_subject():
     assert row["accuracy_sd"] == pytest.approx(per_cell.std())
 
 
-def test_plain_networks_are_registered_and_run():
-    assert set(experiments.SUPERVISED_METHODS) <= set(experiments.METHODS)
+def test_plain_networks_run_and_load_back():
     small = {"d_model": 8, "n_heads": 2, "ff_width": 8, "depth": 1}
     grid = tiny_grid(("eog",), folds=(0,), train=replace(TRAIN, epochs=1), options={"eog": small})
     table = run_grid(grid, DATA, progress=False)
     assert len(table) == len(DATA.subjects)
-    cell = grid.cell("eog", "valence", 0, 0, data_source=DATA.source,
-                     data_fingerprint=experiments.fingerprint_data(DATA))
+    cell = grid.cell("eog", "valence", 0, 0, data=DATA)
     assert cell.settings == small
     assert type(trained_network(cell, DATA).model).__name__ == "EOGOnlyNet"
 
@@ -323,25 +319,22 @@ def test_plain_networks_are_registered_and_run():
 def test_named_grids():
     profile = PROFILES["default"]
     baselines, ablation, paper = (make_grid(name, profile) for name in ("baselines", "ablation", "paper"))
-    assert baselines.methods == experiments.SUPERVISED_METHODS
+    assert baselines.methods == method_names("reference") + method_names("student baseline")
     assert ablation.methods == ("hinton", "fusion", "fusion+feedback")
     assert set(paper.methods) >= set(baselines.methods) | set(ablation.methods) | {"cgan", "emotionkd"}
     assert paper.n_folds == 10 and paper.fold_list == tuple(range(10))
     assert paper.targets == ("valence", "arousal")
     assert baselines.n_folds == profile.n_folds and baselines.train.epochs == profile.epochs
-    with pytest.raises(ValueError, match="unknown grid"):
+    with pytest.raises(ValueError, match="grid must be one of"):
         make_grid("everything", profile)
 
 
 def test_experiment_command(deap_dir, tmp_path, monkeypatch):
     grid = Grid(("tiny-eog",), targets=("valence",), train=replace(TRAIN, batch_size=64))
     monkeypatch.setitem(experiments.GRIDS, "tiny", lambda profile: grid)
-    parser = argparse.ArgumentParser()
-    experiments.add_experiment_command(parser.add_subparsers())
     out = tmp_path / "out"
-    args = parser.parse_args(["experiment", str(deap_dir), "--grid", "tiny", "--folds", "3", "--seeds", "1",
-                              "--epochs", "1", "--out", str(out), "--quiet"])
-    assert args.run(args) == 0
+    assert main(["experiment", str(deap_dir), "--grid", "tiny", "--folds", "3", "--seeds", "1",
+                 "--epochs", "1", "--out", str(out), "--quiet"]) == 0
     table = pd.read_csv(out / "results.csv")
     assert tuple(table.columns) == TABLE_COLUMNS
     assert len(table) == 3 * 2 and set(table["subject"]) == {1, 2}  # 3 folds x 2 subjects

@@ -10,13 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mkdbook.distill import (
-    FeedbackConfig,
-    feedback_objective,
-    feedback_phase,
-    make_teacher_optimizer,
-    teaching_step,
-)
+from mkdbook.distill import teaching_step
+from mkdbook.feedback import FeedbackConfig, feedback_objective, feedback_phase, make_teacher_optimizer
 from mkdbook.losses import DistillationLossConfig, FeatureProjector
 from mkdbook.models.outputs import ModelOutput
 

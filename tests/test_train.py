@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +12,7 @@ from torch import nn
 from mkdbook.data.segments import SegmentConfig, SegmentSet
 from mkdbook.models.outputs import ModelOutput
 from mkdbook.splits import trial_split
-from mkdbook.train import TrainConfig, Trainer, write_metrics
+from mkdbook.train import NonFiniteLossError, TrainConfig, Trainer, write_metrics
 
 
 class TinyEOGNet(nn.Module):
@@ -105,11 +107,40 @@ def test_resume_matches_an_uninterrupted_run(tmp_path):
     np.testing.assert_array_equal(resumed.test.probabilities, whole.test.probabilities)
 
 
-def test_resume_refuses_another_configuration(tmp_path):
+def test_resume_refuses_another_run_and_ignores_display_flags(tmp_path):
     Trainer(TinyEOGNet(), CONFIG, tmp_path).fit(DATA, SPLIT, "valence")
+    saved = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     other = TrainConfig(epochs=5, batch_size=32, lr=1e-2, progress=False, device="cpu")
-    with pytest.raises(ValueError, match="another configuration"):
+    with pytest.raises(ValueError, match=r"last.pt: written by another run \(train differ\)"):
         Trainer(TinyEOGNet(), other, tmp_path).fit(DATA, SPLIT, "valence")
+    with pytest.raises(ValueError, match=r"another run \(target differ\)"):
+        Trainer(TinyEOGNet(), CONFIG, tmp_path).fit(DATA, SPLIT, "arousal")
+    other_fold = trial_split(DATA, fold=1, seed=0)
+    with pytest.raises(ValueError, match=r"another run \(split differ\)"):
+        Trainer(TinyEOGNet(), CONFIG, tmp_path).fit(DATA, other_fold, "valence")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == saved  # nothing overwritten
+    # Progress bars are a display setting: toggling them resumes the same run.
+    Trainer(TinyEOGNet(), replace(CONFIG, progress=True), tmp_path).fit(DATA, SPLIT, "valence")
+
+
+@pytest.mark.parametrize(("changes", "match"), [
+    ({"epochs": 0}, "epochs must be an integer >= 1, got 0"),
+    ({"patience": -1}, "patience must be an integer >= 1"),
+    ({"batch_size": 0}, "batch_size must be an integer >= 1"),
+    ({"lr": float("inf")}, "lr must be a finite number >= 0"),
+    ({"seed": -1}, r"seed must be an integer in \[0, 4294967295\]"),
+    ({"seed": 2**40}, "seed must be an integer in"),
+    ({"device": "gpu"}, "device must be one of"),
+    ({"max_batches": 0}, "max_batches must be an integer >= 1"),
+])
+def test_train_config_is_validated(changes, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**changes)
+
+
+def test_non_finite_loss_stops_training(tmp_path):
+    with pytest.raises(NonFiniteLossError, match="epoch 1: the training loss became"):
+        Trainer(TinyEOGNet(), replace(CONFIG, lr=1e30), tmp_path).fit(DATA, SPLIT, "valence")
 
 
 def test_early_stopping_stops():

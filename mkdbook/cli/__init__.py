@@ -62,7 +62,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     print(f"mkdbook {args.command}: error: {message}", file=sys.stderr)
     return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
