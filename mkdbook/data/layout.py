@@ -115,7 +115,7 @@ class Layout:
 
     def _check_modality(self, modality: str) -> tuple[str, ...]:
         if modality not in self.modalities:
-            raise ValueError(f"modality {modality!r} is not one of {self.name}'s modalities; "
+            raise ValueError(f"unknown modality {modality!r} for {self.name}; "
                              f"expected one of {sorted(self.modalities)}")
         return self.modalities[modality]
 
@@ -161,7 +161,7 @@ class Layout:
     def channel_type(self, channel: str) -> str:
         """Return the MNE channel type of ``channel`` (raises ``ValueError`` if unknown)."""
         if channel not in self.channels:
-            raise ValueError(f"channel {channel!r} is not a channel of {self.name}; "
+            raise ValueError(f"unknown channel {channel!r} for {self.name}; "
                              f"expected one of {list(self.channels)}")
         return self.channel_types[self.channels.index(channel)]
 
@@ -174,7 +174,7 @@ class Layout:
             If ``scale`` is not one of :attr:`rating_scales`.
         """
         if scale not in self.rating_scales:
-            raise ValueError(f"rating scale {scale!r} is not one of {self.name}'s; "
+            raise ValueError(f"unknown rating scale {scale!r} for {self.name}; "
                              f"expected one of {list(self.rating_scales)}")
         return self.rating_scales.index(scale)
 
