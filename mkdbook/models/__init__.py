@@ -135,7 +135,7 @@ def build_model(
     n_channels : mapping of str to int
         Electrodes per modality, for example ``{"eeg": 32, "eog": 2}``; each
         network reads the entries of its own ``modalities``.
-        :meth:`mkdbook.data.SegmentSet.model_inputs` gives it, with ``n_times``
+        :meth:`~mkdbook.data.SegmentSet.model_inputs` gives it, with ``n_times``
         and ``sfreq``, for the data at hand.
     n_classes : int
         Output classes (2 for binary valence or arousal).
