@@ -27,6 +27,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from mkdbook.paths import home
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -96,11 +98,6 @@ def active_profile() -> Profile:
             f"MKDBOOK_PROFILE={name!r} is not a profile; expected one of {sorted(PROFILES)}"
         )
     return PROFILES[name]
-
-
-def home() -> Path:
-    """Return the folder for simulated cohorts, caches and results (``MKDBOOK_HOME``)."""
-    return Path(os.environ.get("MKDBOOK_HOME", Path.home() / ".cache" / "mkdbook")).expanduser()
 
 
 def real_deap_dir() -> Path | None:

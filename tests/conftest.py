@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mkdbook.data.channels import CHANNELS, N_SAMPLES, N_TRIALS
+from mkdbook.data.layout import DEAP
 
 
 def deap_dict(subject: int, *, dtype=np.float32) -> dict[str, np.ndarray]:
@@ -20,11 +20,11 @@ def deap_dict(subject: int, *, dtype=np.float32) -> dict[str, np.ndarray]:
     caching put every sample in its place.
     """
     rng = np.random.default_rng(subject)
-    trial = np.arange(N_TRIALS)[:, None, None]
-    channel = np.arange(len(CHANNELS))[None, :, None]
-    time = np.arange(N_SAMPLES)[None, None, :]
+    trial = np.arange(DEAP.n_trials)[:, None, None]
+    channel = np.arange(len(DEAP.channels))[None, :, None]
+    time = np.arange(DEAP.n_samples)[None, None, :]
     data = (subject * 1000 + trial + channel / 100 + time * 1e-5).astype(dtype)
-    labels = rng.uniform(1, 9, size=(N_TRIALS, 4))
+    labels = rng.uniform(1, 9, size=(DEAP.n_trials, len(DEAP.rating_scales)))
     return {"data": data, "labels": labels}
 
 

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from mkdbook.data import DeapFormatError, SegmentConfig, load_segments
+from mkdbook.data import DEAP, DeapFormatError, SegmentConfig, load_segments
 from mkdbook.data import cache as cache_module
 from conftest import deap_dict, write_pickle
 
@@ -69,6 +69,20 @@ def test_changed_source_makes_the_cache_stale(deap_dir, cache_dir):
     assert data.signals[0, 0, 0] == pytest.approx(changed["data"][0, 0, 384])
 
 
+def test_cache_records_its_layout(deap_dir, cache_dir):
+    data = load_segments(deap_dir, cache_dir=cache_dir, progress=False)
+    assert data.layout == DEAP
+    assert data.model_inputs() == {"n_channels": DEAP.channel_counts(), "n_times": 512, "sfreq": 128.0}
+    manifest_path = cache_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["layout"]["name"] == "DEAP" and len(manifest["layout"]["channels"]) == 40
+    manifest["layout"]["sfreq"] = 256.0
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.warns(UserWarning, match="stale"):
+        load_segments(deap_dir, cache_dir=cache_dir, progress=False)
+    assert json.loads(manifest_path.read_text())["layout"]["sfreq"] == 128.0
+
+
 @pytest.mark.parametrize("damage", ["flip", "truncate", "manifest"])
 def test_corrupt_cache_is_rebuilt_not_used(deap_dir, cache_dir, damage):
     good = np.array(load_segments(deap_dir, cache_dir=cache_dir, progress=False).signals[100])
@@ -99,9 +113,9 @@ def test_failed_build_keeps_the_previous_cache(deap_dir, cache_dir):
 
 
 def test_segment_config_is_validated():
-    assert SegmentConfig().segments_per_trial == 15
-    assert SegmentConfig(segment_seconds=2).segment_samples == 256
+    assert SegmentConfig().segments_per_trial(DEAP) == 15
+    assert SegmentConfig(segment_seconds=2).segment_samples(DEAP) == 256
     with pytest.raises(ValueError, match="threshold"):
         SegmentConfig(threshold=9.5)
-    with pytest.raises(ValueError, match="does not fit"):
-        SegmentConfig(segment_seconds=61)
+    with pytest.raises(ValueError, match="does not fit in one DEAP trial"):
+        SegmentConfig(segment_seconds=61).segments_per_trial(DEAP)

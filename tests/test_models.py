@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterator, Mapping
 from functools import cache
@@ -9,7 +10,7 @@ from functools import cache
 import pytest
 import torch
 
-from mkdbook.data.channels import MODALITIES
+from mkdbook.data.layout import DEAP
 from mkdbook.models import (
     MODEL_NAMES,
     ConvFrontEnd,
@@ -30,6 +31,8 @@ from mkdbook.models.frontend import (
 
 BATCH = 4
 N_TIMES = 512
+#: What a network is told about DEAP's montage: electrodes per modality.
+N_CHANNELS = DEAP.channel_counts()
 
 
 @pytest.fixture(autouse=True)
@@ -44,14 +47,14 @@ def one_thread():
 @cache
 def evaluated(name: str) -> torch.nn.Module:
     """One seeded network per name in eval mode, shared by the tests that only run it."""
-    return build_model(name, seed=0).eval()
+    return build_model(name, n_channels=N_CHANNELS, seed=0).eval()
 
 
-def make_batch(seed: int, modalities: tuple[str, ...] = tuple(MODALITIES)) -> dict[str, torch.Tensor]:
+def make_batch(seed: int, modalities: tuple[str, ...] = tuple(N_CHANNELS)) -> dict[str, torch.Tensor]:
     """Random DEAP-shaped signals for ``modalities``, from an explicit generator."""
     generator = torch.Generator().manual_seed(seed)
     return {
-        name: torch.randn(BATCH, len(MODALITIES[name]), N_TIMES, generator=generator)
+        name: torch.randn(BATCH, N_CHANNELS[name], N_TIMES, generator=generator)
         for name in modalities
     }
 
@@ -95,7 +98,7 @@ def test_expected_covers_every_name():
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_output_shapes_and_taps(name):
-    model = build_model(name, n_classes=3, seed=0).eval()
+    model = build_model(name, n_channels=N_CHANNELS, n_classes=3, seed=0).eval()
     with torch.no_grad():
         output = model(make_batch(0))
     width, taps = EXPECTED[name]
@@ -157,7 +160,8 @@ def test_gates_lie_in_open_unit_interval(name):
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_same_seed_same_network(name):
-    first, second = build_model(name, seed=3), build_model(name, seed=3)
+    first = build_model(name, n_channels=N_CHANNELS, seed=3)
+    second = build_model(name, n_channels=N_CHANNELS, seed=3)
     for (key, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items()):
         assert torch.equal(a, b), key
     batch = make_batch(0)
@@ -165,61 +169,109 @@ def test_same_seed_same_network(name):
         assert torch.equal(first.eval()(batch).logits, second.eval()(batch).logits)
 
 
+#: sha256 of every seed-0 network's initial state_dict (names and bytes), computed
+#: with the networks as they were when they still looked their channel counts up
+#: in the data layer: being told the counts must not move a single weight.
+INITIAL_WEIGHTS_SHA256 = {
+    "teacher": "e450076a236b5aa9810a34f9ae923c448fbc881f5ffb015502583b8738e5b44f",
+    "student": "362d9c58583303cd3d4a65659d8bde2c35853305e31581072f08e33e6169bf4a",
+    "eeg": "45d9b33b37df9175d978759c5b8546b1cb686d11365b8eedd586261588e51e8c",
+    "eog": "8e41f21ada32f3047f9c44c647f5848c22b3e51d15217efbc4c51784131c70c4",
+    "deepconvnet": "12a21a0a43e089942748d3846fdf53f16955fe6433243e894214748f21d9a8c5",
+    "teacher-concat": "848a4a5f253e137ebb2a2c767c60e356f00de88ace8482cf3e02ba886e643e8a",
+    "student-concat": "6d488fdbb43d0e447597ba814c5b27ff0eef36d178b13ae35a181d4765632a83",
+}
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_same_seed_same_initial_weights_as_before(name):
+    digest = hashlib.sha256()
+    for key, value in build_model(name, n_channels=N_CHANNELS, seed=0).state_dict().items():
+        digest.update(key.encode())
+        digest.update(value.detach().contiguous().numpy().tobytes())
+    assert digest.hexdigest() == INITIAL_WEIGHTS_SHA256[name]
+
+
+def test_networks_take_the_channel_counts_they_are_told():
+    montage = {"eog": 3, "eeg": 8}
+    teacher = build_model("teacher", n_channels=montage, seed=0).eval()
+    generator = torch.Generator().manual_seed(0)
+    batch = {name: torch.randn(BATCH, count, N_TIMES, generator=generator) for name, count in montage.items()}
+    with torch.no_grad():
+        assert teacher(batch).logits.shape == (BATCH, 2)
+    assert teacher.streams["eeg"].stream.front_end.n_channels == 8
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_missing_channel_count_names_the_modality(name):
+    network_class = type(evaluated(name))
+    missing = network_class.modalities[-1]
+    told = {modality: count for modality, count in N_CHANNELS.items() if modality != missing}
+    with pytest.raises(ValueError, match=f"no entry for modality '{missing}'"):
+        build_model(name, n_channels=told)
+
+
+def test_channel_count_must_be_a_positive_integer():
+    with pytest.raises(ValueError, match=r"n_channels\['eog'\] must be a positive integer, got 0"):
+        build_model("student", n_channels={"eog": 0})
+
+
 def test_seed_leaves_global_random_state_alone():
     state = torch.random.get_rng_state()
-    build_model("student", seed=1)
+    build_model("student", n_channels=N_CHANNELS, seed=1)
     assert torch.equal(state, torch.random.get_rng_state())
 
 
 def test_different_seeds_differ():
-    a = build_model("student", seed=0).state_dict()
-    b = build_model("student", seed=1).state_dict()
+    a = build_model("student", n_channels=N_CHANNELS, seed=0).state_dict()
+    b = build_model("student", n_channels=N_CHANNELS, seed=1).state_dict()
     assert not all(torch.equal(a[key], b[key]) for key in a)
 
 
 def test_unknown_name_lists_valid_names():
     with pytest.raises(ValueError) as error:
-        build_model("resnet")
+        build_model("resnet", n_channels=N_CHANNELS)
     for name in MODEL_NAMES:
         assert name in str(error.value)
 
 
 def test_unknown_override_lists_fields():
     with pytest.raises(ValueError, match="d_model"):
-        build_model("student", not_a_field=1)
+        build_model("student", n_channels=N_CHANNELS, not_a_field=1)
 
 
 def test_overrides_reach_nested_configs():
-    teacher = build_model("teacher", depth=4, taps=(2, 4), n_temporal_filters=4)
+    teacher = build_model("teacher", n_channels=N_CHANNELS, depth=4, taps=(2, 4), n_temporal_filters=4)
     assert teacher.config.eog.depth == teacher.config.eeg.depth == 4
     assert teacher.config.eeg.front_end.n_temporal_filters == 4
     assert len(teacher.streams["eeg"].stream.layers) == 4
-    student = build_model("student", config=StudentConfig(taps=(2, 3)), fusion_hidden=128)
+    student = build_model("student", n_channels=N_CHANNELS, config=StudentConfig(taps=(2, 3)),
+                          fusion_hidden=128)
     assert student.config.taps == (2, 3) and student.config.fusion_hidden == 128
 
 
 def test_concat_names_change_only_the_fusion():
-    assert build_model("teacher-concat").config.fusion == "concat"
-    assert build_model("student-concat").config.fusion == "concat"
-    assert isinstance(build_model("teacher-concat"), Teacher)
-    assert isinstance(build_model("student-concat"), Student)
+    assert build_model("teacher-concat", n_channels=N_CHANNELS).config.fusion == "concat"
+    assert build_model("student-concat", n_channels=N_CHANNELS).config.fusion == "concat"
+    assert isinstance(build_model("teacher-concat", n_channels=N_CHANNELS), Teacher)
+    assert isinstance(build_model("student-concat", n_channels=N_CHANNELS), Student)
 
 
 @pytest.mark.parametrize("taps", [(1, 2), (3, 2), (0, 3), (2, 2, 3)])
 def test_invalid_taps_are_refused(taps):
     with pytest.raises(ValueError, match="taps"):
-        build_model("student", taps=taps)
+        build_model("student", n_channels=N_CHANNELS, taps=taps)
 
 
 def test_wrong_channel_count_is_refused():
-    student = build_model("student")
+    student = build_model("student", n_channels=N_CHANNELS)
     with pytest.raises(ValueError, match="expected a"):
         student({"eog": torch.randn(BATCH, 3, N_TIMES)})
 
 
 @pytest.mark.parametrize("name", ["teacher", "student", "teacher-concat", "student-concat"])
 def test_gradient_reaches_every_parameter(name):
-    model = build_model(name, seed=0).eval()  # eval: no branch is dropped at random
+    model = build_model(name, n_channels=N_CHANNELS, seed=0).eval()  # eval: no branch is dropped at random
     output = model(make_batch(0))
     (output.logits.sum() + output.features.sum()).backward()
     for key, parameter in model.named_parameters():
@@ -228,7 +280,8 @@ def test_gradient_reaches_every_parameter(name):
 
 
 def test_student_is_aligned_with_teacher_eog_stream():
-    teacher, student = build_model("teacher", seed=0), build_model("student", seed=1)
+    teacher = build_model("teacher", n_channels=N_CHANNELS, seed=0)
+    student = build_model("student", n_channels=N_CHANNELS, seed=1)
     teacher_stream = teacher.streams["eog"].stream.state_dict()
     student_stream = student.stream.stream.state_dict()
     assert {k: v.shape for k, v in teacher_stream.items()} == {
@@ -244,19 +297,20 @@ def test_student_is_aligned_with_teacher_eog_stream():
 
 
 def test_student_is_cheaper_than_teacher():
-    assert count_parameters(build_model("student")) < count_parameters(build_model("teacher"))
+    student, teacher = (build_model(name, n_channels=N_CHANNELS) for name in ("student", "teacher"))
+    assert count_parameters(student) < count_parameters(teacher)
 
 
 def test_deepconvnet_reduces_a_segment_to_one_step():
-    model = build_model("deepconvnet")
+    model = build_model("deepconvnet", n_channels=N_CHANNELS)
     assert isinstance(model, DeepConvNet)
     assert model.classifier.kernel_size == (1, 1)
     with pytest.raises(ValueError, match="too few"):
-        build_model("deepconvnet", n_times=128)
+        build_model("deepconvnet", n_channels=N_CHANNELS, n_times=128)
 
 
 def test_train_mode_is_stochastic_and_eval_is_not():
-    model = build_model("student", seed=0)
+    model = build_model("student", n_channels=N_CHANNELS, seed=0)
     batch = make_batch(0)
     with torch.no_grad():
         assert not torch.equal(model.train()(batch).logits, model(batch).logits)

@@ -17,7 +17,10 @@ import pytest
 from scipy import signal
 
 from mkdbook.data import simulate
-from mkdbook.data.channels import CHANNELS, EEG_CHANNELS, N_TRIALS, SFREQ
+from mkdbook.data.simulate import cohort as cohort_module
+from mkdbook.data.simulate.streams import _subject_model
+from mkdbook.data.simulate.subject import _simulate_signals
+from mkdbook.data.layout import DEAP
 from mkdbook.data.simulate import (
     MANIFEST_NAME,
     PENDING_NAME,
@@ -29,8 +32,10 @@ from mkdbook.data.simulate import (
     simulate_subject,
 )
 
+SFREQ = DEAP.sfreq
+EEG_CHANNELS = DEAP.modalities["eeg"]
 VIDEO = slice(int(3 * SFREQ), None)
-EOG_AND_PERIPHERAL = slice(len(EEG_CHANNELS), len(CHANNELS))
+EOG_AND_PERIPHERAL = slice(len(EEG_CHANNELS), len(DEAP.channels))
 
 
 @lru_cache(maxsize=None)
@@ -42,14 +47,14 @@ def _signals_with_flipped_valence(subject: int, variant: str) -> np.ndarray:
     # Private hooks on purpose: the only way to ask "what if this subject had
     # felt the opposite valence, all else equal?" is to rerun the model with
     # the latent valence negated and every random draw unchanged.
-    model = simulate._subject_model(subject, variant, 0, None)
+    model = _subject_model(subject, variant, 0, None)
     flipped = dataclasses.replace(model.latents, signal_valence=-model.latents.signal_valence)
-    return simulate._simulate_signals(dataclasses.replace(model, latents=flipped))
+    return _simulate_signals(dataclasses.replace(model, latents=flipped))
 
 
 def _tiny_signals(model) -> np.ndarray:
     # Stands in for the real signals where only the file handling is tested.
-    return np.zeros((N_TRIALS, len(CHANNELS), 1))
+    return np.zeros((DEAP.n_trials, len(DEAP.channels), 1))
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +98,7 @@ def test_manifest_says_what_was_simulated(cohort: Path) -> None:
     assert manifest["package_version"]
     latents = simulate_latents(1)
     assert np.allclose(manifest["subjects"]["s01"]["signal_valence"], latents.signal_valence)
-    assert len(manifest["subjects"]["s01"]["rated_arousal"]) == N_TRIALS
+    assert len(manifest["subjects"]["s01"]["rated_arousal"]) == DEAP.n_trials
 
 
 def test_load_manifest_is_none_for_other_folders(tmp_path: Path) -> None:
@@ -287,7 +292,7 @@ def test_refuses_to_overwrite_files_without_a_manifest(tmp_path: Path) -> None:
 
 
 def test_refuses_to_mix_cohorts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(simulate, "_simulate_signals", _tiny_signals)
+    monkeypatch.setattr(cohort_module, "_simulate_signals", _tiny_signals)
     simulate_cohort(tmp_path, n_subjects=2, seed=0, progress=False)
     with pytest.raises(ValueError, match="seed"):
         simulate_cohort(tmp_path, n_subjects=2, seed=1, progress=False)
@@ -301,26 +306,26 @@ def test_refuses_to_mix_cohorts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 
 def test_interrupted_write_leaves_no_partial_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(simulate, "_simulate_signals", _tiny_signals)
+    monkeypatch.setattr(cohort_module, "_simulate_signals", _tiny_signals)
 
     def dump_half_then_fail(obj, stream, protocol):
         stream.write(b"\x80\x02half a pickle")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(simulate.pickle, "dump", dump_half_then_fail)
+    monkeypatch.setattr(cohort_module.pickle, "dump", dump_half_then_fail)
     with pytest.raises(KeyboardInterrupt):
         simulate_cohort(tmp_path, n_subjects=2, progress=False)
     # Only the marker of an unfinished run is left: no subject file, no temporary file.
     assert sorted(p.name for p in tmp_path.iterdir()) == [PENDING_NAME]
 
     monkeypatch.undo()
-    monkeypatch.setattr(simulate, "_simulate_signals", _tiny_signals)
+    monkeypatch.setattr(cohort_module, "_simulate_signals", _tiny_signals)
     simulate_cohort(tmp_path, n_subjects=2, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == [MANIFEST_NAME, "s01.dat", "s02.dat"]
 
 
 def test_files_get_ordinary_permissions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(simulate, "_simulate_signals", _tiny_signals)
+    monkeypatch.setattr(cohort_module, "_simulate_signals", _tiny_signals)
     simulate_cohort(tmp_path, n_subjects=1, progress=False)
     # Readable by others as any file the user writes (umask permitting), not private like tempfile's.
     (tmp_path / "probe").touch()

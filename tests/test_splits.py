@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mkdbook.data.layout import DEAP
 from mkdbook.data.segments import SegmentConfig, SegmentSet
 from mkdbook.splits import SPLIT_KINDS, leaky_split, make_split, subject_split, trial_split
 
@@ -17,7 +18,7 @@ def fake_segments(n_subjects: int = 4) -> SegmentSet:
     arousal = np.where(video_quadrant % 2, 7.0, 3.0)
     per_trial = np.stack([valence, arousal, valence, arousal], 1)
     return SegmentSet(
-        signals=np.zeros((n, 1, 1), np.float32),
+        signals=np.zeros((n, len(DEAP.channels), 1), np.float32),
         subject=np.repeat(np.arange(1, n_subjects + 1), 600),
         trial=np.tile(np.repeat(np.arange(40), 15), n_subjects),
         position=np.tile(np.arange(15), n_subjects * 40),

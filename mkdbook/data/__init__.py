@@ -5,12 +5,11 @@
 """
 
 from mkdbook.data.cache import describe_source, load_segments
-from mkdbook.data.channels import CHANNELS, EEG_CHANNELS, MODALITIES, SFREQ, modality_picks
+from mkdbook.data.layout import DEAP, Layout
 from mkdbook.data.reader import DeapFormatError, SubjectRecording, find_subject_files, read_subject_file
 from mkdbook.data.segments import SegmentConfig, SegmentSet, segment_trials
 
 __all__ = [
-    "CHANNELS", "EEG_CHANNELS", "MODALITIES", "SFREQ", "DeapFormatError", "SegmentConfig",
-    "SegmentSet", "SubjectRecording", "describe_source", "find_subject_files", "load_segments",
-    "modality_picks", "read_subject_file", "segment_trials",
+    "DEAP", "DeapFormatError", "Layout", "SegmentConfig", "SegmentSet", "SubjectRecording",
+    "describe_source", "find_subject_files", "load_segments", "read_subject_file", "segment_trials",
 ]

@@ -28,10 +28,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mkdbook import __version__
-from mkdbook.data.channels import CHANNELS, N_TRIALS, RATING_SCALES
+from mkdbook.data.layout import DEAP, Layout
 from mkdbook.data.reader import find_subject_files, read_subject_file
 from mkdbook.data.segments import SegmentConfig, SegmentSet, segment_trials
-from mkdbook.profile import home
+from mkdbook.paths import home
 
 #: Bumped whenever the cache layout changes, so old caches are rebuilt.
 CACHE_FORMAT = 1
@@ -74,13 +74,18 @@ def cache_folder(deap_dir: Path | str, subjects: list[int], config: SegmentConfi
     return Path(cache_dir) if cache_dir is not None else home() / "segments" / digest
 
 
-def _build(files: list[Path], folder: Path, config: SegmentConfig, source: str,
+def _layout_record(layout: Layout) -> dict:
+    # Through JSON so that a manifest read back compares equal (tuples become lists).
+    return json.loads(json.dumps(asdict(layout)))
+
+
+def _build(files: list[Path], folder: Path, config: SegmentConfig, layout: Layout, source: str,
            progress: bool) -> None:
     tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        _write_cache(files, tmp, config, source, progress)
+        _write_cache(files, tmp, config, layout, source, progress)
     except BaseException:
         # A failed or interrupted build leaves the previous cache as it was.
         shutil.rmtree(tmp, ignore_errors=True)
@@ -89,24 +94,24 @@ def _build(files: list[Path], folder: Path, config: SegmentConfig, source: str,
     os.replace(tmp, folder)
 
 
-def _write_cache(files: list[Path], tmp: Path, config: SegmentConfig, source: str,
+def _write_cache(files: list[Path], tmp: Path, config: SegmentConfig, layout: Layout, source: str,
                  progress: bool) -> None:
-    per_trial = config.segments_per_trial
-    rows = N_TRIALS * per_trial
-    shape = (len(files) * rows, len(CHANNELS), config.segment_samples)
+    per_trial = config.segments_per_trial(layout)
+    rows = layout.n_trials * per_trial
+    shape = (len(files) * rows, len(layout.channels), config.segment_samples(layout))
     signals = np.lib.format.open_memmap(tmp / "signals.npy", mode="w+", dtype=np.float32, shape=shape)
     subject = np.empty(shape[0], np.int16)
-    ratings = np.empty((shape[0], len(RATING_SCALES)), np.float32)
+    ratings = np.empty((shape[0], len(layout.rating_scales)), np.float32)
     for i, path in enumerate(tqdm(files, desc="preparing segments", unit="subject", disable=not progress)):
         recording = read_subject_file(path)
         block = slice(i * rows, (i + 1) * rows)
-        signals[block] = segment_trials(recording.data, config).reshape(rows, *shape[1:])
+        signals[block] = segment_trials(recording.data, config, layout).reshape(rows, *shape[1:])
         subject[block] = recording.subject
         ratings[block] = np.repeat(recording.labels, per_trial, axis=0)
     signals.flush()
     del signals
-    trial = np.tile(np.repeat(np.arange(N_TRIALS, dtype=np.int16), per_trial), len(files))
-    position = np.tile(np.arange(per_trial, dtype=np.int16), len(files) * N_TRIALS)
+    trial = np.tile(np.repeat(np.arange(layout.n_trials, dtype=np.int16), per_trial), len(files))
+    position = np.tile(np.arange(per_trial, dtype=np.int16), len(files) * layout.n_trials)
     np.savez(tmp / "index.npz", subject=subject, trial=trial, position=position, ratings=ratings)
     manifest = {
         "format": CACHE_FORMAT,
@@ -114,6 +119,7 @@ def _write_cache(files: list[Path], tmp: Path, config: SegmentConfig, source: st
         "source": source,
         "sources": _fingerprint(files),
         "config": asdict(config),
+        "layout": _layout_record(layout),
         "shape": list(shape),
         "checksums": {name: _checksum(tmp / name) for name in ("signals.npy", "index.npz")},
     }
@@ -121,7 +127,8 @@ def _write_cache(files: list[Path], tmp: Path, config: SegmentConfig, source: st
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
 
 
-def _problem_with(folder: Path, files: list[Path], config: SegmentConfig, verify: bool) -> str | None:
+def _problem_with(folder: Path, files: list[Path], config: SegmentConfig, layout: Layout,
+                  verify: bool) -> str | None:
     """Why the cache in ``folder`` cannot be used, or ``None`` if it can."""
     try:
         manifest = json.loads((folder / "manifest.json").read_text())
@@ -129,8 +136,9 @@ def _problem_with(folder: Path, files: list[Path], config: SegmentConfig, verify
         return "missing"
     except (OSError, json.JSONDecodeError):
         return "corrupt (unreadable manifest)"
-    if manifest.get("format") != CACHE_FORMAT or manifest.get("config") != asdict(config):
-        return "stale (built by another version or configuration)"
+    if (manifest.get("format") != CACHE_FORMAT or manifest.get("config") != asdict(config)
+            or manifest.get("layout") != _layout_record(layout)):
+        return "stale (built by another version, configuration or layout)"
     if manifest.get("sources") != _fingerprint(files):
         return "stale (the source files changed)"
     expected = np.prod(manifest["shape"]) * 4
@@ -152,6 +160,7 @@ def load_segments(
     cache_dir: Path | str | None = None,
     verify: bool = True,
     progress: bool = True,
+    layout: Layout = DEAP,
 ) -> SegmentSet:
     """Load the segments of a DEAP folder, preparing the cache on first use.
 
@@ -171,6 +180,9 @@ def load_segments(
         The size and source checks always run.
     progress : bool
         Show a progress bar while preparing.
+    layout : Layout
+        The layout of the files; :data:`~mkdbook.data.layout.DEAP` by default,
+        the only one the reader reads today.
 
     Returns
     -------
@@ -187,11 +199,11 @@ def load_segments(
     files = find_subject_files(deap_dir, subjects)
     numbers = [int(p.stem[1:]) for p in files]
     folder = cache_folder(deap_dir, numbers, config, cache_dir)
-    problem = _problem_with(folder, files, config, verify)
+    problem = _problem_with(folder, files, config, layout, verify)
     if problem is not None:
         if problem != "missing":
             warnings.warn(f"segment cache {folder} is {problem}; rebuilding it", stacklevel=2)
-        _build(files, folder, config, describe_source(deap_dir), progress)
+        _build(files, folder, config, layout, describe_source(deap_dir), progress)
     manifest = json.loads((folder / "manifest.json").read_text())
     index = np.load(folder / "index.npz")
     return SegmentSet(
@@ -202,4 +214,5 @@ def load_segments(
         ratings=index["ratings"],
         config=config,
         source=manifest["source"],
+        layout=layout,
     )

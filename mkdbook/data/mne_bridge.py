@@ -13,7 +13,7 @@ import mne
 import numpy as np
 import pandas as pd
 
-from mkdbook.data.channels import CHANNEL_TYPES, CHANNELS, MODALITIES, RATING_SCALES, SFREQ
+from mkdbook.data.layout import DEAP, Layout
 from mkdbook.data.reader import SubjectRecording
 from mkdbook.data.segments import SegmentSet
 
@@ -22,26 +22,18 @@ _MICROVOLT_TYPES = {"eeg", "eog", "emg"}
 MONTAGE = "colin27_1020" if "colin27_1020" in mne.channels.get_builtin_montages() else "standard_1020"
 
 
-def channel_names(modalities: Sequence[str]) -> list[str]:
-    """Channel names of the given modalities, in file order."""
-    unknown = [m for m in modalities if m not in MODALITIES]
-    if unknown:
-        raise ValueError(f"unknown modalities {unknown}; expected some of {sorted(MODALITIES)}")
-    wanted = {name for m in modalities for name in MODALITIES[m]}
-    return [name for name in CHANNELS if name in wanted]
-
-
-def make_info(names: Sequence[str]) -> mne.Info:
-    """An :class:`mne.Info` for DEAP channels, with the 10-20 montage set."""
-    info = mne.create_info(list(names), SFREQ, [CHANNEL_TYPES[n] for n in names], verbose=False)
-    if any(CHANNEL_TYPES[n] == "eeg" for n in names):
+def make_info(names: Sequence[str], layout: Layout = DEAP) -> mne.Info:
+    """An :class:`mne.Info` for channels of ``layout`` (DEAP's by default), with the 10-20 montage set."""
+    types = [layout.channel_type(n) for n in names]
+    info = mne.create_info(list(names), layout.sfreq, types, verbose=False)
+    if "eeg" in types:
         info.set_montage(MONTAGE, on_missing="ignore", verbose=False)
     return info
 
 
-def _to_volts(values: np.ndarray, names: Sequence[str]) -> np.ndarray:
+def _to_volts(values: np.ndarray, names: Sequence[str], layout: Layout) -> np.ndarray:
     # Works on (channels, times) and (epochs, channels, times) alike.
-    scale = np.array([1e-6 if CHANNEL_TYPES[n] in _MICROVOLT_TYPES else 1.0 for n in names])
+    scale = np.array([1e-6 if layout.channel_type(n) in _MICROVOLT_TYPES else 1.0 for n in names])
     return values * scale[:, None]
 
 
@@ -58,22 +50,23 @@ def trial_to_raw(recording: SubjectRecording, trial: int,
     modalities : sequence of str
         Which modalities to include.
     """
-    names = channel_names(modalities)
-    picks = [CHANNELS.index(n) for n in names]
-    values = _to_volts(np.asarray(recording.data[trial, picks], dtype=np.float64), names)
+    names = DEAP.channel_names(modalities)
+    picks = [DEAP.channels.index(n) for n in names]
+    values = _to_volts(np.asarray(recording.data[trial, picks], dtype=np.float64), names, DEAP)
     raw = mne.io.RawArray(values, make_info(names), verbose=False)
-    raw.set_annotations(mne.Annotations(0.0, 3.0, "baseline"))
+    raw.set_annotations(mne.Annotations(0.0, DEAP.baseline_seconds, "baseline"))
     return raw
 
 
 def segments_to_epochs(data: SegmentSet, index: np.ndarray,
                        modalities: Sequence[str] = ("eeg", "eog")) -> mne.EpochsArray:
     """Segments as :class:`mne.EpochsArray`, with subject, trial and ratings as metadata."""
-    names = channel_names(modalities)
-    picks = [CHANNELS.index(n) for n in names]
-    values = _to_volts(np.asarray(data.signals[index][:, picks], dtype=np.float64), names)
+    layout = data.layout
+    names = layout.channel_names(modalities)
+    picks = [layout.channels.index(n) for n in names]
+    values = _to_volts(np.asarray(data.signals[index][:, picks], dtype=np.float64), names, layout)
     metadata = pd.DataFrame({"subject": data.subject[index], "trial": data.trial[index],
                              "position": data.position[index]})
-    for column, scale in enumerate(RATING_SCALES):
+    for column, scale in enumerate(layout.rating_scales):
         metadata[scale] = data.ratings[index, column]
-    return mne.EpochsArray(values, make_info(names), metadata=metadata, verbose=False)
+    return mne.EpochsArray(values, make_info(names, layout), metadata=metadata, verbose=False)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mkdbook.data.channels import CHANNELS, N_SAMPLES, N_TRIALS, RATING_SCALES
+from mkdbook.data.layout import DEAP
 
 #: Ratings in DEAP are continuous on the self-assessment manikin scale 1-9.
 RATING_RANGE: tuple[float, float] = (1.0, 9.0)
@@ -83,7 +83,7 @@ class SubjectRecording:
     subject : int
         Subject number from the file name (``s07.dat`` is 7).
     data : ndarray, shape (40, 40, 8064)
-        Trials x channels x samples, channels in :data:`~mkdbook.data.channels.CHANNELS` order.
+        Trials x channels x samples, channels in ``DEAP.channels`` order.
     labels : ndarray, shape (40, 4)
         Valence, arousal, dominance and liking ratings, 1-9.
     path : Path
@@ -193,8 +193,8 @@ def read_subject_file(path: Path | str) -> SubjectRecording:
         raise DeapFormatError(path, f"expected a dict with 'data' and 'labels', got {type(content).__name__}")
     if set(content) != {"data", "labels"}:
         raise DeapFormatError(path, f"expected keys ['data', 'labels'], got {sorted(map(str, content))}")
-    data = _check_array(path, content["data"], "data", (N_TRIALS, len(CHANNELS), N_SAMPLES))
-    labels = _check_array(path, content["labels"], "labels", (N_TRIALS, len(RATING_SCALES)))
+    data = _check_array(path, content["data"], "data", (DEAP.n_trials, len(DEAP.channels), DEAP.n_samples))
+    labels = _check_array(path, content["labels"], "labels", (DEAP.n_trials, len(DEAP.rating_scales)))
     low, high = RATING_RANGE
     if labels.min() < low or labels.max() > high:
         raise DeapFormatError(

@@ -7,36 +7,37 @@ made by trial (or subject) *before* any model sees a segment.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from mkdbook.data.channels import (
-    BASELINE_SECONDS,
-    CHANNELS,
-    N_SAMPLES,
-    SFREQ,
-    modality_picks,
-    rating_column,
-)
+from mkdbook.data.layout import DEAP, Layout
 
 
 @dataclass(frozen=True)
 class SegmentConfig:
     """How trials become segments and ratings become classes.
 
+    The configuration is in seconds; the sample counts follow from a
+    :class:`~mkdbook.data.layout.Layout` (:meth:`segment_samples`,
+    :meth:`segments_per_trial`), so one configuration serves any sampling rate.
+
     Attributes
     ----------
     segment_seconds : float
-        Length of a non-overlapping segment (the paper: 4 s, 512 samples).
+        Length of a non-overlapping segment. Default 4.0, the paper's (512
+        samples at DEAP's 128 Hz).
     baseline_seconds : float
-        Pre-trial baseline removed from the start of each trial (DEAP: 3 s).
+        Pre-trial baseline removed from the start of each trial. Default 3.0,
+        DEAP's.
     threshold : float
-        A rating strictly above it is "high" (class 1). The paper does not
-        state its threshold; 5, the middle of the 1-9 scale, is the common choice.
+        A rating strictly above it is "high" (class 1). Default 5.0: the paper
+        does not state its threshold; 5, the middle of the 1-9 scale, is the
+        common choice.
     """
 
     segment_seconds: float = 4.0
-    baseline_seconds: float = BASELINE_SECONDS
+    baseline_seconds: float = DEAP.baseline_seconds
     threshold: float = 5.0
 
     def __post_init__(self) -> None:
@@ -45,31 +46,44 @@ class SegmentConfig:
                 f"segment_seconds must be > 0 and baseline_seconds >= 0, got "
                 f"{self.segment_seconds} and {self.baseline_seconds}"
             )
-        if self.segments_per_trial < 1:
-            raise ValueError(f"a {self.segment_seconds} s segment does not fit in one trial")
         if not 1.0 <= self.threshold < 9.0:
             raise ValueError(f"threshold must lie in [1, 9), got {self.threshold}")
 
-    @property
-    def segment_samples(self) -> int:
-        """Samples per segment at 128 Hz (512 for 4 s)."""
-        return round(self.segment_seconds * SFREQ)
+    def segment_samples(self, layout: Layout) -> int:
+        """Samples per segment at ``layout``'s sampling rate (512 for 4 s of DEAP)."""
+        return layout.samples(self.segment_seconds)
 
-    @property
-    def segments_per_trial(self) -> int:
-        """Whole segments in the 60 s after the baseline (15 for 4 s)."""
-        return (N_SAMPLES - round(self.baseline_seconds * SFREQ)) // self.segment_samples
+    def segments_per_trial(self, layout: Layout) -> int:
+        """Whole segments in a trial of ``layout`` after the baseline (15 for 4 s of DEAP).
+
+        Raises
+        ------
+        ValueError
+            If not one segment fits after the baseline.
+        """
+        after_baseline = layout.n_samples - layout.samples(self.baseline_seconds)
+        count = after_baseline // self.segment_samples(layout) if after_baseline > 0 else 0
+        if count < 1:
+            raise ValueError(
+                f"segment_seconds={self.segment_seconds} does not fit in one {layout.name} trial "
+                f"after baseline_seconds={self.baseline_seconds}: a trial has "
+                f"{layout.n_samples / layout.sfreq:g} s"
+            )
+        return count
 
 
-def segment_trials(data: np.ndarray, config: SegmentConfig = SegmentConfig()) -> np.ndarray:
+def segment_trials(data: np.ndarray, config: SegmentConfig = SegmentConfig(),
+                   layout: Layout = DEAP) -> np.ndarray:
     """Drop the baseline and cut trials into non-overlapping segments.
 
     Parameters
     ----------
-    data : ndarray, shape (n_trials, n_channels, 8064)
-        Trials as stored in a DEAP file.
+    data : ndarray, shape (n_trials, n_channels, layout.n_samples)
+        Trials as stored in a subject file (8064 samples for DEAP).
     config : SegmentConfig
         Segment length and baseline.
+    layout : Layout
+        The data set's layout, which gives the sampling rate.
 
     Returns
     -------
@@ -78,8 +92,8 @@ def segment_trials(data: np.ndarray, config: SegmentConfig = SegmentConfig()) ->
         than a segment at the end of a trial is dropped.
     """
     n_trials, n_channels, _ = data.shape
-    start = round(config.baseline_seconds * SFREQ)
-    n_seg, seg_len = config.segments_per_trial, config.segment_samples
+    start = layout.samples(config.baseline_seconds)
+    n_seg, seg_len = config.segments_per_trial(layout), config.segment_samples(layout)
     body = data[:, :, start : start + n_seg * seg_len]
     cut = body.reshape(n_trials, n_channels, n_seg, seg_len).transpose(0, 2, 1, 3)
     return np.ascontiguousarray(cut, dtype=np.float32)
@@ -91,18 +105,23 @@ class SegmentSet:
 
     Attributes
     ----------
-    signals : ndarray, shape (n_segments, 40, n_times), float32
-        Usually a read-only memory map of the segment cache.
+    signals : ndarray, shape (n_segments, n_channels, n_times), float32
+        Usually a read-only memory map of the segment cache; ``n_channels``
+        is the layout's (40 for DEAP).
     subject, trial, position : ndarray of int, shape (n_segments,)
-        Subject number, trial index (0-39, video order) and the segment's
-        place within its trial.
-    ratings : ndarray, shape (n_segments, 4), float32
-        The trial's valence, arousal, dominance and liking ratings.
+        Subject number, trial index (0-39 in DEAP, video order) and the
+        segment's place within its trial.
+    ratings : ndarray, shape (n_segments, n_scales), float32
+        The trial's ratings, in ``layout.rating_scales`` order (DEAP: valence,
+        arousal, dominance and liking).
     config : SegmentConfig
         How the segments were cut and where the class threshold lies.
     source : str
         Where the data came from, for figure captions (real DEAP or which
         simulated cohort).
+    layout : Layout
+        The data set's channels, modalities, sampling rate and rating scales.
+        Default :data:`~mkdbook.data.layout.DEAP`.
     """
 
     signals: np.ndarray
@@ -112,6 +131,15 @@ class SegmentSet:
     ratings: np.ndarray
     config: SegmentConfig
     source: str
+    layout: Layout = DEAP
+
+    def __post_init__(self) -> None:
+        if np.ndim(self.signals) != 3 or self.signals.shape[1] != len(self.layout.channels):
+            raise ValueError(
+                f"signals must have shape (n_segments, {len(self.layout.channels)}, n_times) "
+                f"for {self.layout.name}'s {len(self.layout.channels)} channels, "
+                f"got {np.shape(self.signals)}"
+            )
 
     def __len__(self) -> int:
         return len(self.subject)
@@ -119,12 +147,12 @@ class SegmentSet:
     @property
     def sfreq(self) -> float:
         """Sampling rate in Hz."""
-        return SFREQ
+        return self.layout.sfreq
 
     @property
     def channel_names(self) -> tuple[str, ...]:
-        """Names of the 40 channels, in file order."""
-        return CHANNELS
+        """Names of the layout's channels, in file order."""
+        return self.layout.channels
 
     @property
     def trial_id(self) -> np.ndarray:
@@ -142,7 +170,8 @@ class SegmentSet:
         Parameters
         ----------
         target : str
-            ``"valence"``, ``"arousal"``, ``"dominance"`` or ``"liking"``.
+            One of ``layout.rating_scales``: ``"valence"``, ``"arousal"``,
+            ``"dominance"`` or ``"liking"`` for DEAP.
         threshold : float, optional
             Overrides ``config.threshold``.
 
@@ -151,7 +180,7 @@ class SegmentSet:
         ndarray of int64, shape (n_segments,)
         """
         cut = self.config.threshold if threshold is None else threshold
-        return (self.ratings[:, rating_column(target)] > cut).astype(np.int64)
+        return (self.ratings[:, self.layout.rating_column(target)] > cut).astype(np.int64)
 
     def modality(self, name: str, index: np.ndarray | slice = slice(None)) -> np.ndarray:
         """Signals of one modality for the segments in ``index``.
@@ -159,7 +188,7 @@ class SegmentSet:
         Parameters
         ----------
         name : str
-            A key of :data:`~mkdbook.data.channels.MODALITIES`.
+            A key of ``layout.modalities``.
         index : array of int or slice
             Which segments; all by default.
 
@@ -167,7 +196,7 @@ class SegmentSet:
         -------
         ndarray, shape (n, n_channels_of_modality, n_times), float32
         """
-        return _pick_channels(self.signals[index], modality_picks(name))
+        return _pick_channels(self.signals[index], self.layout.picks(name))
 
     def batch(self, index: np.ndarray, modalities: tuple[str, ...]) -> dict[str, np.ndarray]:
         """The segments in ``index`` as a dict keyed by modality name, as networks take them.
@@ -175,7 +204,21 @@ class SegmentSet:
         The rows are read from the memory map once and shared by all modalities.
         """
         rows = self.signals[index]
-        return {name: _pick_channels(rows, modality_picks(name)) for name in modalities}
+        return {name: _pick_channels(rows, self.layout.picks(name)) for name in modalities}
+
+    def model_inputs(self) -> dict[str, Any]:
+        """What a network must be told about these segments, as :func:`~mkdbook.models.build_model` takes it.
+
+        Returns
+        -------
+        dict
+            ``n_channels`` (modality -> number of channels, every modality of
+            the layout), ``n_times`` (samples per segment) and ``sfreq`` (Hz),
+            so that ``build_model("teacher", **data.model_inputs(), seed=0)``
+            fits the network to the data.
+        """
+        return {"n_channels": self.layout.channel_counts(), "n_times": self.signals.shape[-1],
+                "sfreq": self.layout.sfreq}
 
 
 def _pick_channels(rows: np.ndarray, picks: list[int]) -> np.ndarray:

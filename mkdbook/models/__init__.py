@@ -1,10 +1,13 @@
 """Networks of the book: teacher, student, fusion modules and reference networks.
 
-Every network takes ``batch: Mapping[str, Tensor]`` keyed by modality names of
-:data:`mkdbook.data.channels.MODALITIES` (``{"eeg": (B, 32, T), "eog": (B, 2, T)}``),
-reads only the keys in its ``modalities`` class attribute, and returns a
+Every network is told at construction how many electrodes each modality has
+(``n_channels={"eeg": 32, "eog": 2, ...}``; nothing here imports the data
+layer), takes ``batch: Mapping[str, Tensor]`` keyed by modality names
+(``{"eeg": (B, 32, T), "eog": (B, 2, T)}``), reads only the keys in its
+``modalities`` class attribute, and returns a
 :class:`~mkdbook.models.outputs.ModelOutput`. Build them by name with
-:func:`build_model`:
+:func:`build_model`, for example
+``build_model("teacher", **segments.model_inputs(), seed=0)``:
 
 =====================  ==============================================================
 name                   network
@@ -21,7 +24,7 @@ name                   network
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import fields, is_dataclass, replace
 from typing import Any
 
@@ -116,6 +119,7 @@ def _override(config: Any, key: str, value: Any) -> tuple[Any, bool]:
 def build_model(
     name: str,
     *,
+    n_channels: Mapping[str, int],
     n_classes: int = 2,
     n_times: int = 512,
     sfreq: float = 128.0,
@@ -128,6 +132,11 @@ def build_model(
     ----------
     name : str
         One of :data:`MODEL_NAMES`.
+    n_channels : mapping of str to int
+        Electrodes per modality, for example ``{"eeg": 32, "eog": 2}``; each
+        network reads the entries of its own ``modalities``.
+        :meth:`~mkdbook.data.SegmentSet.model_inputs` gives it, with ``n_times``
+        and ``sfreq``, for the data at hand.
     n_classes : int
         Output classes (2 for binary valence or arousal).
     n_times : int
@@ -156,13 +165,15 @@ def build_model(
     Raises
     ------
     ValueError
-        If ``name`` is unknown, or an override names no field of the network's
-        configuration; the message lists what is allowed.
+        If ``name`` is unknown, an override names no field of the network's
+        configuration, or ``n_channels`` lacks a modality the network reads;
+        the message lists what is allowed.
 
     Examples
     --------
-    >>> teacher = build_model("teacher", seed=0)
-    >>> student = build_model("student", seed=0, d_model=32, n_heads=2)
+    >>> deap = {"eeg": 32, "eog": 2}
+    >>> teacher = build_model("teacher", n_channels=deap, seed=0)
+    >>> student = build_model("student", n_channels=deap, seed=0, d_model=32, n_heads=2)
     """
     if name not in _REGISTRY:
         raise ValueError(f"unknown model name {name!r}; expected one of {MODEL_NAMES}")
@@ -175,11 +186,13 @@ def build_model(
                 f"{key!r} is not a configuration field of {name!r}; "
                 f"expected one of {sorted(_field_names(config))}"
             )
+    arguments = {"n_channels": n_channels, "n_classes": n_classes, "n_times": n_times,
+                 "sfreq": sfreq, "config": config}
     if seed is None:
-        return network(n_classes=n_classes, n_times=n_times, sfreq=sfreq, config=config)
+        return network(**arguments)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return network(n_classes=n_classes, n_times=n_times, sfreq=sfreq, config=config)
+        return network(**arguments)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from torch import Tensor, nn
 
-from mkdbook.data.channels import MODALITIES
+from mkdbook.models.inputs import channels_of
 from mkdbook.models.outputs import ModelOutput
 
 
@@ -55,13 +55,16 @@ class DeepConvNet(nn.Module):
     """Four conv-pool blocks, batch norm, ELU and max pooling, on the EOG channels.
 
     Block 1 is a temporal convolution ``(1, kernel)`` followed, with no
-    non-linearity between, by a spatial convolution ``(n_channels, 1)``;
+    non-linearity between, by a spatial convolution ``(n_channels["eog"], 1)``;
     blocks 2-4 are dropout and a temporal convolution. Every block ends in
     batch norm, ELU and max pooling; a final convolution over the remaining
     time steps gives the class scores.
 
     Parameters
     ----------
+    n_channels : mapping of str to int
+        Electrodes per modality (``{"eog": 2, "eeg": 32}`` for DEAP); only the
+        entry for ``eog`` is read.
     n_classes : int
         Output classes.
     n_times : int
@@ -97,6 +100,7 @@ class DeepConvNet(nn.Module):
 
     def __init__(
         self,
+        n_channels: Mapping[str, int],
         n_classes: int = 2,
         n_times: int = 512,
         sfreq: float = 128.0,
@@ -104,12 +108,12 @@ class DeepConvNet(nn.Module):
     ) -> None:
         super().__init__()
         self.config = cfg = config or DeepConvNetConfig()
-        n_channels = len(MODALITIES[self.modalities[0]])
+        (electrodes,) = channels_of(n_channels, self.modalities, type(self).__name__).values()
         first, *later = cfg.n_filters
         blocks: list[nn.Module] = [
             nn.Conv2d(1, first, (1, cfg.kernel)),
             # Bias is redundant before batch norm.
-            nn.Conv2d(first, first, (n_channels, 1), bias=False),
+            nn.Conv2d(first, first, (electrodes, 1), bias=False),
             *self._norm_and_pool(first),
         ]
         n_steps = self._pooled_length(n_times - cfg.kernel + 1)

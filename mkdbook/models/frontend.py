@@ -276,7 +276,7 @@ class ConvFrontEnd(nn.Module):
     Parameters
     ----------
     n_channels : int
-        Electrodes of the modality (``len(MODALITIES[name])``).
+        Electrodes of the modality (the network's ``n_channels[name]``).
     n_times : int
         Samples per input segment.
     sfreq : float

@@ -15,8 +15,8 @@ from typing import ClassVar
 
 from torch import Tensor, nn
 
-from mkdbook.data.channels import MODALITIES
 from mkdbook.models.encoder import POOLINGS, ModalityStream, StreamConfig, pool_tokens
+from mkdbook.models.inputs import channels_of
 from mkdbook.models.outputs import ModelOutput
 
 
@@ -50,6 +50,9 @@ class SingleStreamNet(nn.Module):
 
     Parameters
     ----------
+    n_channels : mapping of str to int
+        Electrodes per modality (``{"eog": 2, "eeg": 32}`` for DEAP); only the
+        entry of the network's one modality is read.
     n_classes : int
         Output classes.
     n_times : int
@@ -78,6 +81,7 @@ class SingleStreamNet(nn.Module):
 
     def __init__(
         self,
+        n_channels: Mapping[str, int],
         n_classes: int = 2,
         n_times: int = 512,
         sfreq: float = 128.0,
@@ -89,7 +93,8 @@ class SingleStreamNet(nn.Module):
         self.config = config or ReferenceConfig()
         (modality,) = self.modalities
         d_model = self.config.stream.d_model
-        self.stream = ModalityStream(len(MODALITIES[modality]), n_times, sfreq, self.config.stream)
+        count = channels_of(n_channels, self.modalities, type(self).__name__)[modality]
+        self.stream = ModalityStream(count, n_times, sfreq, self.config.stream)
         self.norm = nn.LayerNorm(d_model)
         self.head_dropout = nn.Dropout(self.config.head_dropout)
         self.classifier = nn.Linear(d_model, n_classes)

@@ -8,9 +8,9 @@ from typing import ClassVar
 
 from torch import Tensor, nn
 
-from mkdbook.data.channels import MODALITIES
 from mkdbook.models.encoder import POOLINGS, StreamConfig, TappedStream
 from mkdbook.models.fusion import FUSIONS, make_fusion
+from mkdbook.models.inputs import channels_of
 from mkdbook.models.outputs import ModelOutput
 
 
@@ -78,6 +78,9 @@ class Student(nn.Module):
 
     Parameters
     ----------
+    n_channels : mapping of str to int
+        Electrodes per modality (``{"eog": 2, "eeg": 32}`` for DEAP); only the
+        entry for ``eog`` is read.
     n_classes : int
         Output classes.
     n_times : int
@@ -111,6 +114,7 @@ class Student(nn.Module):
 
     def __init__(
         self,
+        n_channels: Mapping[str, int],
         n_classes: int = 2,
         n_times: int = 512,
         sfreq: float = 128.0,
@@ -119,7 +123,7 @@ class Student(nn.Module):
         super().__init__()
         self.config = config or StudentConfig()
         self.stream = TappedStream(
-            len(MODALITIES["eog"]),
+            channels_of(n_channels, self.modalities, type(self).__name__)["eog"],
             n_times,
             sfreq,
             self.config.stream,

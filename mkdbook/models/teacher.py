@@ -9,9 +9,9 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from mkdbook.data.channels import MODALITIES
 from mkdbook.models.encoder import POOLINGS, StreamConfig, TappedStream
 from mkdbook.models.fusion import FUSIONS, make_fusion
+from mkdbook.models.inputs import channels_of
 from mkdbook.models.outputs import ModelOutput
 
 
@@ -84,6 +84,9 @@ class Teacher(nn.Module):
 
     Parameters
     ----------
+    n_channels : mapping of str to int
+        Electrodes per modality (``{"eog": 2, "eeg": 32}`` for DEAP); the
+        entries for ``eog`` and ``eeg`` are read, others ignored.
     n_classes : int
         Output classes.
     n_times : int
@@ -120,6 +123,7 @@ class Teacher(nn.Module):
 
     def __init__(
         self,
+        n_channels: Mapping[str, int],
         n_classes: int = 2,
         n_times: int = 512,
         sfreq: float = 128.0,
@@ -128,10 +132,11 @@ class Teacher(nn.Module):
         super().__init__()
         self.config = config or TeacherConfig()
         stream_configs = {"eog": self.config.eog, "eeg": self.config.eeg}
+        counts = channels_of(n_channels, self.modalities, type(self).__name__)
         self.streams = nn.ModuleDict(
             {
                 name: TappedStream(
-                    len(MODALITIES[name]),
+                    counts[name],
                     n_times,
                     sfreq,
                     stream_configs[name],

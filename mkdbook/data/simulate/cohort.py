@@ -1,0 +1,168 @@
+"""A cohort on disk: ``sNN.dat`` files in DEAP's format, and the manifest that marks them simulated."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from mkdbook import __version__
+from mkdbook.atomic import write_atomically
+from mkdbook.data.simulate.config import SimulationConfig, _check_config, _check_int
+from mkdbook.data.simulate.latents import SubjectLatents
+from mkdbook.data.simulate.streams import MAX_SUBJECTS, _subject_model
+from mkdbook.data.simulate.subject import _simulate_signals
+from mkdbook.data.simulate.variants import variant_settings
+
+#: File that marks a folder as a simulated cohort and says how it was made.
+MANIFEST_NAME = "mkdbook-simulated.json"
+#: Written before the first subject file and removed after the manifest, so a
+#: crashed run can be recognised (and resumed) rather than taken for real DEAP.
+PENDING_NAME = ".mkdbook-simulated.pending"
+
+
+def _identity(variant: str, seed: int, config: SimulationConfig) -> dict:
+    """What makes two cohorts the same cohort (the number of subjects aside)."""
+    described = {"variant": variant, "seed": seed, "config": asdict(config), "package_version": __version__}
+    # Through JSON so a manifest read back compares equal (tuples become lists).
+    return json.loads(json.dumps(described))
+
+
+def _write_json(path: Path, content: dict) -> None:
+    write_atomically(path, lambda stream: stream.write(json.dumps(content, indent=1).encode()))
+
+
+def _write_subject_file(path: Path, recording: dict[str, np.ndarray]) -> None:
+    # Protocol 2 is what DEAP's Python-2 pickles use; they load with encoding="latin1".
+    write_atomically(path, lambda stream: pickle.dump(recording, stream, protocol=2))
+
+
+def _check_folder(folder: Path, identity: dict, n_subjects: int) -> None:
+    """Refuse to write into a folder that holds another cohort or data we did not write."""
+    for marker in (MANIFEST_NAME, PENDING_NAME):
+        path = folder / marker
+        if path.is_file():
+            existing = json.loads(path.read_text())
+            found = {key: existing.get(key) for key in identity}
+            if found != identity:
+                differing = sorted(key for key in identity if found[key] != identity[key])
+                raise ValueError(
+                    f"{folder} holds a simulated cohort with a different {' and '.join(differing)}; "
+                    "refusing to mix cohorts: choose another folder or delete it")
+            break
+    else:
+        if any(folder.glob("s[0-9][0-9].dat")):
+            raise ValueError(f"{folder} holds sNN.dat files but no {MANIFEST_NAME} (real DEAP?); "
+                             "refusing to overwrite them: choose another folder")
+    beyond = sorted(p.name for p in folder.glob("s[0-9][0-9].dat") if int(p.name[1:3]) > n_subjects)
+    if beyond:
+        raise ValueError(f"{folder} already holds {', '.join(beyond)}, beyond n_subjects={n_subjects}; "
+                         "a folder must hold one cohort: choose another folder or delete it")
+
+
+def _latents_record(latents: SubjectLatents) -> dict:
+    return {
+        "signal_valence": latents.signal_valence.tolist(),
+        "signal_arousal": latents.signal_arousal.tolist(),
+        "rated_valence": latents.rated_valence.tolist(),
+        "rated_arousal": latents.rated_arousal.tolist(),
+        "iaf_hz": latents.traits.iaf_hz,
+    }
+
+
+def simulate_cohort(out_dir: Path | str, *, n_subjects: int = 32, variant: str = "default",
+                    seed: int = 0, config: SimulationConfig | None = None,
+                    progress: bool = True) -> list[Path]:
+    """Write a simulated cohort as ``s01.dat`` ... ``sNN.dat`` plus a manifest.
+
+    Every file is written to a temporary name and renamed when complete, so an
+    interrupted run never leaves a partial ``sNN.dat``; it leaves a marker
+    (:data:`PENDING_NAME`) that lets the same call finish the job later. The
+    manifest (:data:`MANIFEST_NAME`) is written last, so it marks a complete
+    cohort, and records the variant, seed,
+    number of subjects, every configuration value, the package version and
+    each subject's per-trial latent state, so a figure can always say which
+    data it used. Running again regenerates the files (identically).
+
+    Parameters
+    ----------
+    out_dir : path-like
+        Folder to write into; created if missing.
+    n_subjects : int
+        Number of subjects, 1-32 (``s01`` to ``sNN``).
+    variant : str
+        A key of :data:`VARIANTS`.
+    seed : int
+        Non-negative cohort seed.
+    config : SimulationConfig, optional
+        Model parameters; the defaults when omitted.
+    progress : bool
+        Show a progress bar on standard error.
+
+    Returns
+    -------
+    list of Path
+        The subject files, in subject order.
+
+    Raises
+    ------
+    ValueError
+        If an argument is out of range, or ``out_dir`` already holds a cohort
+        made with another variant, seed, configuration or package version,
+        subject files beyond ``n_subjects``, or ``sNN.dat`` files without a
+        manifest (perhaps real DEAP, which is never overwritten).
+    """
+    settings = variant_settings(variant)
+    n_subjects = _check_int("n_subjects", n_subjects, 1, MAX_SUBJECTS)
+    seed = _check_int("seed", seed, 0)
+    config = _check_config(config)
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    identity = _identity(variant, seed, config)
+    _check_folder(folder, identity, n_subjects)
+
+    # While the pending marker exists the folder is no complete cohort, so no manifest either.
+    _write_json(folder / PENDING_NAME, identity)
+    (folder / MANIFEST_NAME).unlink(missing_ok=True)
+    paths, records = [], {}
+    for subject in tqdm(range(1, n_subjects + 1), desc=f"simulating ({variant})", unit="subject",
+                        disable=not progress):
+        model = _subject_model(subject, variant, seed, config)
+        recording = {"data": _simulate_signals(model), "labels": model.latents.labels}
+        path = folder / f"s{subject:02d}.dat"
+        _write_subject_file(path, recording)
+        paths.append(path)
+        records[f"s{subject:02d}"] = _latents_record(model.latents)
+
+    manifest = {
+        # The package, whose public names a reader of the manifest imports.
+        "generator": __package__, **identity, "n_subjects": n_subjects,
+        "variant_settings": asdict(settings), "subjects": records,
+    }
+    _write_json(folder / MANIFEST_NAME, manifest)
+    (folder / PENDING_NAME).unlink()
+    return paths
+
+
+def load_manifest(folder: Path | str) -> dict | None:
+    """Return the manifest of a simulated cohort, or ``None`` for any other folder (real DEAP).
+
+    Parameters
+    ----------
+    folder : path-like
+        A folder written by :func:`simulate_cohort`, or a DEAP folder.
+
+    Returns
+    -------
+    dict or None
+        Keys ``variant``, ``seed``, ``n_subjects``, ``config``,
+        ``package_version``, ``variant_settings`` and ``subjects`` (per subject,
+        the per-trial ``signal_valence``, ``signal_arousal``, ``rated_valence``
+        and ``rated_arousal``).
+    """
+    path = Path(folder) / MANIFEST_NAME
+    return json.loads(path.read_text()) if path.is_file() else None

@@ -1,0 +1,58 @@
+"""Cohort variants: which pathways of the generative model a simulated cohort keeps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class VariantSettings:
+    """Which pathways of the generative model a cohort variant keeps.
+
+    Attributes
+    ----------
+    name : str
+        The variant's name, a key of :data:`VARIANTS`.
+    ratings_follow_signals : bool
+        ``True``: ratings report the latent state that drives the signals.
+        ``False``: they report a second, independent state drawn the same way,
+        so the labels carry no information about any signal.
+    valence_outside_eeg : bool
+        ``True``: valence also reaches the EOG (blink and saccade rates, and
+        brain activity the EOG electrodes pick up) and the peripheral
+        channels. ``False``: those channels do not depend on valence at all.
+    description : str
+        One line for figure captions.
+    """
+
+    name: str
+    ratings_follow_signals: bool
+    valence_outside_eeg: bool
+    description: str
+
+
+#: The cohort variants, by name.
+VARIANTS: dict[str, VariantSettings] = {
+    "default": VariantSettings(
+        "default", ratings_follow_signals=True, valence_outside_eeg=True,
+        description="ratings follow the state that drives every signal"),
+    "null": VariantSettings(
+        "null", ratings_follow_signals=False, valence_outside_eeg=True,
+        description="ratings independent of every signal (chance is the truth)"),
+    "eeg-only-valence": VariantSettings(
+        "eeg-only-valence", ratings_follow_signals=True, valence_outside_eeg=False,
+        description="valence reaches the EEG only; EOG and peripherals carry none"),
+}
+
+
+def variant_settings(variant: str) -> VariantSettings:
+    """Return the settings of a cohort variant.
+
+    Raises
+    ------
+    ValueError
+        If ``variant`` is not a key of :data:`VARIANTS`; the message lists them.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; expected one of {sorted(VARIANTS)}")
+    return VARIANTS[variant]
