@@ -364,7 +364,7 @@ def _map(folder: Path, manifest: dict, config: SegmentConfig) -> SegmentSet | st
     """The segments of a checked cache, or why its files cannot be read as recorded."""
     shape = tuple(manifest["shape"])
     try:
-        signals = np.load(folder / "signals.npy", mmap_mode="r")
+        signals = np.lib.format.open_memmap(folder / "signals.npy", mode="r")
         with np.load(folder / "index.npz") as index:
             columns = {name: index[name] for name in _INDEX_COLUMNS}
     # Damaged bytes can make numpy and zipfile raise nearly anything (BadZipFile,
@@ -372,8 +372,7 @@ def _map(folder: Path, manifest: dict, config: SegmentConfig) -> SegmentSet | st
     except Exception as err:
         return f"corrupt (unreadable signals.npy or index.npz: {type(err).__name__})"
     rows = (shape[0],)
-    if (not isinstance(signals, np.memmap) or signals.shape != shape or signals.dtype != np.float32
-            or not signals.flags.c_contiguous
+    if (signals.shape != shape or signals.dtype != np.float32 or not signals.flags.c_contiguous
             or any(columns[name].shape != rows or columns[name].dtype.kind not in "iu"
                    for name in _INDEX_COLUMNS[:3])
             or columns["ratings"].shape != rows + (len(RATING_SCALES),)
