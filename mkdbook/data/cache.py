@@ -222,7 +222,7 @@ def _remove_abandoned(folder: Path) -> None:
 def _cannot_write(folder: Path, err: OSError) -> OSError:
     """The error to raise when ``folder`` cannot be written, naming the path at fault."""
     # os.path rather than Path: an unsearchable folder must not raise in here.
-    existing = next(p for p in folder.parents if os.path.exists(p))
+    existing = next(p for p in folder.absolute().parents if os.path.exists(p))
     if not os.path.isdir(existing):
         why = f"{existing} is a file, not a folder"
     else:
@@ -298,6 +298,7 @@ def _install(tmp: Path, folder: Path, judged: _Identity | None) -> None:
 
 def _build(files: list[Path], folder: Path, config: SegmentConfig, source: str, progress: bool,
            judged: _Identity | None) -> None:
+    """Write a cache of ``files`` beside ``folder`` and install it there."""
     tmp = _sibling(folder, "tmp")
     try:
         tmp.mkdir(parents=True)
@@ -411,7 +412,7 @@ def _open(folder: Path, files: list[Path], config: SegmentConfig, verify: bool,
         opened = _open_once(folder, files, config, verify, verify_sources)
         if _identity(folder) == before:
             return _Unusable(opened, before) if isinstance(opened, str) else opened
-    return _Unusable("corrupt (other processes keep replacing it)", _identity(folder))
+    return _Unusable("changing (other processes keep replacing it)", _identity(folder))
 
 
 def load_segments(
@@ -443,8 +444,8 @@ def load_segments(
     verify_sources : bool
         Also check the CRC-32 of every source file recorded at build time,
         which catches a file rewritten with the same size and modification
-        time. Off by default because it reads every byte of every source
-        file, as long as a build's reading; a mismatch rebuilds the cache.
+        time; a mismatch rebuilds the cache. Off by default because it reads
+        every byte of every source file, about as long as a build's reading.
     progress : bool
         Show a progress bar while preparing.
 
