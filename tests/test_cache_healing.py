@@ -25,8 +25,8 @@ ROW = 100  # trial 6, segment 10 of subject 1
 
 @pytest.fixture(scope="module")
 def built(deap_template, tmp_path_factory):
-    """A valid cache of subject 1, built once; copies of it are valid for ``deap_dir``,
-    whose files keep the template's sizes and modification times."""
+    """A valid cache of subject 1, built once per module."""
+    # Copies of it are valid for ``deap_dir``, whose files keep the template's sizes and times.
     folder = tmp_path_factory.mktemp("built") / "cache"
     load_segments(deap_template, subjects=SUBJECTS, cache_dir=folder, progress=False)
     return folder
@@ -211,8 +211,8 @@ def test_folders_of_killed_builds_are_removed_not_running_ones(deap_dir, cache_d
     host, dead, name = cache_module._host(), dead_pid(), cache_dir.name
     removed = [f"{name}.tmp-{dead}", f"{name}.tmp-{host}-{dead}-0123abcd", f"{name}.old-{host}-{dead}-0123abcd",
                f"{name}.tmp-elsewhere-{dead}-89abcdef"]
-    kept = [f"{name}.tmp-{host}-{os.getpid()}-0123abcd", f"{name}.tmp-elsewhere-{dead}-0123abcd",
-            f"other.tmp-{dead}"]
+    kept = [f"{name}.tmp-{os.getpid()}", f"{name}.tmp-{host}-{os.getpid()}-0123abcd",
+            f"{name}.tmp-elsewhere-{dead}-0123abcd", f"other.tmp-{dead}"]
     for folder in removed + kept:
         (cache_dir.parent / folder).mkdir()
         (cache_dir.parent / folder / "signals.npy").write_bytes(b"partial")
