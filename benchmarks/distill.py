@@ -31,7 +31,9 @@ from collections.abc import Callable
 
 import torch
 
-from mkdbook.distill import FeedbackConfig, feedback_phase, make_teacher_optimizer, teaching_step
+from mkdbook.data.layout import DEAP
+from mkdbook.distill import teaching_step
+from mkdbook.feedback import FeedbackConfig, feedback_phase, make_teacher_optimizer
 from mkdbook.losses import DistillationLossConfig, FeatureProjector
 from mkdbook.models import build_model, count_parameters
 
@@ -60,8 +62,8 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     gen = torch.Generator().manual_seed(0)
-    student = build_model("student", seed=0).to(device).train()
-    teacher = build_model("teacher", seed=1).to(device).eval()
+    student = build_model("student", n_channels=DEAP.channel_counts(), seed=0).to(device).train()
+    teacher = build_model("teacher", n_channels=DEAP.channel_counts(), seed=1).to(device).eval()
     projector = FeatureProjector(student.config.fusion_width, teacher.config.fusion_width).to(device)
     params = list(student.parameters()) + list(projector.parameters())
     optimizer = torch.optim.Adam(params, lr=1e-4)

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from mkdbook.data.channels import MODALITIES
+from mkdbook.data.layout import DEAP
 from mkdbook.models import (
     StreamConfig,
     StudentConfig,
@@ -111,7 +111,7 @@ class LiteralNet(nn.Module):
         self.modalities = modalities
         per_stream = width // len(modalities)
         self.streams = nn.ModuleDict(
-            {name: LiteralStream(len(MODALITIES[name]), stream, taps, per_stream) for name in modalities}
+            {name: LiteralStream(DEAP.n_channels(name), stream, taps, per_stream) for name in modalities}
         )
         self.fusion = make_fusion("gated", len(taps), width, hidden)
         self.head_dropout = nn.Dropout(0.25)
@@ -159,7 +159,7 @@ def synchronize(device: torch.device) -> None:
 def random_batch(batch: int, device: torch.device, seed: int) -> tuple[dict[str, Tensor], Tensor]:
     generator = torch.Generator().manual_seed(seed)
     signals = {
-        name: torch.randn(batch, len(MODALITIES[name]), N_TIMES, generator=generator).to(device)
+        name: torch.randn(batch, DEAP.n_channels(name), N_TIMES, generator=generator).to(device)
         for name in ("eeg", "eog")
     }
     labels = torch.randint(0, 2, (batch,), generator=generator).to(device)
@@ -282,7 +282,7 @@ def main() -> None:
     peak = matmul_peak(device)
     results = []
     for name in args.networks:
-        model = build_model(name, n_times=N_TIMES, sfreq=SFREQ, seed=0)
+        model = build_model(name, n_channels=DEAP.channel_counts(), n_times=N_TIMES, sfreq=SFREQ, seed=0)
         results.append(measure(name, model, args, device, args.steps, args.warmup))
     literal = {}
     if args.literal_steps > 0:

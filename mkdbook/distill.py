@@ -226,7 +226,6 @@ def run_distillation(cell, data: SegmentSet, split: Split, teacher: Trainer, out
     ``scaler.pt`` (the student's standardisation) and ``teacher_final.pt``.
     """
     loss, _, overrides = distiller_options(cell.method, cell.settings, preset)
-    student = build_model("student", n_times=data.signals.shape[-1], sfreq=data.sfreq, seed=cell.seed,
-                          **overrides)
+    student = build_model("student", **data.model_inputs(), seed=cell.seed, **overrides)
     distiller = Distiller(student, teacher.model, teacher.scaler, cell.train, out_dir, loss=loss)
     return finish_distillation(distiller, distiller.fit(data, split, cell.target), out_dir)

@@ -543,8 +543,7 @@ def run_feedback_distillation(cell, data: SegmentSet, split: Split, teacher: Tra
     student network; see :func:`mkdbook.distill.run_distillation` for the files written.
     """
     loss, own, overrides = distiller_options(cell.method, cell.settings, "fusion", FEEDBACK_OPTIONS)
-    student = build_model("student", n_times=data.signals.shape[-1], sfreq=data.sfreq, seed=cell.seed,
-                          **overrides)
+    student = build_model("student", **data.model_inputs(), seed=cell.seed, **overrides)
     distiller = FeedbackDistiller(student, teacher.model, teacher.scaler, cell.train, out_dir,
                                   loss=loss, feedback=FeedbackConfig(**own))
     return finish_distillation(distiller, distiller.fit(data, split, cell.target), out_dir)

@@ -117,8 +117,7 @@ def network_builder(model_name: str) -> NetworkBuilder:
     The cell's settings are configuration overrides of the network.
     """
     def build(cell: Cell, data: SegmentSet) -> nn.Module:
-        return build_model(model_name, n_times=data.signals.shape[-1], sfreq=data.sfreq,
-                           seed=cell.seed, **cell.settings)
+        return build_model(model_name, **data.model_inputs(), seed=cell.seed, **cell.settings)
 
     return build
 

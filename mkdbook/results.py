@@ -48,6 +48,7 @@ import pandas as pd
 import mkdbook
 from mkdbook.atomic import write_atomically
 from mkdbook.checks import check_option
+from mkdbook.data.layout import DEAP
 from mkdbook.data.segments import SegmentConfig, SegmentSet
 from mkdbook.paths import home
 from mkdbook.splits import SPLIT_KINDS, Split
@@ -68,10 +69,6 @@ __all__ = [
 
 #: A method's settings as sorted ``(name, value)`` pairs: hashable and order-independent.
 Options = tuple[tuple[str, Any], ...]
-
-#: The rating scales a cell can target.
-TARGETS: tuple[str, ...] = ("valence", "arousal", "dominance", "liking")
-
 
 def freeze_options(settings: Mapping[str, Any] | None) -> Options:
     """Sorted ``(name, value)`` pairs of a settings dict (:attr:`Cell.options`)."""
@@ -133,7 +130,7 @@ class Cell:
     teacher: Cell | None = None
 
     def __post_init__(self) -> None:
-        check_option("target", self.target, TARGETS)
+        check_option("target", self.target, DEAP.rating_scales)
         check_option("split_kind", self.split_kind, SPLIT_KINDS)
         if not 0 <= self.fold < self.n_folds:
             raise ValueError(f"fold must be in [0, {self.n_folds - 1}], got {self.fold}")

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from mkdbook import baselines
+from mkdbook.data.layout import DEAP
 from mkdbook.data.segments import SegmentConfig, SegmentSet
 from mkdbook.methods import method_named
 from mkdbook.models import build_model
@@ -63,7 +64,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def teacher(one_thread) -> Trainer:
-    model = build_model("teacher", n_times=N_TIMES, seed=0, **SMALL)
+    model = build_model("teacher", n_channels=DEAP.channel_counts(), n_times=N_TIMES, seed=0, **SMALL)
     trainer = Trainer(model, replace(CONFIG, epochs=1))
     trainer.fit(DATA, SPLIT, "valence")
     return trainer
@@ -71,7 +72,7 @@ def teacher(one_thread) -> Trainer:
 
 def fresh_teacher(teacher: Trainer) -> Trainer:
     """A copy, as the grid runner hands each method its own."""
-    model = build_model("teacher", n_times=N_TIMES, seed=1, **SMALL)
+    model = build_model("teacher", n_channels=DEAP.channel_counts(), n_times=N_TIMES, seed=1, **SMALL)
     model.load_state_dict(teacher.model.state_dict())
     copy = Trainer(model.eval(), CONFIG)
     copy.scaler = teacher.scaler
@@ -145,7 +146,7 @@ def test_trains_logs_terms_and_uses_only_eog_at_test_time(method, teacher, tmp_p
 
 def test_teacher_sees_its_own_standardisation(teacher):
     t = fresh_teacher(teacher)
-    student = build_model("eog", n_times=N_TIMES, seed=0, **STREAM_SMALL)
+    student = build_model("eog", n_channels=DEAP.channel_counts(), n_times=N_TIMES, seed=0, **STREAM_SMALL)
     trainer = baselines.EmotionKDTrainer(student, t, CONFIG)
     assert trainer.train_modalities == ("eog", "eeg") and trainer.modalities == ("eog",)
     # Deliberately different statistics from the teacher's.

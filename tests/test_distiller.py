@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from mkdbook.data.layout import DEAP
 from mkdbook.data.segments import SegmentConfig, SegmentSet
 from mkdbook.distill import Distiller
 from mkdbook.feedback import FeedbackConfig, FeedbackDistiller
@@ -52,13 +53,13 @@ SPLIT = trial_split(DATA, fold=0, seed=0)
 
 @pytest.fixture(scope="module")
 def teacher() -> Trainer:
-    trainer = Trainer(build_model("teacher", n_times=N_TIMES, seed=0, **TEACHER), CONFIG)
+    trainer = Trainer(build_model("teacher", n_channels=DEAP.channel_counts(), n_times=N_TIMES, seed=0, **TEACHER), CONFIG)
     trainer.fit(DATA, SPLIT, "valence")
     return trainer
 
 
 def student() -> torch.nn.Module:
-    return build_model("student", n_times=N_TIMES, seed=0, **STUDENT)
+    return build_model("student", n_channels=DEAP.channel_counts(), n_times=N_TIMES, seed=0, **STUDENT)
 
 
 def distiller(teacher: Trainer, out_dir=None, **kwargs) -> Distiller:

@@ -14,7 +14,7 @@ from torch import nn
 
 from mkdbook import experiments, methods, results
 from mkdbook.cli import main
-from mkdbook.data.channels import MODALITIES
+from mkdbook.data.layout import DEAP
 from mkdbook.data.segments import SegmentConfig, SegmentSet
 from mkdbook.experiments import TABLE_COLUMNS, Grid, make_grid, run_cell, run_grid, summarise, trained_network
 from mkdbook.methods import Method, method_names, train_network
@@ -58,7 +58,7 @@ class TinyNet(nn.Module):
         self.name, self.modalities = name, modalities
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.conv = nn.Conv1d(sum(len(MODALITIES[m]) for m in modalities), 4, 9, stride=4)
+            self.conv = nn.Conv1d(sum(DEAP.n_channels(m) for m in modalities), 4, 9, stride=4)
             self.drop = nn.Dropout(0.3)
             self.head = nn.Linear(4, 2)
 

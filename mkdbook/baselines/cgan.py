@@ -279,8 +279,7 @@ def run_cgan(cell, data: SegmentSet, split: Split, teacher: Trainer, out_dir: Pa
     cgan = CGANConfig(**{k: v for k, v in settings.items() if k in CGAN_OPTIONS})
     overrides = {k: v for k, v in settings.items() if k not in CGAN_OPTIONS}
     n_classes = n_classes_of(teacher.model)
-    encoder = build_model("student", n_classes=n_classes, n_times=data.signals.shape[-1],
-                          sfreq=data.sfreq, seed=cell.seed, **overrides)
+    encoder = build_model("student", n_classes=n_classes, **data.model_inputs(), seed=cell.seed, **overrides)
     in_width = output_width(encoder, "features", data, split.train)
     out_width = output_width(teacher.model, "features", data, split.train)
     head = teacher.model.classifier if cgan.classifier == "teacher" else None

@@ -95,8 +95,7 @@ def run_emotionkd(cell, data: SegmentSet, split: Split, teacher: Trainer, out_di
     loss = DistillationLossConfig(**{f.name: own[f.name] for f in fields(DistillationLossConfig)
                                      if f.name in own})
     n_classes = n_classes_of(teacher.model)
-    student = build_model(network, n_classes=n_classes, n_times=data.signals.shape[-1],
-                          sfreq=data.sfreq, seed=cell.seed, **overrides)
+    student = build_model(network, n_classes=n_classes, **data.model_inputs(), seed=cell.seed, **overrides)
     trainer = EmotionKDTrainer(student, teacher, cell.train, out_dir, loss, student_feature, teacher_feature,
                                projector_seed=cell.seed * 7919 + 3)
     result = trainer.fit(data, split, cell.target)

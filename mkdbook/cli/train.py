@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     data = load_segments(args.deap_dir, progress=not args.quiet)
     split = make_split(data, args.split, fold=args.fold, n_folds=n_folds(args, len(data.subjects)),
                        seed=args.seed)
-    model = build_model(args.model, n_times=data.signals.shape[-1], sfreq=data.sfreq, seed=args.seed)
+    model = build_model(args.model, **data.model_inputs(), seed=args.seed)
     trainer = Trainer(model, config, out)
     result = trainer.fit(data, split, args.target)
     write_metrics(result, split, {"model": args.model, "target": args.target, "data": data.source,

@@ -5,57 +5,125 @@ models then read random batches of segments thousands of times. So the
 segments are written once to a flat float32 file that later loads map
 straight into memory (:func:`numpy.memmap`), at close to disk speed.
 
-A cache records the size and modification time of every source file and a
-CRC-32 checksum of its own bytes. On load, a cache whose sources changed
-(stale) or whose bytes no longer match (corrupt, truncated) is rebuilt,
-never used. A build writes into a temporary folder that replaces the old
-cache only when complete, so an interrupted build leaves the previous state.
+A cache records the size, modification time and CRC-32 checksum of every
+source file and a CRC-32 checksum of its own bytes. On load, a cache whose
+sources changed (stale) or whose files are unreadable, ill-formed or no
+longer match their checksums (corrupt) is rebuilt with a warning, never used.
+A build writes into a temporary folder that replaces the old cache only when
+complete, so an interrupted build leaves the previous state; a build that
+finds a cache installed meanwhile by another process keeps that one. The
+temporary folders of killed builds are removed by later loads.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
+import time
+import uuid
 import warnings
 import zlib
 from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from mkdbook import __version__
 from mkdbook.data.layout import DEAP, Layout
-from mkdbook.data.reader import find_subject_files, read_subject_file
+from mkdbook.data.reader import DeapFormatError, find_subject_files, read_subject_file
 from mkdbook.data.segments import SegmentConfig, SegmentSet, segment_trials
 from mkdbook.paths import home
 
 #: Bumped whenever the cache layout changes, so old caches are rebuilt.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 3
+#: File that marks a folder as a simulated cohort and says how it was made.
 SIMULATION_MANIFEST = "mkdbook-simulated.json"
 _CHUNK = 1 << 26
+#: A temporary folder untouched for this long is abandoned even if a process
+#: with its PID runs (PIDs are reused, and another host's PIDs mean nothing here).
+_ABANDONED_AFTER_S = 24 * 3600
+#: How often a load starts over when another process replaces the cache under it.
+_OPEN_ATTEMPTS = 3
+_INDEX_COLUMNS = ("subject", "trial", "position", "ratings")
+_MANIFEST_FIELDS = {
+    "format": int, "package_version": str, "source": str, "config": dict, "layout": dict,
+    "shape": list, "sources": list, "checksums": dict,
+}
+_SOURCE_FIELDS = {"name": str, "size": int, "mtime_ns": int, "crc32": int}
+_SIMULATION_FIELDS = {"variant": str, "n_subjects": int, "seed": int}
+
+_Identity = tuple[int, int]
+
+
+class _Unusable(NamedTuple):
+    """Why a cache folder cannot be used, and which folder was judged.
+
+    Only the very folder judged (its device and inode, ``None`` when absent)
+    is ever replaced, never a cache that another process installed since.
+    """
+
+    reason: str
+    judged: _Identity | None
+
+
+def _read_json(path: Path) -> object:
+    # Decoded explicitly: the locale's encoding is not the writer's, and
+    # json.loads would guess UTF-16 or UTF-32 from bytes.
+    return json.loads(path.read_bytes().decode("utf-8"))
+
+
+def _has_types(value: object, fields: dict[str, type]) -> bool:
+    return isinstance(value, dict) and all(_is(value.get(key), kind) for key, kind in fields.items())
+
+
+def _is(value: object, kind: type) -> bool:
+    # JSON true and false load as bool, an int subclass, yet are never a count.
+    return isinstance(value, kind) and not isinstance(value, bool)
 
 
 def describe_source(deap_dir: Path | str) -> str:
     """Say in a few words what a data folder holds, for figure captions.
 
     A folder written by :func:`mkdbook.data.simulate.simulate_cohort` carries
-    a manifest and is described as simulated; any other folder is taken to be
-    the real DEAP release.
+    a manifest (:data:`SIMULATION_MANIFEST`) and is described as simulated;
+    any other folder is taken to be the real DEAP release.
+
+    Parameters
+    ----------
+    deap_dir : path-like
+        DEAP's ``data_preprocessed_python/`` or a simulated cohort.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    DeapFormatError
+        If the simulation manifest is not UTF-8 JSON holding ``variant``,
+        ``n_subjects`` and ``seed`` (the message names the file).
     """
-    manifest = Path(deap_dir) / SIMULATION_MANIFEST
-    if manifest.is_file():
-        meta = json.loads(manifest.read_text())
-        return (f"simulated cohort (variant {meta['variant']!r}, {meta['n_subjects']} subjects, "
-                f"seed {meta['seed']}), not DEAP")
-    return f"DEAP ({Path(deap_dir).name})"
-
-
-def _fingerprint(files: list[Path]) -> list[list]:
-    return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+    path = Path(deap_dir) / SIMULATION_MANIFEST
+    if not path.is_file():
+        return f"DEAP ({Path(deap_dir).name})"
+    expected = ("expected the JSON object written by mkdbook.data.simulate, with 'variant' (a string), "
+                "'n_subjects' and 'seed' (integers)")
+    try:
+        meta = _read_json(path)
+    except (ValueError, RecursionError) as err:
+        raise DeapFormatError(path, f"not UTF-8 JSON ({err}); {expected}") from None
+    if not _has_types(meta, _SIMULATION_FIELDS):
+        raise DeapFormatError(path, expected)
+    return (f"simulated cohort (variant {meta['variant']!r}, {meta['n_subjects']} subjects, "
+            f"seed {meta['seed']}), not DEAP")
 
 
 def _checksum(path: Path) -> int:
@@ -66,6 +134,17 @@ def _checksum(path: Path) -> int:
     return crc
 
 
+def _source_record(path: Path) -> dict[str, object]:
+    """Name, size, modification time and CRC-32 of a source file about to be read.
+
+    Taken before the read, so that a file changed while the build reads it
+    leaves a stale cache, not a silently wrong one. The checksum pass reads
+    the file from disk and leaves it in the page cache for the reader.
+    """
+    stat = path.stat()
+    return {"name": path.name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "crc32": _checksum(path)}
+
+
 def cache_folder(deap_dir: Path | str, subjects: list[int], config: SegmentConfig,
                  cache_dir: Path | str | None = None) -> Path:
     """Return the folder that caches these subjects of ``deap_dir`` cut by ``config``."""
@@ -74,35 +153,99 @@ def cache_folder(deap_dir: Path | str, subjects: list[int], config: SegmentConfi
     return Path(cache_dir) if cache_dir is not None else home() / "segments" / digest
 
 
+def _identity(folder: Path) -> _Identity | None:
+    try:
+        stat = os.stat(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+def _host() -> str:
+    # Dashes separate the fields of a temporary folder's name.
+    return re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname())
+
+
+def _sibling(folder: Path, kind: str) -> Path:
+    """A new sibling of ``folder`` that names this host and process, for :func:`_remove_abandoned`."""
+    return folder.with_name(f"{folder.name}.{kind}-{_host()}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def _alive(pid: int) -> bool:
+    if os.name != "posix":
+        return True  # no harmless liveness test elsewhere; the age limit still applies
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+def _last_write(folder: Path) -> float:
+    # A running build keeps writing signals.npy, not the folder itself.
+    with contextlib.suppress(OSError):
+        return max([folder.stat().st_mtime] + [p.stat().st_mtime for p in folder.iterdir()])
+    return time.time()
+
+
+def _abandoned(path: Path, prefix: str) -> bool:
+    """Whether ``path``, a temporary folder named ``prefix`` + owner, belongs to no running build."""
+    owner = path.name[len(prefix):].split("-")
+    if len(owner) == 1:
+        host, pid = _host(), owner[0]  # ``<name>.tmp-<pid>`` of earlier versions
+    elif len(owner) == 3:
+        host, pid = owner[0], owner[1]
+    else:
+        return False
+    if not pid.isdigit():
+        return False
+    if host == _host() and not _alive(int(pid)):
+        return True
+    return time.time() - _last_write(path) > _ABANDONED_AFTER_S
+
+
+def _remove_abandoned(folder: Path) -> None:
+    """Delete the temporary and set-aside copies of ``folder`` left by killed builds."""
+    try:
+        siblings = list(folder.parent.iterdir())
+    except OSError:
+        return  # no cache folder yet, so nothing left over either
+    for path in siblings:
+        for kind in ("tmp", "old"):
+            prefix = f"{folder.name}.{kind}-"
+            if path.name.startswith(prefix) and _abandoned(path, prefix):
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def _cannot_write(folder: Path, err: OSError) -> OSError:
+    """The error to raise when ``folder`` cannot be written, naming the path at fault."""
+    # os.path rather than Path: an unsearchable folder must not raise in here.
+    existing = next(p for p in folder.absolute().parents if os.path.exists(p))
+    if not os.path.isdir(existing):
+        why = f"{existing} is a file, not a folder"
+    else:
+        why = f"{err.strerror} ({err.filename or existing})"
+    return OSError(err.errno, f"cannot write the segment cache {folder}: {why}")
+
+
 def _layout_record(layout: Layout) -> dict:
     # Through JSON so that a manifest read back compares equal (tuples become lists).
     return json.loads(json.dumps(asdict(layout)))
-
-
-def _build(files: list[Path], folder: Path, config: SegmentConfig, layout: Layout, source: str,
-           progress: bool) -> None:
-    tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        _write_cache(files, tmp, config, layout, source, progress)
-    except BaseException:
-        # A failed or interrupted build leaves the previous cache as it was.
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(tmp, folder)
 
 
 def _write_cache(files: list[Path], tmp: Path, config: SegmentConfig, layout: Layout, source: str,
                  progress: bool) -> None:
     per_trial = config.segments_per_trial(layout)
     rows = layout.n_trials * per_trial
-    shape = (len(files) * rows, len(layout.channels), config.segment_samples(layout))
+    shape = _expected_shape(len(files), config, layout)
     signals = np.lib.format.open_memmap(tmp / "signals.npy", mode="w+", dtype=np.float32, shape=shape)
     subject = np.empty(shape[0], np.int16)
     ratings = np.empty((shape[0], len(layout.rating_scales)), np.float32)
+    sources = []
     for i, path in enumerate(tqdm(files, desc="preparing segments", unit="subject", disable=not progress)):
+        sources.append(_source_record(path))
         recording = read_subject_file(path)
         block = slice(i * rows, (i + 1) * rows)
         signals[block] = segment_trials(recording.data, config, layout).reshape(rows, *shape[1:])
@@ -117,39 +260,167 @@ def _write_cache(files: list[Path], tmp: Path, config: SegmentConfig, layout: La
         "format": CACHE_FORMAT,
         "package_version": __version__,
         "source": source,
-        "sources": _fingerprint(files),
+        "sources": sources,
         "config": asdict(config),
         "layout": _layout_record(layout),
         "shape": list(shape),
         "checksums": {name: _checksum(tmp / name) for name in ("signals.npy", "index.npz")},
     }
     # The manifest is written last: a folder without one is never trusted.
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
 
 
-def _problem_with(folder: Path, files: list[Path], config: SegmentConfig, layout: Layout,
-                  verify: bool) -> str | None:
-    """Why the cache in ``folder`` cannot be used, or ``None`` if it can."""
+def _set_aside(folder: Path, aside: Path, judged: _Identity) -> None:
+    """Rename the judged cache ``folder`` to ``aside``, putting back any other cache."""
     try:
-        manifest = json.loads((folder / "manifest.json").read_text())
+        os.rename(folder, aside)
     except FileNotFoundError:
+        return  # a concurrent build set it aside already
+    if _identity(aside) != judged:
+        # A concurrent build installed this cache after the judgement: it stays.
+        with contextlib.suppress(OSError):
+            os.rename(aside, folder)
+
+
+def _install(tmp: Path, folder: Path, judged: _Identity | None) -> None:
+    """Move the complete cache ``tmp`` to ``folder`` unless another build installed one first.
+
+    The old cache is renamed aside and deleted only after the new one is in
+    place, so ``folder`` is at every instant the old cache, absent, or a
+    complete cache; a rename onto a cache that a concurrent build installed
+    meanwhile fails (the folder is not empty) and that cache is kept.
+    """
+    aside = _sibling(folder, "old")
+    try:
+        if judged is not None and _identity(folder) == judged:
+            _set_aside(folder, aside, judged)
+        os.rename(tmp, folder)
+    except OSError as err:
+        if _identity(folder) in (None, judged):
+            raise _cannot_write(folder, err) from err
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def _build(files: list[Path], folder: Path, config: SegmentConfig, layout: Layout, source: str,
+           progress: bool, judged: _Identity | None) -> None:
+    """Write a cache of ``files`` beside ``folder`` and install it there."""
+    tmp = _sibling(folder, "tmp")
+    try:
+        tmp.mkdir(parents=True)
+    except OSError as err:
+        raise _cannot_write(folder, err) from err
+    try:
+        _write_cache(files, tmp, config, layout, source, progress)
+        _install(tmp, folder, judged)
+    finally:
+        # After a failure, an interruption or a concurrent build's win the
+        # previous state stays; after an install nothing is left to remove.
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _expected_shape(n_files: int, config: SegmentConfig, layout: Layout) -> tuple[int, int, int]:
+    return (n_files * layout.n_trials * config.segments_per_trial(layout), len(layout.channels),
+            config.segment_samples(layout))
+
+
+def _read_manifest(folder: Path) -> dict | str:
+    """The manifest of the cache in ``folder`` with every field of this format, or why not."""
+    try:
+        manifest = _read_json(folder / "manifest.json")
+    except (FileNotFoundError, NotADirectoryError):
         return "missing"
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError, RecursionError):
         return "corrupt (unreadable manifest)"
-    if (manifest.get("format") != CACHE_FORMAT or manifest.get("config") != asdict(config)
-            or manifest.get("layout") != _layout_record(layout)):
+    if not isinstance(manifest, dict):
+        return f"corrupt (its manifest holds a JSON {type(manifest).__name__}, not an object)"
+    if _is(manifest.get("format"), int) and manifest["format"] != CACHE_FORMAT:
+        return "stale (built by another version or configuration)"
+    wrong = [key for key, kind in _MANIFEST_FIELDS.items() if not _is(manifest.get(key), kind)]
+    if wrong:
+        return f"corrupt (its manifest lacks or mistypes {', '.join(wrong)})"
+    if not all(_has_types(entry, _SOURCE_FIELDS) for entry in manifest["sources"]):
+        return "corrupt (its manifest mistypes the source files)"
+    checksums = manifest["checksums"]
+    if set(checksums) != {"signals.npy", "index.npz"} or not all(_is(c, int) for c in checksums.values()):
+        return "corrupt (its manifest mistypes the checksums)"
+    return manifest
+
+
+def _problem_with(folder: Path, manifest: dict, files: list[Path], config: SegmentConfig, layout: Layout,
+                  verify: bool, verify_sources: bool) -> str | None:
+    """Why the cache described by ``manifest`` cannot be used, or ``None`` if it can."""
+    if manifest["config"] != asdict(config) or manifest["layout"] != _layout_record(layout):
         return "stale (built by another version, configuration or layout)"
-    if manifest.get("sources") != _fingerprint(files):
+    recorded = [(s["name"], s["size"], s["mtime_ns"]) for s in manifest["sources"]]
+    if recorded != [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]:
         return "stale (the source files changed)"
-    expected = np.prod(manifest["shape"]) * 4
-    signals = folder / "signals.npy"
-    if not signals.is_file() or signals.stat().st_size < expected:
-        return "corrupt (signals file truncated)"
+    if manifest["shape"] != list(_expected_shape(len(files), config, layout)):
+        return "corrupt (its manifest records the wrong shape)"
     if verify:
         for name, crc in manifest["checksums"].items():
             if not (folder / name).is_file() or _checksum(folder / name) != crc:
                 return f"corrupt ({name} does not match its checksum)"
+    if verify_sources:
+        for entry, path in zip(manifest["sources"], files):
+            if _checksum(path) != entry["crc32"]:
+                return f"stale ({path.name} changed, though not its size or modification time)"
     return None
+
+
+def _map(folder: Path, manifest: dict, config: SegmentConfig, layout: Layout) -> SegmentSet | str:
+    """The segments of a checked cache, or why its files cannot be read as recorded."""
+    shape = tuple(manifest["shape"])
+    try:
+        signals = np.lib.format.open_memmap(folder / "signals.npy", mode="r")
+        with np.load(folder / "index.npz") as index:
+            columns = {name: index[name] for name in _INDEX_COLUMNS}
+    # Damaged bytes can make numpy and zipfile raise nearly anything (BadZipFile,
+    # KeyError, struct.error, MemoryError...): whatever it is, the cache is corrupt.
+    except Exception as err:
+        return f"corrupt (unreadable signals.npy or index.npz: {type(err).__name__})"
+    rows = (shape[0],)
+    if (signals.shape != shape or signals.dtype != np.float32 or not signals.flags.c_contiguous
+            or any(columns[name].shape != rows or columns[name].dtype.kind not in "iu"
+                   for name in _INDEX_COLUMNS[:3])
+            or columns["ratings"].shape != rows + (len(layout.rating_scales),)
+            or columns["ratings"].dtype.kind != "f"):
+        return "corrupt (signals.npy or index.npz do not hold the recorded arrays)"
+    return SegmentSet(
+        signals=signals,
+        subject=columns["subject"].astype(np.int64),
+        trial=columns["trial"].astype(np.int64),
+        position=columns["position"].astype(np.int64),
+        ratings=columns["ratings"].astype(np.float32),
+        config=config,
+        source=manifest["source"],
+        layout=layout,
+    )
+
+
+def _open_once(folder: Path, files: list[Path], config: SegmentConfig, layout: Layout, verify: bool,
+               verify_sources: bool) -> SegmentSet | str:
+    manifest = _read_manifest(folder)
+    if isinstance(manifest, str):
+        return manifest
+    problem = _problem_with(folder, manifest, files, config, layout, verify, verify_sources)
+    return problem if problem is not None else _map(folder, manifest, config, layout)
+
+
+def _open(folder: Path, files: list[Path], config: SegmentConfig, layout: Layout, verify: bool,
+          verify_sources: bool) -> SegmentSet | _Unusable:
+    """The cache in ``folder``, or why it cannot be used.
+
+    A concurrent build may replace the folder while its files are read; a
+    changed identity (device and inode) tells, and the reading starts over,
+    so the files of two builds are never mixed.
+    """
+    for _ in range(_OPEN_ATTEMPTS):
+        before = _identity(folder)
+        opened = _open_once(folder, files, config, layout, verify, verify_sources)
+        if _identity(folder) == before:
+            return _Unusable(opened, before) if isinstance(opened, str) else opened
+    return _Unusable("changing (other processes keep replacing it)", _identity(folder))
 
 
 def load_segments(
@@ -159,6 +430,7 @@ def load_segments(
     config: SegmentConfig = SegmentConfig(),
     cache_dir: Path | str | None = None,
     verify: bool = True,
+    verify_sources: bool = False,
     progress: bool = True,
     layout: Layout = DEAP,
 ) -> SegmentSet:
@@ -178,6 +450,11 @@ def load_segments(
     verify : bool
         Check the cache's checksums before using it (reads every byte once).
         The size and source checks always run.
+    verify_sources : bool
+        Also check the CRC-32 of every source file recorded at build time,
+        which catches a file rewritten with the same size and modification
+        time; a mismatch rebuilds the cache. Off by default because it reads
+        every byte of every source file, about as long as a build's reading.
     progress : bool
         Show a progress bar while preparing.
     layout : Layout
@@ -192,27 +469,34 @@ def load_segments(
     Raises
     ------
     DeapFormatError
-        If a source file is malformed (the message names the file).
+        If a source file or the simulation manifest is malformed (the
+        message names the file).
     FileNotFoundError
         If the folder or a requested subject file is missing.
+    OSError
+        If the cache folder cannot be written (for example ``MKDBOOK_HOME``
+        is a file or read-only) or is a file; the message names the path.
+
+    Warns
+    -----
+    UserWarning
+        When a stale or corrupt cache is rebuilt.
     """
     files = find_subject_files(deap_dir, subjects)
     numbers = [int(p.stem[1:]) for p in files]
     folder = cache_folder(deap_dir, numbers, config, cache_dir)
-    problem = _problem_with(folder, files, config, layout, verify)
-    if problem is not None:
-        if problem != "missing":
-            warnings.warn(f"segment cache {folder} is {problem}; rebuilding it", stacklevel=2)
-        _build(files, folder, config, layout, describe_source(deap_dir), progress)
-    manifest = json.loads((folder / "manifest.json").read_text())
-    index = np.load(folder / "index.npz")
-    return SegmentSet(
-        signals=np.load(folder / "signals.npy", mmap_mode="r"),
-        subject=index["subject"].astype(np.int64),
-        trial=index["trial"].astype(np.int64),
-        position=index["position"].astype(np.int64),
-        ratings=index["ratings"],
-        config=config,
-        source=manifest["source"],
-        layout=layout,
-    )
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"{folder} is a file; expected a segment cache folder")
+    _remove_abandoned(folder)
+    opened = _open(folder, files, config, layout, verify, verify_sources)
+    if isinstance(opened, SegmentSet):
+        return opened
+    if opened.reason != "missing":
+        warnings.warn(f"segment cache {folder} is {opened.reason}; rebuilding it", stacklevel=2)
+    _build(files, folder, config, layout, describe_source(deap_dir), progress, opened.judged)
+    # The installed cache, ours or a concurrent build's, was just written whole.
+    opened = _open(folder, files, config, layout, verify=False, verify_sources=False)
+    if isinstance(opened, _Unusable):
+        raise OSError(f"segment cache {folder} is {opened.reason} right after it was built; "
+                      f"did {Path(deap_dir)} change meanwhile?")
+    return opened
