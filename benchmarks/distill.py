@@ -11,7 +11,7 @@ teaching
     projected feature MSE): a teacher forward pass without gradient on top
     of the plain step.
 feedback
-    :func:`mkdbook.distill.feedback_phase`: the second-order pilot step and
+    :func:`mkdbook.feedback.feedback_phase`: the second-order pilot step and
     the teacher's update (``--first-order`` adds the detached variant).
 
 It prints the median seconds of each and the ratios, next to the goals

@@ -30,8 +30,8 @@ teach. SFTN (Park et al., 2021) pursues the same aim, a teacher that is easy
 to learn from, by training the teacher jointly with student branches before
 distillation instead of during it.
 
-:func:`feedback_phase` is batch-level; :class:`FeedbackDistiller` is the
-fit loop that schedules it (:meth:`FeedbackConfig.due`) between teaching steps.
+:func:`feedback_phase` is batch-level; :class:`mkdbook.distill.FeedbackDistiller`
+is the fit loop that schedules it (:meth:`FeedbackConfig.due`) between teaching steps.
 
 Design decisions (the paper is silent on each)
 ----------------------------------------------
@@ -75,38 +75,25 @@ References
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, fields
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from mkdbook.checks import check_int, check_number
-from mkdbook.data.segments import SegmentSet
-from mkdbook.distill import Distiller, distiller_options, finish_distillation
 from mkdbook.losses import DistillationLossConfig, FeatureProjector, LossTerms, cross_entropy, student_loss
-from mkdbook.models import build_model
-from mkdbook.results import MethodResult
-from mkdbook.splits import Split
-from mkdbook.train import Trainer, TrainResult, make_adam
+from mkdbook.train import make_adam
 
 __all__ = [
-    "FEEDBACK_OPTIONS",
     "FeedbackConfig",
-    "FeedbackDistiller",
     "FeedbackObjective",
     "feedback_objective",
     "feedback_phase",
     "make_teacher_optimizer",
-    "run_feedback_distillation",
 ]
 
 Batch = Mapping[str, Tensor]
@@ -407,143 +394,3 @@ def _grads(loss: Tensor, params: list[Tensor]) -> list[Tensor]:
 
 def _norm(grads: list[Tensor]) -> float:
     return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
-
-
-#: Options of a feedback-distillation cell besides the loss options (:data:`mkdbook.distill.LOSS_OPTIONS`).
-FEEDBACK_OPTIONS: tuple[str, ...] = tuple(f.name for f in fields(FeedbackConfig))
-
-
-class FeedbackDistiller(Distiller):
-    """Distillation with dynamic feedback: teaching steps, and a feedback phase every ``k`` of them.
-
-    A :class:`~mkdbook.distill.Distiller` (its teaching steps, history and
-    teacher scores) that follows every ``feedback.every``-th teaching step
-    (:meth:`FeedbackConfig.due`) with a :func:`feedback_phase` updating the
-    teacher. The teacher and its optimiser are saved and restored with every
-    checkpoint, as is the log of feedback phases.
-
-    Parameters
-    ----------
-    student, teacher, teacher_scaler, config, out_dir, **kwargs
-        As for :class:`~mkdbook.teacher_student.TeacherStudentTrainer`.
-    feedback : FeedbackConfig, default FeedbackConfig()
-
-    Attributes
-    ----------
-    feedback_log : list of dict
-        One row per feedback phase: ``phase``, ``step``, ``epoch``,
-        ``seconds`` and the values :func:`feedback_phase` returns (both
-        gradient norms, the teacher's validation-batch CE, ...).
-    feedback_rows : set of int
-        Segments this process drew as feedback batches (for checking that
-        they never include test segments).
-
-    Notes
-    -----
-    Feedback batches. Phase ``p`` (counted from 0) uses batch ``p mod n`` of
-    a permutation of the validation segments drawn from ``(seed, p // n)``,
-    with ``n`` validation batches: every validation segment is used once per
-    ``n`` phases, and the choice depends only on ``p``, so a resumed run
-    draws the same batches. The training batch of a phase is the batch of the
-    teaching step just taken. Test segments are never read before the final
-    evaluation.
-
-    Student selection. The best-validation student is kept (as for every
-    trainer); the teacher is kept as it is at the end of training, which is
-    what :attr:`teacher_after` describes.
-    """
-
-    def __init__(self, student: nn.Module, teacher: nn.Module, *args: Any,
-                 feedback: FeedbackConfig = FeedbackConfig(), **kwargs: Any) -> None:
-        super().__init__(student, teacher, *args, **kwargs)
-        self.feedback = feedback
-        self.teacher_optimizer = make_teacher_optimizer(self.teacher, feedback)
-        self.add_part("teacher", self.teacher)
-        self.add_part("teacher_optimizer", self.teacher_optimizer)
-        self.feedback_log: list[dict[str, float]] = []
-        self.feedback_rows: set[int] = set()
-        self._epoch = 0
-
-    def identity_extras(self) -> dict:
-        """The distiller's identity and the feedback configuration."""
-        return {**super().identity_extras(), "feedback": asdict(self.feedback)}
-
-    def train_step(self, batch: dict[str, Tensor], y: Tensor) -> dict[str, float]:
-        """A teaching step; then a feedback phase when one is due."""
-        logged = super().train_step(batch, y)
-        if self.feedback.due(self.step):
-            self._feedback(batch, y)
-        return logged
-
-    def _validation_batch(self, phase: int) -> tuple[dict[str, Tensor], Tensor]:
-        data, split, target = self._context
-        size = self.config.batch_size
-        n_batches = -(-len(split.val) // size)
-        cycle, position = divmod(phase, n_batches)
-        order = np.random.default_rng([self.config.seed, 0xFEED, cycle]).permutation(split.val)
-        rows = np.sort(order[position * size:(position + 1) * size])
-        self.feedback_rows.update(int(r) for r in rows)
-        arrays = data.batch(rows, self.train_modalities)
-        batch = {k: torch.from_numpy(v) for k, v in arrays.items()}
-        return self._to_device(batch, torch.from_numpy(data.labels(target)[rows]))
-
-    def _feedback(self, batch: dict[str, Tensor], y: Tensor) -> None:
-        began = time.perf_counter()
-        val_batch, y_val = self._validation_batch(len(self.feedback_log))
-        values = feedback_phase(self.teacher_input(), self.model, self.projector, batch, y, val_batch, y_val,
-                                self.teacher_optimizer, self.loss_config, self.feedback)
-        self.feedback_log.append({"phase": len(self.feedback_log) + 1, "step": self.step,
-                                  "epoch": self._epoch, **values,
-                                  "seconds": time.perf_counter() - began})
-
-    def train_epoch(self, data: SegmentSet, split: Split, target: str, epoch: int) -> dict[str, float]:
-        """The distiller's epoch, remembering the epoch number for the feedback log."""
-        self._epoch = epoch
-        return super().train_epoch(data, split, target, epoch)
-
-    def extra_state(self) -> dict:
-        """The distiller's state and the feedback log."""
-        return {**super().extra_state(), "feedback_log": [dict(row) for row in self.feedback_log]}
-
-    def load_extra_state(self, state: dict) -> None:
-        """Restore what :meth:`extra_state` returned."""
-        super().load_extra_state(state)
-        self.feedback_log = [dict(row) for row in state["feedback_log"]]
-
-    def fit(self, data: SegmentSet, split: Split, target: str) -> TrainResult:
-        """Distil with feedback phases (see :meth:`mkdbook.distill.Distiller.fit`).
-
-        Raises
-        ------
-        ValueError
-            If the validation and test segments overlap (feedback would then
-            tune the teacher on test data).
-        """
-        if np.intersect1d(split.val, split.test).size:
-            raise ValueError(f"{split.describe()}: validation and test segments overlap; the feedback "
-                             f"phase must never see test data")
-        self._epoch = 0
-        return super().fit(data, split, target)
-
-    def summary(self) -> dict:
-        """The distiller's summary with the feedback configuration, its log and where its batches came from."""
-        used = np.fromiter(self.feedback_rows, dtype=np.int64)
-        _, split, _ = self._context
-        return {**super().summary(), "feedback": asdict(self.feedback), "feedback_log": self.feedback_log,
-                "feedback_rows_in_validation": bool(np.isin(used, split.val).all()),
-                "feedback_rows_in_test": int(np.isin(used, split.test).sum())}
-
-
-def run_feedback_distillation(cell, data: SegmentSet, split: Split, teacher: Trainer,
-                              out_dir: Path) -> MethodResult:
-    """The paper's method on one cell: the full :math:`L_S` with feedback phases (a method's run function).
-
-    The cell's options are fields of :class:`~mkdbook.losses.DistillationLossConfig`,
-    of :class:`FeedbackConfig` and ``student_<field>`` overrides of the
-    student network; see :func:`mkdbook.distill.run_distillation` for the files written.
-    """
-    loss, own, overrides = distiller_options(cell.method, cell.settings, "fusion", FEEDBACK_OPTIONS)
-    student = build_model("student", **data.model_inputs(), seed=cell.seed, **overrides)
-    distiller = FeedbackDistiller(student, teacher.model, teacher.scaler, cell.train, out_dir,
-                                  loss=loss, feedback=FeedbackConfig(**own))
-    return finish_distillation(distiller, distiller.fit(data, split, cell.target), out_dir)

@@ -42,8 +42,7 @@ from torch import nn
 from mkdbook.baselines import run_cgan, run_emotionkd
 from mkdbook.checks import check_option
 from mkdbook.data.segments import SegmentSet
-from mkdbook.distill import run_distillation
-from mkdbook.feedback import run_feedback_distillation
+from mkdbook.distill import run_distillation, run_feedback_distillation
 from mkdbook.models import build_model
 from mkdbook.results import Cell, MethodResult
 from mkdbook.splits import Split

@@ -27,7 +27,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from mkdbook.paths import home
 
 
 @dataclass(frozen=True)

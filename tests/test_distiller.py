@@ -11,8 +11,8 @@ import torch
 
 from mkdbook.data.layout import DEAP
 from mkdbook.data.segments import SegmentConfig, SegmentSet
-from mkdbook.distill import Distiller
-from mkdbook.feedback import FeedbackConfig, FeedbackDistiller
+from mkdbook.distill import Distiller, FeedbackDistiller
+from mkdbook.feedback import FeedbackConfig
 from mkdbook.losses import DistillationLossConfig
 from mkdbook.models import build_model
 from mkdbook.splits import Split, trial_split

@@ -41,24 +41,50 @@ def _write_subject_file(path: Path, recording: dict[str, np.ndarray]) -> None:
     write_atomically(path, lambda stream: pickle.dump(recording, stream, protocol=2))
 
 
+def _read_marker(path: Path) -> dict:
+    try:
+        content = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path}: not a readable simulation marker ({type(err).__name__}); "
+                         "delete it or choose another folder") from None
+    if not isinstance(content, dict):
+        raise ValueError(f"{path}: not a simulation marker (a JSON object was expected)")
+    return content
+
+
+def _file_stamps(paths: list[Path]) -> dict[str, list[int]]:
+    """Size and modification time of each file this simulation wrote, to tell them from others."""
+    return {p.name: [p.stat().st_size, p.stat().st_mtime_ns] for p in paths}
+
+
 def _check_folder(folder: Path, identity: dict, n_subjects: int) -> None:
     """Refuse to write into a folder that holds another cohort or data we did not write."""
+    present = sorted(folder.glob("s[0-9][0-9].dat"))
     for marker in (MANIFEST_NAME, PENDING_NAME):
         path = folder / marker
         if path.is_file():
-            existing = json.loads(path.read_text())
+            existing = _read_marker(path)
             found = {key: existing.get(key) for key in identity}
             if found != identity:
                 differing = sorted(key for key in identity if found[key] != identity[key])
                 raise ValueError(
                     f"{folder} holds a simulated cohort with a different {' and '.join(differing)}; "
                     "refusing to mix cohorts: choose another folder or delete it")
+            # Files this simulation wrote are recorded; anything else in the
+            # folder (real DEAP copied over a half-written cohort, say) is
+            # never overwritten. Manifests of earlier versions record none.
+            stamps = existing.get("files", None if marker == MANIFEST_NAME else {})
+            if isinstance(stamps, dict):
+                foreign = [p.name for p in present if stamps.get(p.name) != _file_stamps([p])[p.name]]
+                if foreign:
+                    raise ValueError(f"{folder} holds {', '.join(foreign)}, which no simulation of this "
+                                     "cohort wrote; refusing to overwrite them: choose another folder")
             break
     else:
-        if any(folder.glob("s[0-9][0-9].dat")):
+        if present:
             raise ValueError(f"{folder} holds sNN.dat files but no {MANIFEST_NAME} (real DEAP?); "
                              "refusing to overwrite them: choose another folder")
-    beyond = sorted(p.name for p in folder.glob("s[0-9][0-9].dat") if int(p.name[1:3]) > n_subjects)
+    beyond = sorted(p.name for p in present if int(p.name[1:3]) > n_subjects)
     if beyond:
         raise ValueError(f"{folder} already holds {', '.join(beyond)}, beyond n_subjects={n_subjects}; "
                          "a folder must hold one cohort: choose another folder or delete it")
@@ -137,11 +163,12 @@ def simulate_cohort(out_dir: Path | str, *, n_subjects: int = 32, variant: str =
         _write_subject_file(path, recording)
         paths.append(path)
         records[f"s{subject:02d}"] = _latents_record(model.latents)
+        _write_json(folder / PENDING_NAME, {**identity, "files": _file_stamps(paths)})
 
     manifest = {
         # The package, whose public names a reader of the manifest imports.
         "generator": __package__, **identity, "n_subjects": n_subjects,
-        "variant_settings": asdict(settings), "subjects": records,
+        "variant_settings": asdict(settings), "subjects": records, "files": _file_stamps(paths),
     }
     _write_json(folder / MANIFEST_NAME, manifest)
     (folder / PENDING_NAME).unlink()
