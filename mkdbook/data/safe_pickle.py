@@ -6,16 +6,16 @@ callable and call it with arguments taken from the file, and numpy's own
 state makes numpy read eight bytes of the file as an object pointer). Checking
 the result afterwards is too late, so :func:`loads` never hands file content
 to :mod:`pickle` or to numpy's pickle hooks. It works in two passes over the
-same stack machine (:func:`_execute`):
+same stack machine:
 
-1. **Vetting** (:class:`_Bounds`) reads the opcodes without building
+1. **Vetting** reads the opcodes without building
    anything. It refuses opcodes outside a short list, globals other than
    numpy's array constructors, lengths beyond the end of the file, more than
    :data:`MAX_OPCODES` opcodes, containers nested deeper than
    :data:`MAX_DEPTH`, and structures that memo reuse would expand to more than
    :data:`MAX_EXPANDED` items (a small file can describe a tuple with 2**64
    leaves).
-2. **Building** (:class:`_Builder`) runs the vetted opcodes with small proxies
+2. **Building** runs the vetted opcodes with small proxies
    in place of the admitted globals. The proxies accept only the state numpy
    writes for plain float and integer arrays and build each array with
    ``np.frombuffer`` over the file's own bytes.
