@@ -138,12 +138,17 @@ def loads(data: bytes) -> object:
     if data[:1] != b"\x80":
         raise UnsafePickleError("not a pickle of protocol 2 to 5 (no PROTO opcode at byte 0)")
     ops: list[_Op] = []
-    for op in _opcodes(data):
-        if len(ops) == MAX_OPCODES:
-            raise UnsafePickleError(f"more than {MAX_OPCODES} opcodes")
-        ops.append(op)
-    _execute(ops, _Bounds())
+    _execute(_collect(_opcodes(data), ops), _Bounds())
     return _execute(ops, _Builder(data))
+
+
+def _collect(opcodes: Iterator[_Op], into: list[_Op]) -> Iterator[_Op]:
+    """Pass opcodes on as they are read, keeping them, so vetting stops a bad file at once."""
+    for op in opcodes:
+        if len(into) == MAX_OPCODES:
+            raise UnsafePickleError(f"more than {MAX_OPCODES} opcodes")
+        into.append(op)
+        yield op
 
 
 # --- reading the opcode stream -------------------------------------------------
@@ -503,6 +508,13 @@ def _refuse_ndarray(args: tuple, limit: int) -> object:
     raise UnsafePickleError("an array made without data is refused; numpy pickles pass it to _reconstruct")
 
 
+def _empty_bytes(args: tuple, limit: int) -> _Blob:
+    """``bytes()``: Python 3 writes empty bytes (an empty array's data) so in protocol 2."""
+    if args != ():
+        raise UnsafePickleError("only bytes() without arguments is allowed")
+    return _Blob(memoryview(b""), "bytes")
+
+
 def _reconstruct(args: tuple, limit: int) -> _Pending:
     """``_reconstruct(ndarray, (0,), b'b')``: the empty array that BUILD then fills."""
     if not (len(args) == 3 and args[0] is _NDARRAY and _ints(args[1]) == (0,)
@@ -650,6 +662,7 @@ _GLOBALS: dict[tuple[str, str], _Global] = {
     ("numpy", "ndarray"): _NDARRAY,
     ("numpy", "dtype"): _Global("numpy.dtype", _dtype),
     ("_codecs", "encode"): _Global("_codecs.encode", _encode),
+    **{(module, "bytes"): _Global("bytes", _empty_bytes) for module in ("__builtin__", "builtins")},
     # numpy 2 moved numpy.core to numpy._core; DEAP's files name the old module.
     **{(f"numpy.{core}.multiarray", "_reconstruct"): _Global("numpy.core.multiarray._reconstruct", _reconstruct)
        for core in ("core", "_core")},
