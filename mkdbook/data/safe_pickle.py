@@ -611,10 +611,17 @@ def _dtype_of(value: object) -> np.dtype:
 
 
 def _shape(value: object, limit: int) -> tuple[int, ...]:
+    """A shape whose sizes multiply (zeros left out) to no more than the file's length.
+
+    Leaving zeros out matters: numpy refuses ``(0, 2**62, 2**62)`` too, and
+    such a shape asks for no data to match its length against.
+    """
     shape = _ints(value)
-    if shape is None or len(shape) > MAX_NDIM or not all(0 <= n <= limit for n in shape):
+    if (shape is None or len(shape) > MAX_NDIM or any(n < 0 for n in shape)
+            or math.prod(n for n in shape if n) > limit):
         raise UnsafePickleError(
-            f"shape must be at most {MAX_NDIM} sizes of 0 to {limit} (the file's length), got {_show(value)}"
+            f"shape must be up to {MAX_NDIM} sizes multiplying to at most {limit} (the file's length), "
+            f"got {_show(value)}"
         )
     return shape
 
