@@ -8,17 +8,17 @@ the result afterwards is too late, so :func:`loads` never hands file content
 to :mod:`pickle` or to numpy's pickle hooks. It works in two passes over the
 same stack machine:
 
-1. **Vetting** reads the opcodes without building
+1. **Vetting** reads the opcodes, as the file is parsed, without building
    anything. It refuses opcodes outside a short list, globals other than
    numpy's array constructors, lengths beyond the end of the file, more than
    :data:`MAX_OPCODES` opcodes, containers nested deeper than
    :data:`MAX_DEPTH`, and structures that memo reuse would expand to more than
    :data:`MAX_EXPANDED` items (a small file can describe a tuple with 2**64
    leaves).
-2. **Building** runs the vetted opcodes with small proxies
-   in place of the admitted globals. The proxies accept only the state numpy
-   writes for plain float and integer arrays and build each array with
-   ``np.frombuffer`` over the file's own bytes.
+2. **Building** runs the vetted opcodes with small proxies in place of the
+   admitted globals. The proxies accept only the state numpy writes for plain
+   float and integer arrays and build each array with ``np.frombuffer`` over
+   the file's own bytes.
 
 Every allocation is bounded by the file's size, so any file loads or is
 refused within about a second.
@@ -244,7 +244,7 @@ def _execute(ops: Iterable[_Op], sem: _Semantics) -> object:
             _step(op, sem, stack, marks, memo)
         except UnsafePickleError as err:
             raise UnsafePickleError(f"{op.name} at byte {op.pos}: {err}") from None
-    raise AssertionError("the opcode list always ends with STOP")
+    raise UnsafePickleError("truncated: no STOP opcode")
 
 
 def _step(op: _Op, sem: _Semantics, stack: list, marks: list[int], memo: dict[int, object]) -> None:
