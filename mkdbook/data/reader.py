@@ -29,7 +29,7 @@ RATING_RANGE: tuple[float, float] = (1.0, 9.0)
 SUBJECTS: range = range(1, 33)
 
 _SUBJECT_FILE = re.compile(r"^s(\d{2})\.dat$")
-#: The cache stores float32, so larger finite values would become infinite there.
+# The cache stores float32, so larger finite values would become infinite there.
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
@@ -56,8 +56,9 @@ class SubjectRecording:
         Subject number from the file name (``s07.dat`` is 7).
     data : ndarray, shape (40, 40, 8064)
         Trials x channels x samples, channels in :data:`~mkdbook.data.channels.CHANNELS` order.
+        Read-only (it may be a view of the file's bytes).
     labels : ndarray, shape (40, 4)
-        Valence, arousal, dominance and liking ratings, 1-9.
+        Valence, arousal, dominance and liking ratings, 1-9. Read-only.
     path : Path
         The file it came from.
     """
