@@ -102,10 +102,9 @@ def test_file_names_and_subject_selection(deap_dir):
         read_subject_file(deap_dir / "notes.txt")
 
 
-def test_unpickler_refuses_builtins_even_inside_containers():
-    from mkdbook.data.reader import NumpyOnlyUnpickler
-    import io
+def test_loader_refuses_builtins_even_inside_containers():
+    from mkdbook.data.safe_pickle import UnsafePickleError, loads
 
     payload = pickle.dumps({"data": [eval]}, protocol=2)
-    with pytest.raises(pickle.UnpicklingError, match=r"builtin\w*\.eval"):
-        NumpyOnlyUnpickler(io.BytesIO(payload), encoding="latin1").load()
+    with pytest.raises(UnsafePickleError, match=r"builtin\w*\.eval"):
+        loads(payload)

@@ -3,26 +3,32 @@
 Each ``sNN.dat`` of ``data_preprocessed_python/`` is a Python-2 pickle of a
 dict with ``data`` (40 trials x 40 channels x 8064 samples) and ``labels``
 (40 trials x 4 ratings). A pickle can name any callable and run it while it
-loads, so :class:`NumpyOnlyUnpickler` admits the handful of globals that
-rebuild numpy arrays and refuses everything else *before* it is called.
+loads, so the files are read by :func:`mkdbook.data.safe_pickle.loads`, which
+interprets the pickle itself and builds nothing but containers and plain
+numpy arrays.
 """
 
 from __future__ import annotations
 
-import pickle
+import os
 import re
-from collections.abc import Iterable
+import stat
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from mkdbook.data.layout import DEAP
+from mkdbook.data.safe_pickle import UnsafePickleError, loads
 
-#: Ratings in DEAP are continuous on the self-assessment manikin scale 1-9.
-RATING_RANGE: tuple[float, float] = (1.0, 9.0)
+#: DEAP's subjects are numbered 1 to 32.
+SUBJECTS: range = range(1, 33)
 
 _SUBJECT_FILE = re.compile(r"^s(\d{2})\.dat$")
+# The cache stores float32, so larger finite values would become infinite there.
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class DeapFormatError(ValueError):
@@ -38,42 +44,6 @@ class DeapFormatError(ValueError):
         super().__init__(f"{self.path}: {problem}")
 
 
-def _numpy_globals() -> dict[tuple[str, str], object]:
-    # numpy pickles name ``numpy.core.multiarray``; numpy 2 moved it to
-    # ``numpy._core`` and warns on the old name, so both resolve to the new one.
-    from numpy._core import multiarray
-
-    allowed: dict[tuple[str, str], object] = {
-        ("numpy", "ndarray"): np.ndarray,
-        ("numpy", "dtype"): np.dtype,
-        # Python 3 writes bytes in protocol-2 pickles as _codecs.encode(str, "latin1").
-        ("_codecs", "encode"): __import__("codecs").encode,
-    }
-    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
-        allowed[(module, "_reconstruct")] = multiarray._reconstruct
-        allowed[(module, "scalar")] = multiarray.scalar
-    return allowed
-
-
-class NumpyOnlyUnpickler(pickle.Unpickler):
-    """An unpickler that rebuilds numpy arrays and plain containers, nothing else.
-
-    Any other global (``os.system``, ``builtins.eval``, a class of some
-    package...) raises :class:`pickle.UnpicklingError` when the pickle names
-    it, so nothing it refers to is ever called.
-    """
-
-    _allowed = _numpy_globals()
-
-    def find_class(self, module: str, name: str) -> object:  # noqa: D102
-        try:
-            return self._allowed[(module, name)]
-        except KeyError:
-            raise pickle.UnpicklingError(
-                f"refused to load global {module}.{name}: only numpy arrays are allowed"
-            ) from None
-
-
 @dataclass(frozen=True)
 class SubjectRecording:
     """One subject's 40 trials, as read from ``sNN.dat``.
@@ -84,8 +54,9 @@ class SubjectRecording:
         Subject number from the file name (``s07.dat`` is 7).
     data : ndarray, shape (40, 40, 8064)
         Trials x channels x samples, channels in ``DEAP.channels`` order.
+        Read-only (it may be a view of the file's bytes).
     labels : ndarray, shape (40, 4)
-        Valence, arousal, dominance and liking ratings, 1-9.
+        Valence, arousal, dominance and liking ratings, 1-9. Read-only.
     path : Path
         The file it came from.
     """
@@ -102,11 +73,11 @@ def subject_number(path: Path | str) -> int:
     Raises
     ------
     DeapFormatError
-        If the name is not ``sNN.dat``.
+        If the name is not ``sNN.dat`` with NN from 01 to 32.
     """
     match = _SUBJECT_FILE.match(Path(path).name)
-    if not match:
-        raise DeapFormatError(path, "file name must be sNN.dat, for example s01.dat")
+    if not match or int(match.group(1)) not in SUBJECTS:
+        raise DeapFormatError(path, "file name must be sNN.dat with NN from 01 to 32, for example s01.dat")
     return int(match.group(1))
 
 
@@ -129,6 +100,10 @@ def find_subject_files(deap_dir: Path | str, subjects: Iterable[int] | None = No
     FileNotFoundError
         If the folder does not exist, holds no ``sNN.dat`` file, or lacks a
         requested subject.
+    DeapFormatError
+        If a file is named ``sNN.dat`` with NN outside 1-32, or a listed
+        ``sNN.dat`` is not a regular file (a folder, a FIFO, a device, a
+        socket, a symbolic-link loop).
     """
     folder = Path(deap_dir)
     if not folder.is_dir():
@@ -136,14 +111,45 @@ def find_subject_files(deap_dir: Path | str, subjects: Iterable[int] | None = No
     found = {subject_number(p): p for p in folder.iterdir() if _SUBJECT_FILE.match(p.name)}
     if not found:
         raise FileNotFoundError(f"{folder}: no sNN.dat files; expected DEAP's data_preprocessed_python/")
-    if subjects is None:
-        return [found[s] for s in sorted(found)]
-    wanted = sorted(set(subjects))
+    wanted = sorted(found) if subjects is None else sorted(set(subjects))
     missing = [s for s in wanted if s not in found]
     if missing:
         names = ", ".join(f"s{s:02d}.dat" for s in missing)
         raise FileNotFoundError(f"{folder}: missing {names}")
-    return [found[s] for s in wanted]
+    chosen = [found[s] for s in wanted]
+    for path in chosen:
+        with _os_errors(path):
+            _check_regular(path, path.stat())
+    return chosen
+
+
+@contextmanager
+def _os_errors(path: Path) -> Iterator[None]:
+    """Turn the operating system's errors about ``path`` into one line naming it."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file") from None
+    except OSError as err:  # permission denied, a symbolic-link loop...
+        raise DeapFormatError(path, f"cannot be read ({err.strerror or err})") from None
+
+
+def _check_regular(path: Path, info: os.stat_result) -> None:
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a FIFO, device or socket"
+        raise DeapFormatError(path, f"expected a regular file, found {kind}")
+
+
+def _read_bytes(path: Path) -> bytes:
+    with _os_errors(path):
+        # Checked before opening: opening a FIFO for reading waits for a writer.
+        _check_regular(path, path.stat())
+        # O_NONBLOCK: should the path become a FIFO after the check, opening it
+        # still returns at once (and fstat refuses it); regular files ignore the flag.
+        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as stream:
+            info = os.fstat(stream.fileno())
+            _check_regular(path, info)
+            return stream.read(info.st_size)
 
 
 def _check_array(path: Path, value: object, key: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -156,6 +162,11 @@ def _check_array(path: Path, value: object, key: str, shape: tuple[int, ...]) ->
     if not np.isfinite(value).all():
         bad = int(np.size(value) - np.isfinite(value).sum())
         raise DeapFormatError(path, f"{key!r} holds {bad} NaN or infinite values")
+    peak = float(max(value.max(), -value.min()))
+    if peak > _FLOAT32_MAX:
+        raise DeapFormatError(
+            path, f"{key!r} holds values up to {peak:g} in size, beyond float32's {_FLOAT32_MAX:.4g} (the cache's type)"
+        )
     return value
 
 
@@ -170,34 +181,40 @@ def read_subject_file(path: Path | str) -> SubjectRecording:
     Returns
     -------
     SubjectRecording
+        Its arrays are read-only.
 
     Raises
     ------
     DeapFormatError
-        If the file is truncated, is not a pickle, names a global other than
-        numpy's array constructors, or holds keys, shapes, dtypes, values or
-        ratings other than DEAP's.
+        If the name is not ``s01.dat`` to ``s32.dat``, the path is not a
+        readable regular file, or the file is truncated, is not a pickle,
+        names a global other than numpy's array constructors, breaks
+        :mod:`~mkdbook.data.safe_pickle`'s bounds, or holds keys, shapes,
+        dtypes, values or ratings other than DEAP's.
     FileNotFoundError
         If the file does not exist.
     """
     path = Path(path)
     subject = subject_number(path)
-    with path.open("rb") as stream:
-        try:
-            content = NumpyOnlyUnpickler(stream, encoding="latin1").load()
-        except pickle.UnpicklingError as err:
-            raise DeapFormatError(path, f"not a DEAP pickle ({err})") from None
-        except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as err:
-            raise DeapFormatError(path, f"truncated or corrupt pickle ({type(err).__name__}: {err})") from None
+    content = _load(path)
     if not isinstance(content, dict):
         raise DeapFormatError(path, f"expected a dict with 'data' and 'labels', got {type(content).__name__}")
     if set(content) != {"data", "labels"}:
         raise DeapFormatError(path, f"expected keys ['data', 'labels'], got {sorted(map(str, content))}")
     data = _check_array(path, content["data"], "data", (DEAP.n_trials, len(DEAP.channels), DEAP.n_samples))
     labels = _check_array(path, content["labels"], "labels", (DEAP.n_trials, len(DEAP.rating_scales)))
-    low, high = RATING_RANGE
+    low, high = DEAP.rating_range
     if labels.min() < low or labels.max() > high:
         raise DeapFormatError(
             path, f"'labels' must lie in [{low:g}, {high:g}], got [{labels.min():g}, {labels.max():g}]"
         )
     return SubjectRecording(subject=subject, data=data, labels=labels, path=path)
+
+
+def _load(path: Path) -> object:
+    try:
+        return loads(_read_bytes(path))
+    except UnsafePickleError as err:
+        raise DeapFormatError(path, f"not a DEAP pickle ({err})") from None
+    except (MemoryError, RecursionError) as err:
+        raise DeapFormatError(path, f"not a DEAP pickle ({type(err).__name__} while loading)") from None
