@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from mkdbook.data.segments import SegmentSet
+from mkdbook.identity import describe_network
 from mkdbook.losses import DistillationLossConfig, FeatureProjector, student_loss
 from mkdbook.models.outputs import ModelOutput
 from mkdbook.seeding import seeded
@@ -39,7 +40,6 @@ from mkdbook.train import (
     TrainConfig,
     Trainer,
     TrainResult,
-    describe_network,
     make_adam,
     predict,
     score,

@@ -17,20 +17,21 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field, is_dataclass
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.metrics import accuracy_score, f1_score
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from mkdbook.atomic import write_atomically
+from mkdbook.batches import ChannelScaler, iterate_batches
 from mkdbook.checks import check_int, check_number, check_option
-from mkdbook.data.fingerprint import fingerprint_data
 from mkdbook.data.segments import SegmentSet
+from mkdbook.identity import identity_differences, refuse_other_result, run_identity
+from mkdbook.metrics import Scores, predict, score
 from mkdbook.models.outputs import ModelOutput
 from mkdbook.splits import Split
 
@@ -116,139 +117,6 @@ class TrainConfig:
 
 
 @dataclass
-class ChannelScaler:
-    """Per-channel standardisation fitted on training segments only.
-
-    Signals arrive in microvolts with very different ranges (EEG tens, EOG
-    hundreds); each channel is centred and scaled by statistics of the
-    *training* set, so nothing about validation or test data reaches the model.
-    """
-
-    mean: dict[str, Tensor]
-    std: dict[str, Tensor]
-
-    @classmethod
-    def fit(cls, data: SegmentSet, index: np.ndarray, modalities: tuple[str, ...],
-            max_segments: int = 2048, seed: int = 0) -> ChannelScaler:
-        """Estimate channel means and standard deviations from (a sample of) ``index``."""
-        rng = np.random.default_rng(seed)
-        sample = np.sort(rng.choice(index, size=min(len(index), max_segments), replace=False))
-        mean, std = {}, {}
-        for name in modalities:
-            values = np.asarray(data.modality(name, sample), dtype=np.float64)
-            mean[name] = torch.tensor(values.mean(axis=(0, 2)), dtype=torch.float32)[:, None]
-            std[name] = torch.tensor(values.std(axis=(0, 2)) + 1e-6, dtype=torch.float32)[:, None]
-        return cls(mean, std)
-
-    def __call__(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        return {k: (v - self.mean[k].to(v.device)) / self.std[k].to(v.device) for k, v in batch.items()}
-
-    def state_dict(self) -> dict[str, dict[str, Tensor]]:
-        """Tensors only, so checkpoints load with ``weights_only=True``."""
-        return {"mean": self.mean, "std": self.std}
-
-    @classmethod
-    def from_state_dict(cls, state: dict[str, dict[str, Tensor]]) -> ChannelScaler:
-        """Inverse of :meth:`state_dict`."""
-        return cls(dict(state["mean"]), dict(state["std"]))
-
-
-def iterate_batches(data: SegmentSet, index: np.ndarray, target: str,
-                    modalities: tuple[str, ...], batch_size: int,
-                    rng: np.random.Generator | None = None) -> Iterator[tuple[dict[str, Tensor], Tensor]]:
-    """Yield ``(batch, labels)`` from the memory-mapped segments.
-
-    Parameters
-    ----------
-    data : SegmentSet
-    index : ndarray of int
-        Segments to visit.
-    target : str
-        Rating scale that gives the labels.
-    modalities : tuple of str
-        Keys of the batch dicts (the network's ``modalities``).
-    batch_size : int
-    rng : numpy Generator, optional
-        Shuffles the order when given; sequential otherwise.
-
-    Yields
-    ------
-    batch : dict of str to Tensor, each (B, n_channels, n_times), float32
-    labels : Tensor of int64, shape (B,)
-    """
-    order = rng.permutation(index) if rng is not None else np.asarray(index)
-    labels = data.labels(target)
-    for start in range(0, len(order), batch_size):
-        # Sorted rows read the memory map in file order, which is faster.
-        rows = np.sort(order[start:start + batch_size])
-        arrays = data.batch(rows, modalities)
-        yield ({k: torch.from_numpy(v) for k, v in arrays.items()},
-               torch.from_numpy(labels[rows]))
-
-
-@dataclass(frozen=True)
-class Scores:
-    """Loss, accuracy and macro-F1 on a set of segments, with the predictions."""
-
-    loss: float
-    accuracy: float
-    f1: float
-    n: int
-    predictions: np.ndarray = field(repr=False)
-    probabilities: np.ndarray = field(repr=False)
-
-
-def score(probabilities: np.ndarray, labels: np.ndarray) -> Scores:
-    """Score class probabilities against labels: cross-entropy, accuracy, macro-F1.
-
-    The one scoring function of the package: a trainer's own network, a
-    teacher evaluated by its student's trainer and every results table use it.
-
-    Parameters
-    ----------
-    probabilities : ndarray, shape (n, n_classes)
-    labels : ndarray of int, shape (n,)
-
-    Returns
-    -------
-    Scores
-    """
-    predictions = probabilities.argmax(1)
-    picked = probabilities[np.arange(len(labels)), labels]
-    loss = float(-np.mean(np.log(np.clip(picked, 1e-12, None))))
-    return Scores(loss, float(accuracy_score(labels, predictions)),
-                  float(f1_score(labels, predictions, average="macro", zero_division=0)),
-                  len(labels), predictions, probabilities)
-
-
-@torch.no_grad()
-def predict(network: nn.Module, scaler: ChannelScaler, data: SegmentSet, index: np.ndarray,
-            target: str, *, batch_size: int = 512,
-            device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray]:
-    """Class probabilities of ``network`` on the segments in ``index``, and their labels.
-
-    The network runs in eval mode (its mode is restored afterwards) on inputs
-    standardised by ``scaler``; only the modalities it reads are loaded.
-
-    Returns
-    -------
-    probabilities : ndarray, shape (n, n_classes), float32
-    labels : ndarray of int64, shape (n,)
-    """
-    was_training = network.training
-    network.eval()
-    probs, labels = [], []
-    try:
-        for batch, y in iterate_batches(data, index, target, tuple(network.modalities), batch_size):
-            batch = scaler({k: v.to(device, non_blocking=True) for k, v in batch.items()})
-            probs.append(torch.softmax(network(batch).logits.float(), 1).cpu().numpy())
-            labels.append(y.numpy())
-    finally:
-        network.train(was_training)
-    return np.concatenate(probs), np.concatenate(labels)
-
-
-@dataclass
 class TrainResult:
     """What :meth:`Trainer.fit` returns.
 
@@ -274,31 +142,6 @@ class TrainResult:
 
 class NonFiniteLossError(ValueError):
     """Training produced a NaN or infinite loss; the run stops instead of reporting it."""
-
-
-def describe_network(model: nn.Module) -> dict:
-    """What a network is, for a run's identity: its class and configuration."""
-    config = getattr(model, "config", None)
-    return {"class": type(model).__name__,
-            "config": asdict(config) if is_dataclass(config) else None,
-            "parameters": sum(p.numel() for p in model.parameters())}
-
-
-def run_identity(model: nn.Module, data: SegmentSet, split: Split, target: str,
-                 config: TrainConfig) -> dict:
-    """Everything that decides a run's numbers: network, target, split, data and training settings.
-
-    Stored in every checkpoint and in ``metrics.json``; a checkpoint of
-    another identity is never resumed (see :meth:`Trainer.fit`).
-    """
-    return {"model": describe_network(model), "target": target,
-            "split": {"kind": split.kind, "fold": split.fold, "n_folds": split.n_folds, "seed": split.seed},
-            "data": fingerprint_data(data), "train": config.identity()}
-
-
-def identity_differences(stored: dict, current: dict) -> list[str]:
-    """The top-level identity keys whose values differ (missing counts as different)."""
-    return sorted(k for k in set(stored) | set(current) if stored.get(k) != current.get(k))
 
 
 def make_adam(
@@ -488,24 +331,8 @@ class Trainer:
                              f"use a new output folder or delete this one")
         return state
 
-    def _refuse_foreign_result(self) -> None:
-        # A finished result of another run (metrics.json, written by the
-        # commands) must never be overwritten, even without checkpoints.
-        path = self.out_dir / "metrics.json"
-        if not path.exists():
-            return
-        try:
-            stored = json.loads(path.read_text(encoding="utf-8")).get("identity") or {}
-        except (OSError, ValueError, AttributeError):
-            raise ValueError(f"{path}: holds a result that cannot be read; use a new output "
-                             f"folder (nothing was overwritten)") from None
-        differ = identity_differences(stored, self.identity)
-        if differ:
-            raise ValueError(f"{path}: holds the result of another run ({', '.join(differ)} differ); "
-                             f"use a new output folder (nothing was overwritten)")
-
     def _resume(self) -> dict | None:
-        self._refuse_foreign_result()
+        refuse_other_result(self.out_dir / "metrics.json", self.identity)
         state = self._load_checkpoint("last.pt")
         if state is None:
             return None
@@ -540,7 +367,8 @@ class Trainer:
             If the training loss becomes NaN or infinite.
         """
         cfg = self.config
-        self.identity = {**run_identity(self.model, data, split, target, cfg), **self.identity_extras()}
+        self.identity = {**run_identity(self.model, data, split, target, cfg.identity()),
+                         **self.identity_extras()}
         self.scaler = ChannelScaler.fit(data, split.train, self.train_modalities, seed=cfg.seed)
         history: list[dict[str, float]] = []
         best, stale, start = (np.inf, 0), 0, 1

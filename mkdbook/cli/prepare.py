@@ -11,6 +11,10 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     """Add ``prepare`` to the sub-commands."""
     parser = subparsers.add_parser("prepare", help="validate a DEAP folder and build its segment cache")
     add_data_argument(parser)
+    parser.add_argument("--verify-sources", action="store_true",
+                        help="also check every source file's content against the checksum recorded "
+                             "when the cache was built (reads every byte; catches a file rewritten "
+                             "with the same size and modification time)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
 
@@ -20,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from mkdbook.data import load_segments
     from mkdbook.data.cache import cache_folder
 
-    data = load_segments(args.deap_dir, progress=not args.quiet)
+    data = load_segments(args.deap_dir, verify_sources=args.verify_sources, progress=not args.quiet)
     print(f"source:   {data.source}")
     print(f"subjects: {len(data.subjects)} ({', '.join(f's{s:02d}' for s in data.subjects)})")
     print(f"segments: {len(data)} of {data.signals.shape[1]} channels x {data.signals.shape[2]} "
