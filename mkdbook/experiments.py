@@ -170,7 +170,9 @@ def trained_network(cell: Cell, data: SegmentSet, split: Split | None = None) ->
             trainer.model.load_state_dict(state["model"])
             scaler = torch.load(result.folder / "train" / "scaler.pt", map_location="cpu", weights_only=True)
             trainer.scaler = ChannelScaler.from_state_dict(scaler)
-        except (OSError, RuntimeError, KeyError, TypeError, ValueError) as err:
+        # Damaged bytes make torch.load raise nearly anything (UnpicklingError,
+        # EOFError, RuntimeError, zip errors...): whatever it is, train again.
+        except Exception as err:
             if attempt == 2:
                 raise
             warnings.warn(f"cached network {result.folder} cannot be loaded ({type(err).__name__}: "

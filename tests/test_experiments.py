@@ -341,3 +341,29 @@ def test_experiment_command(deap_dir, tmp_path, monkeypatch):
     summary = pd.read_csv(out / "summary.csv")
     assert summary["n_cells"].tolist() == [3]
     assert FITS["tiny-eog"] == 3
+
+
+def test_a_teacher_whose_weights_are_damaged_is_trained_again():
+    run_grid(tiny_grid(("kd-a",), folds=(0,)), DATA, progress=False)
+    cell = tiny_grid(("kd-a",), folds=(0,)).cell("tiny-teacher", "valence", 0, 0, data=DATA)
+    folder = results_dir() / cell_key(cell)
+    for damaged in ("best.pt", "scaler.pt"):
+        (folder / "train" / damaged).write_bytes(b"not a checkpoint")
+        FITS.clear()
+        with pytest.warns(UserWarning, match="cannot be loaded.*training it again"):
+            trainer = trained_network(cell, DATA)
+        assert FITS == Counter({"tiny-teacher": 1}) and trainer.model.name == "tiny-teacher"
+    (folder / "train" / "scaler.pt").unlink()
+    with pytest.warns(UserWarning, match="cannot be loaded"):
+        trained_network(cell, DATA)
+
+
+def test_a_result_record_of_the_wrong_shape_is_recomputed():
+    grid = tiny_grid(folds=(0,))
+    expected = run_grid(grid, DATA, progress=False)
+    victim = next(results_dir().iterdir())
+    (victim / "result.json").write_text("[1, 2, 3]")
+    FITS.clear()
+    with pytest.warns(UserWarning, match="unreadable"):
+        pd.testing.assert_frame_equal(run_grid(grid, DATA, progress=False), expected)
+    assert FITS["tiny-eog"] == 1
