@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from mkdbook.data import SegmentSet, load_segments
+from mkdbook.data.cache import SIMULATION_MANIFEST
 from mkdbook.paths import home
 from mkdbook.profile import Profile, active_profile, real_deap_dir
 
@@ -81,7 +82,7 @@ def book_cohort(variant: str = "default", *, seed: int = 0, profile: Profile | N
         return real
     profile = profile or active_profile()
     folder = home() / "cohorts" / f"{variant}-{profile.n_subjects}subjects-seed{seed}-v{__version__}"
-    if not (folder / "mkdbook-simulated.json").is_file():
+    if not (folder / SIMULATION_MANIFEST).is_file():
         simulate_cohort(folder, n_subjects=profile.n_subjects, variant=variant, seed=seed)
     return folder
 

@@ -22,7 +22,7 @@ from mkdbook.data.simulate.streams import _subject_model
 from mkdbook.data.simulate.subject import _simulate_signals
 from mkdbook.data.layout import DEAP
 from mkdbook.data.simulate import (
-    MANIFEST_NAME,
+    SIMULATION_MANIFEST,
     PENDING_NAME,
     VARIANTS,
     SimulationConfig,
@@ -76,7 +76,7 @@ def test_file_has_deaps_exact_format(cohort: Path) -> None:
     assert labels.shape == (40, 4) and labels.dtype == np.float64
     assert np.isfinite(data).all()
     assert labels.min() >= 1.0 and labels.max() <= 9.0
-    assert sorted(p.name for p in cohort.iterdir()) == [MANIFEST_NAME, "s01.dat"]
+    assert sorted(p.name for p in cohort.iterdir()) == [SIMULATION_MANIFEST, "s01.dat"]
 
 
 def test_file_is_a_protocol_2_pickle(cohort: Path) -> None:
@@ -252,10 +252,10 @@ def test_baseline_carries_no_emotional_modulation() -> None:
 
 
 @pytest.mark.parametrize(("kwargs", "error", "message"), [
-    ({"subject": 0}, ValueError, "subject must be in 1..32"),
-    ({"subject": 33}, ValueError, "subject must be in 1..32"),
-    ({"subject": True}, TypeError, "subject must be an integer"),
-    ({"subject": 1, "seed": -1}, ValueError, "seed must be >= 0"),
+    ({"subject": 0}, ValueError, r"subject must be an integer in \[1, 32\], got 0"),
+    ({"subject": 33}, ValueError, r"subject must be an integer in \[1, 32\]"),
+    ({"subject": True}, ValueError, "subject must be an integer"),
+    ({"subject": 1, "seed": -1}, ValueError, "seed must be an integer >= 0"),
     ({"subject": 1, "variant": "nul"}, ValueError, "expected one of"),
     ({"subject": 1, "config": {"rating_scale": 2}}, TypeError, "SimulationConfig"),
 ])
@@ -272,7 +272,7 @@ def test_unknown_variant_lists_the_valid_ones() -> None:
 
 @pytest.mark.parametrize("n_subjects", [0, 33])
 def test_invalid_cohort_size(tmp_path: Path, n_subjects: int) -> None:
-    with pytest.raises(ValueError, match="n_subjects must be in 1..32"):
+    with pytest.raises(ValueError, match=r"n_subjects must be an integer in \[1, 32\]"):
         simulate_cohort(tmp_path, n_subjects=n_subjects, progress=False)
 
 
@@ -321,7 +321,7 @@ def test_interrupted_write_leaves_no_partial_file(tmp_path: Path, monkeypatch: p
     monkeypatch.undo()
     monkeypatch.setattr(cohort_module, "_simulate_signals", _tiny_signals)
     simulate_cohort(tmp_path, n_subjects=2, progress=False)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [MANIFEST_NAME, "s01.dat", "s02.dat"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [SIMULATION_MANIFEST, "s01.dat", "s02.dat"]
 
 
 def test_files_get_ordinary_permissions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -331,4 +331,4 @@ def test_files_get_ordinary_permissions(tmp_path: Path, monkeypatch: pytest.Monk
     (tmp_path / "probe").touch()
     expected = (tmp_path / "probe").stat().st_mode & 0o777
     assert (tmp_path / "s01.dat").stat().st_mode & 0o777 == expected
-    assert (tmp_path / MANIFEST_NAME).stat().st_mode & 0o777 == expected
+    assert (tmp_path / SIMULATION_MANIFEST).stat().st_mode & 0o777 == expected

@@ -48,7 +48,7 @@ References
    physiological signals. IEEE Trans Affect Comput 3(1):18-31.
 """
 
-from mkdbook.data.simulate.cohort import MANIFEST_NAME, PENDING_NAME, load_manifest, simulate_cohort
+from mkdbook.data.simulate.cohort import SIMULATION_MANIFEST, PENDING_NAME, load_manifest, simulate_cohort
 from mkdbook.data.simulate.config import SimulationConfig
 from mkdbook.data.simulate.eeg import ASYMMETRY_PAIRS, EEG_PASSBAND, LINE_FREQUENCY_HZ, electrode_positions
 from mkdbook.data.simulate.latents import SubjectLatents, SubjectTraits
@@ -57,7 +57,7 @@ from mkdbook.data.simulate.subject import simulate_subject
 from mkdbook.data.simulate.variants import VARIANTS, VariantSettings, variant_settings
 
 __all__ = [
-    "ASYMMETRY_PAIRS", "EEG_PASSBAND", "LINE_FREQUENCY_HZ", "MANIFEST_NAME", "MAX_SUBJECTS",
+    "ASYMMETRY_PAIRS", "EEG_PASSBAND", "LINE_FREQUENCY_HZ", "SIMULATION_MANIFEST", "MAX_SUBJECTS",
     "PENDING_NAME", "VARIANTS", "SimulationConfig", "SubjectLatents", "SubjectTraits",
     "VariantSettings", "electrode_positions", "load_manifest", "simulate_cohort",
     "simulate_latents", "simulate_subject", "variant_settings",

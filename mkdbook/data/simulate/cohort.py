@@ -12,14 +12,14 @@ from tqdm import tqdm
 
 from mkdbook import __version__
 from mkdbook.atomic import write_atomically
-from mkdbook.data.simulate.config import SimulationConfig, _check_config, _check_int
+from mkdbook.checks import check_int
+from mkdbook.data.cache import SIMULATION_MANIFEST
+from mkdbook.data.simulate.config import SimulationConfig, _check_config
 from mkdbook.data.simulate.latents import SubjectLatents
 from mkdbook.data.simulate.streams import MAX_SUBJECTS, _subject_model
 from mkdbook.data.simulate.subject import _simulate_signals
 from mkdbook.data.simulate.variants import variant_settings
 
-#: File that marks a folder as a simulated cohort and says how it was made.
-MANIFEST_NAME = "mkdbook-simulated.json"
 #: Written before the first subject file and removed after the manifest, so a
 #: crashed run can be recognised (and resumed) rather than taken for real DEAP.
 PENDING_NAME = ".mkdbook-simulated.pending"
@@ -60,7 +60,7 @@ def _file_stamps(paths: list[Path]) -> dict[str, list[int]]:
 def _check_folder(folder: Path, identity: dict, n_subjects: int) -> None:
     """Refuse to write into a folder that holds another cohort or data we did not write."""
     present = sorted(folder.glob("s[0-9][0-9].dat"))
-    for marker in (MANIFEST_NAME, PENDING_NAME):
+    for marker in (SIMULATION_MANIFEST, PENDING_NAME):
         path = folder / marker
         if path.is_file():
             existing = _read_marker(path)
@@ -73,7 +73,7 @@ def _check_folder(folder: Path, identity: dict, n_subjects: int) -> None:
             # Files this simulation wrote are recorded; anything else in the
             # folder (real DEAP copied over a half-written cohort, say) is
             # never overwritten. Manifests of earlier versions record none.
-            stamps = existing.get("files", None if marker == MANIFEST_NAME else {})
+            stamps = existing.get("files", None if marker == SIMULATION_MANIFEST else {})
             if isinstance(stamps, dict):
                 foreign = [p.name for p in present if stamps.get(p.name) != _file_stamps([p])[p.name]]
                 if foreign:
@@ -82,7 +82,7 @@ def _check_folder(folder: Path, identity: dict, n_subjects: int) -> None:
             break
     else:
         if present:
-            raise ValueError(f"{folder} holds sNN.dat files but no {MANIFEST_NAME} (real DEAP?); "
+            raise ValueError(f"{folder} holds sNN.dat files but no {SIMULATION_MANIFEST} (real DEAP?); "
                              "refusing to overwrite them: choose another folder")
     beyond = sorted(p.name for p in present if int(p.name[1:3]) > n_subjects)
     if beyond:
@@ -108,7 +108,7 @@ def simulate_cohort(out_dir: Path | str, *, n_subjects: int = 32, variant: str =
     Every file is written to a temporary name and renamed when complete, so an
     interrupted run never leaves a partial ``sNN.dat``; it leaves a marker
     (:data:`PENDING_NAME`) that lets the same call finish the job later. The
-    manifest (:data:`MANIFEST_NAME`) is written last, so it marks a complete
+    manifest (:data:`SIMULATION_MANIFEST`) is written last, so it marks a complete
     cohort, and records the variant, seed,
     number of subjects, every configuration value, the package version and
     each subject's per-trial latent state, so a figure can always say which
@@ -143,8 +143,8 @@ def simulate_cohort(out_dir: Path | str, *, n_subjects: int = 32, variant: str =
         manifest (perhaps real DEAP, which is never overwritten).
     """
     settings = variant_settings(variant)
-    n_subjects = _check_int("n_subjects", n_subjects, 1, MAX_SUBJECTS)
-    seed = _check_int("seed", seed, 0)
+    n_subjects = check_int("n_subjects", n_subjects, 1, MAX_SUBJECTS)
+    seed = check_int("seed", seed, 0)
     config = _check_config(config)
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -153,7 +153,7 @@ def simulate_cohort(out_dir: Path | str, *, n_subjects: int = 32, variant: str =
 
     # While the pending marker exists the folder is no complete cohort, so no manifest either.
     _write_json(folder / PENDING_NAME, identity)
-    (folder / MANIFEST_NAME).unlink(missing_ok=True)
+    (folder / SIMULATION_MANIFEST).unlink(missing_ok=True)
     paths, records = [], {}
     for subject in tqdm(range(1, n_subjects + 1), desc=f"simulating ({variant})", unit="subject",
                         disable=not progress):
@@ -170,7 +170,7 @@ def simulate_cohort(out_dir: Path | str, *, n_subjects: int = 32, variant: str =
         "generator": __package__, **identity, "n_subjects": n_subjects,
         "variant_settings": asdict(settings), "subjects": records, "files": _file_stamps(paths),
     }
-    _write_json(folder / MANIFEST_NAME, manifest)
+    _write_json(folder / SIMULATION_MANIFEST, manifest)
     (folder / PENDING_NAME).unlink()
     return paths
 
@@ -191,5 +191,5 @@ def load_manifest(folder: Path | str) -> dict | None:
         the per-trial ``signal_valence``, ``signal_arousal``, ``rated_valence``
         and ``rated_arousal``).
     """
-    path = Path(folder) / MANIFEST_NAME
+    path = Path(folder) / SIMULATION_MANIFEST
     return json.loads(path.read_text()) if path.is_file() else None

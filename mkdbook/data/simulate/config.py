@@ -343,15 +343,6 @@ class SimulationConfig:
                              "eog_blink_peak_s must be > 0")
 
 
-def _check_int(name: str, value: object, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < low or (high is not None and value > high):
-        allowed = f"in {low}..{high}" if high is not None else f">= {low}"
-        raise ValueError(f"{name} must be {allowed}, got {value}")
-    return int(value)
-
-
 def _check_config(config: SimulationConfig | None) -> SimulationConfig:
     if config is None:
         return SimulationConfig()

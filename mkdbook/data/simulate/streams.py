@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from mkdbook.data.layout import DEAP
-from mkdbook.data.simulate.config import SimulationConfig, _check_config, _check_int
+from mkdbook.checks import check_int
+from mkdbook.data.simulate.config import SimulationConfig, _check_config
 from mkdbook.data.simulate.latents import _BAND_NAMES, SubjectLatents, SubjectTraits
 from mkdbook.data.simulate.noise import _lognormal
 from mkdbook.data.simulate.variants import VariantSettings, variant_settings
@@ -106,8 +107,8 @@ class _Model:
 def _subject_model(subject: int, variant: str, seed: int,
                    config: SimulationConfig | None) -> _Model:
     settings = variant_settings(variant)
-    subject = _check_int("subject", subject, 1, MAX_SUBJECTS)
-    seed = _check_int("seed", seed, 0)
+    subject = check_int("subject", subject, 1, MAX_SUBJECTS)
+    seed = check_int("seed", seed, 0)
     config = _check_config(config)
     streams = _subject_streams(seed, subject)
     video_valence, video_arousal = _video_means(seed, config)
