@@ -8,7 +8,7 @@ chapter                       modules
 ============================  =================================================
 1 Data                        ``mkdbook.data``: ``layout``, ``reader``,
                               ``safe_pickle``, ``segments``, ``cache``,
-                              ``simulate``, ``mne_bridge``
+                              ``install``, ``simulate``, ``mne_bridge``
 2 Splits                      ``mkdbook.splits``, ``mkdbook.features``
 3 Teacher                     ``mkdbook.models``: ``frontend``, ``encoder``,
                               ``teacher``, ``reference``, ``deepconvnet``;

@@ -16,6 +16,7 @@ import pytest
 
 from mkdbook.data import DeapFormatError, describe_source, load_segments
 from mkdbook.data import cache as cache_module
+from mkdbook.data import install as install_module
 from conftest import deap_dict, write_pickle
 
 # One subject keeps every build here to half the size of the other cache tests'.
@@ -147,7 +148,7 @@ def install_copy(built, folder):
         os.rename(folder, old)
     os.rename(fresh, folder)
     shutil.rmtree(old, ignore_errors=True)
-    return cache_module._identity(folder)
+    return install_module.identity(folder)
 
 
 @pytest.mark.parametrize("before", ["missing", "corrupt"])
@@ -169,7 +170,7 @@ def test_a_concurrent_build_that_installs_first_wins(deap_dir, cache_dir, built,
         data = load(deap_dir, cache_dir)
     assert [str(w.message) for w in caught] == ([] if before == "missing" else [
         f"segment cache {cache_dir} is corrupt (unreadable manifest); rebuilding it"])
-    assert cache_module._identity(cache_dir) == winner["identity"]
+    assert install_module.identity(cache_dir) == winner["identity"]
     np.testing.assert_array_equal(data.signals[ROW], expected_row())
     assert leftovers(cache_dir) == []
 
@@ -178,10 +179,10 @@ def test_a_cache_installed_after_the_judgement_is_put_back(tmp_path):
     folder = tmp_path / "cache"
     folder.mkdir()
     (folder / "manifest.json").write_text("{}")
-    theirs = cache_module._identity(folder)
+    theirs = install_module.identity(folder)
     aside = tmp_path / "cache.old-x"
-    cache_module._set_aside(folder, aside, judged=(-1, -1))
-    assert cache_module._identity(folder) == theirs and not aside.exists()
+    install_module._set_aside(folder, aside, judged=(-1, -1))
+    assert install_module.identity(folder) == theirs and not aside.exists()
 
 
 def test_a_reader_starts_over_when_the_cache_is_replaced_under_it(deap_dir, cache_dir, built, monkeypatch):
@@ -208,7 +209,7 @@ def dead_pid() -> int:
 
 
 def test_folders_of_killed_builds_are_removed_not_running_ones(deap_dir, cache_dir):
-    host, dead, name = cache_module._host(), dead_pid(), cache_dir.name
+    host, dead, name = install_module._host(), dead_pid(), cache_dir.name
     removed = [f"{name}.tmp-{dead}", f"{name}.tmp-{host}-{dead}-0123abcd", f"{name}.old-{host}-{dead}-0123abcd",
                f"{name}.tmp-elsewhere-{dead}-89abcdef"]
     kept = [f"{name}.tmp-{os.getpid()}", f"{name}.tmp-{host}-{os.getpid()}-0123abcd",
@@ -311,7 +312,7 @@ def test_install_that_fails_names_the_folder_and_leaves_nothing(deap_dir, cache_
             raise PermissionError(13, "Permission denied", str(src))
         rename(src, dst)
 
-    monkeypatch.setattr(cache_module.os, "rename", refuse)
+    monkeypatch.setattr(install_module.os, "rename", refuse)
     with pytest.raises(PermissionError, match=re.escape(f"cannot write the segment cache {cache_dir}")):
         load(deap_dir, cache_dir)
     assert leftovers(cache_dir) == [] and not cache_dir.exists()

@@ -12,20 +12,15 @@ longer match their checksums (corrupt) is rebuilt with a warning, never used.
 A build writes into a temporary folder that replaces the old cache only when
 complete, so an interrupted build leaves the previous state; a build that
 finds a cache installed meanwhile by another process keeps that one. The
-temporary folders of killed builds are removed by later loads.
+temporary folders of killed builds are removed by later loads
+(:mod:`mkdbook.data.install` does both).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
-import re
 import shutil
-import socket
-import time
-import uuid
 import warnings
 import zlib
 from collections.abc import Iterable
@@ -37,6 +32,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mkdbook import __version__
+from mkdbook.data.install import Identity, cannot_write, identity, install, remove_abandoned, sibling
 from mkdbook.data.layout import DEAP, Layout
 from mkdbook.data.reader import DeapFormatError, find_subject_files, read_subject_file
 from mkdbook.data.segments import SegmentConfig, SegmentSet, segment_trials
@@ -47,9 +43,6 @@ CACHE_FORMAT = 3
 #: File that marks a folder as a simulated cohort and says how it was made.
 SIMULATION_MANIFEST = "mkdbook-simulated.json"
 _CHUNK = 1 << 26
-#: A temporary folder untouched for this long is abandoned even if a process
-#: with its PID runs (PIDs are reused, and another host's PIDs mean nothing here).
-_ABANDONED_AFTER_S = 24 * 3600
 #: How often a load starts over when another process replaces the cache under it.
 _OPEN_ATTEMPTS = 3
 _INDEX_COLUMNS = ("subject", "trial", "position", "ratings")
@@ -60,8 +53,6 @@ _MANIFEST_FIELDS = {
 _SOURCE_FIELDS = {"name": str, "size": int, "mtime_ns": int, "crc32": int}
 _SIMULATION_FIELDS = {"variant": str, "n_subjects": int, "seed": int}
 
-_Identity = tuple[int, int]
-
 
 class _Unusable(NamedTuple):
     """Why a cache folder cannot be used, and which folder was judged.
@@ -71,7 +62,7 @@ class _Unusable(NamedTuple):
     """
 
     reason: str
-    judged: _Identity | None
+    judged: Identity | None
 
 
 def _read_json(path: Path) -> object:
@@ -153,83 +144,6 @@ def cache_folder(deap_dir: Path | str, subjects: list[int], config: SegmentConfi
     return Path(cache_dir) if cache_dir is not None else home() / "segments" / digest
 
 
-def _identity(folder: Path) -> _Identity | None:
-    try:
-        stat = os.stat(folder)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    return stat.st_dev, stat.st_ino
-
-
-def _host() -> str:
-    # Dashes separate the fields of a temporary folder's name.
-    return re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname())
-
-
-def _sibling(folder: Path, kind: str) -> Path:
-    """A new sibling of ``folder`` that names this host and process, for :func:`_remove_abandoned`."""
-    return folder.with_name(f"{folder.name}.{kind}-{_host()}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-
-
-def _alive(pid: int) -> bool:
-    if os.name != "posix":
-        return True  # no harmless liveness test elsewhere; the age limit still applies
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, OverflowError):
-        return False
-    except PermissionError:
-        return True  # another user's process
-    return True
-
-
-def _last_write(folder: Path) -> float:
-    # A running build keeps writing signals.npy, not the folder itself.
-    with contextlib.suppress(OSError):
-        return max([folder.stat().st_mtime] + [p.stat().st_mtime for p in folder.iterdir()])
-    return time.time()
-
-
-def _abandoned(path: Path, prefix: str) -> bool:
-    """Whether ``path``, a temporary folder named ``prefix`` + owner, belongs to no running build."""
-    owner = path.name[len(prefix):].split("-")
-    if len(owner) == 1:
-        host, pid = _host(), owner[0]  # ``<name>.tmp-<pid>`` of earlier versions
-    elif len(owner) == 3:
-        host, pid = owner[0], owner[1]
-    else:
-        return False
-    if not pid.isdigit():
-        return False
-    if host == _host() and not _alive(int(pid)):
-        return True
-    return time.time() - _last_write(path) > _ABANDONED_AFTER_S
-
-
-def _remove_abandoned(folder: Path) -> None:
-    """Delete the temporary and set-aside copies of ``folder`` left by killed builds."""
-    try:
-        siblings = list(folder.parent.iterdir())
-    except OSError:
-        return  # no cache folder yet, so nothing left over either
-    for path in siblings:
-        for kind in ("tmp", "old"):
-            prefix = f"{folder.name}.{kind}-"
-            if path.name.startswith(prefix) and _abandoned(path, prefix):
-                shutil.rmtree(path, ignore_errors=True)
-
-
-def _cannot_write(folder: Path, err: OSError) -> OSError:
-    """The error to raise when ``folder`` cannot be written, naming the path at fault."""
-    # os.path rather than Path: an unsearchable folder must not raise in here.
-    existing = next(p for p in folder.absolute().parents if os.path.exists(p))
-    if not os.path.isdir(existing):
-        why = f"{existing} is a file, not a folder"
-    else:
-        why = f"{err.strerror} ({err.filename or existing})"
-    return OSError(err.errno, f"cannot write the segment cache {folder}: {why}")
-
-
 def _layout_record(layout: Layout) -> dict:
     # Through JSON so that a manifest read back compares equal (tuples become lists).
     return json.loads(json.dumps(asdict(layout)))
@@ -270,49 +184,17 @@ def _write_cache(files: list[Path], tmp: Path, config: SegmentConfig, layout: La
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
 
 
-def _set_aside(folder: Path, aside: Path, judged: _Identity) -> None:
-    """Rename the judged cache ``folder`` to ``aside``, putting back any other cache."""
-    try:
-        os.rename(folder, aside)
-    except FileNotFoundError:
-        return  # a concurrent build set it aside already
-    if _identity(aside) != judged:
-        # A concurrent build installed this cache after the judgement: it stays.
-        with contextlib.suppress(OSError):
-            os.rename(aside, folder)
-
-
-def _install(tmp: Path, folder: Path, judged: _Identity | None) -> None:
-    """Move the complete cache ``tmp`` to ``folder`` unless another build installed one first.
-
-    The old cache is renamed aside and deleted only after the new one is in
-    place, so ``folder`` is at every instant the old cache, absent, or a
-    complete cache; a rename onto a cache that a concurrent build installed
-    meanwhile fails (the folder is not empty) and that cache is kept.
-    """
-    aside = _sibling(folder, "old")
-    try:
-        if judged is not None and _identity(folder) == judged:
-            _set_aside(folder, aside, judged)
-        os.rename(tmp, folder)
-    except OSError as err:
-        if _identity(folder) in (None, judged):
-            raise _cannot_write(folder, err) from err
-    finally:
-        shutil.rmtree(aside, ignore_errors=True)
-
-
 def _build(files: list[Path], folder: Path, config: SegmentConfig, layout: Layout, source: str,
-           progress: bool, judged: _Identity | None) -> None:
+           progress: bool, judged: Identity | None) -> None:
     """Write a cache of ``files`` beside ``folder`` and install it there."""
-    tmp = _sibling(folder, "tmp")
+    tmp = sibling(folder, "tmp")
     try:
         tmp.mkdir(parents=True)
     except OSError as err:
-        raise _cannot_write(folder, err) from err
+        raise cannot_write(folder, err) from err
     try:
         _write_cache(files, tmp, config, layout, source, progress)
-        _install(tmp, folder, judged)
+        install(tmp, folder, judged)
     finally:
         # After a failure, an interruption or a concurrent build's win the
         # previous state stays; after an install nothing is left to remove.
@@ -416,11 +298,11 @@ def _open(folder: Path, files: list[Path], config: SegmentConfig, layout: Layout
     so the files of two builds are never mixed.
     """
     for _ in range(_OPEN_ATTEMPTS):
-        before = _identity(folder)
+        before = identity(folder)
         opened = _open_once(folder, files, config, layout, verify, verify_sources)
-        if _identity(folder) == before:
+        if identity(folder) == before:
             return _Unusable(opened, before) if isinstance(opened, str) else opened
-    return _Unusable("changing (other processes keep replacing it)", _identity(folder))
+    return _Unusable("changing (other processes keep replacing it)", identity(folder))
 
 
 def load_segments(
@@ -487,7 +369,7 @@ def load_segments(
     folder = cache_folder(deap_dir, numbers, config, cache_dir)
     if folder.exists() and not folder.is_dir():
         raise NotADirectoryError(f"{folder} is a file; expected a segment cache folder")
-    _remove_abandoned(folder)
+    remove_abandoned(folder)
     opened = _open(folder, files, config, layout, verify, verify_sources)
     if isinstance(opened, SegmentSet):
         return opened
