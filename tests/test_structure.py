@@ -121,7 +121,7 @@ def test_no_module_imports_by_name_or_registers_by_side_effect():
 #: The layers, lowest first: a module imports only from its own layer or below
 #: (cli -> experiments -> methods -> distill/feedback/baselines -> trainer -> models -> data).
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("mkdbook", "mkdbook.paths", "mkdbook.atomic", "mkdbook.checks", "mkdbook.seeding"),
+    ("mkdbook", "mkdbook.paths", "mkdbook.atomic", "mkdbook.checks", "mkdbook.seeding", "mkdbook.docs"),
     ("mkdbook.data",),
     ("mkdbook.models",),
     ("mkdbook.splits", "mkdbook.features", "mkdbook.losses", "mkdbook.stats", "mkdbook.profile"),
@@ -177,3 +177,22 @@ def test_data_layer_imports_nothing_above_it():
     for module in (m for m in import_graph() if _in("mkdbook.data", m)):
         above = sorted(m for m in reachable(module) if m != "mkdbook" and not any(_in(a, m) for a in allowed))
         assert above == [], module
+
+
+def test_shared_docstring_paragraphs_are_filled():
+    from mkdbook.docs import docdict, fill_doc
+    from mkdbook.models import Teacher, build_model
+
+    for documented in (Teacher, build_model):
+        assert "%(" not in documented.__doc__ and docdict["n_times"].splitlines()[1].strip() in documented.__doc__
+
+    def example():
+        """Do something.
+
+        Parameters
+        ----------
+        %(sfreq)s
+        """
+
+    filled = fill_doc(example).__doc__
+    assert "        sfreq : float\n            Sampling rate in Hz." in filled

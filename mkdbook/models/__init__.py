@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from mkdbook.docs import fill_doc
 from mkdbook.models.deepconvnet import DeepConvNet, DeepConvNetConfig
 from mkdbook.models.encoder import (
     EncoderLayer,
@@ -116,6 +117,7 @@ def _override(config: Any, key: str, value: Any) -> tuple[Any, bool]:
     return (replace(config, **nested), True) if nested else (config, False)
 
 
+@fill_doc
 def build_model(
     name: str,
     *,
@@ -137,12 +139,7 @@ def build_model(
         network reads the entries of its own ``modalities``.
         :meth:`~mkdbook.data.SegmentSet.model_inputs` gives it, with ``n_times``
         and ``sfreq``, for the data at hand.
-    n_classes : int
-        Output classes (2 for binary valence or arousal).
-    n_times : int
-        Samples per segment (512 = 4 s at 128 Hz).
-    sfreq : float
-        Sampling rate in Hz.
+    %(network_inputs)s
     seed : int, optional
         Seed for the initial weights. The network is built under
         :func:`torch.random.fork_rng`, so the caller's global random state is

@@ -8,6 +8,7 @@ from typing import ClassVar
 
 from torch import Tensor, nn
 
+from mkdbook.docs import fill_doc
 from mkdbook.models.inputs import channels_of
 from mkdbook.models.outputs import ModelOutput
 
@@ -51,6 +52,7 @@ class DeepConvNetConfig:
     batch_norm_momentum: float = 0.1
 
 
+@fill_doc
 class DeepConvNet(nn.Module):
     """Four conv-pool blocks, batch norm, ELU and max pooling, on the EOG channels.
 
@@ -65,10 +67,8 @@ class DeepConvNet(nn.Module):
     n_channels : mapping of str to int
         Electrodes per modality (``{"eog": 2, "eeg": 32}`` for DEAP); only the
         entry for ``eog`` is read.
-    n_classes : int
-        Output classes.
-    n_times : int
-        Samples per segment.
+    %(n_classes)s
+    %(n_times)s
     sfreq : float
         Sampling rate in Hz; unused (kernels are set in samples, see
         :class:`DeepConvNetConfig`), accepted for the common signature.

@@ -15,6 +15,7 @@ from typing import ClassVar
 
 from torch import Tensor, nn
 
+from mkdbook.docs import fill_doc
 from mkdbook.models.encoder import POOLINGS, ModalityStream, StreamConfig, pool_tokens
 from mkdbook.models.inputs import channels_of
 from mkdbook.models.outputs import ModelOutput
@@ -43,6 +44,7 @@ class ReferenceConfig:
             raise ValueError(f"pooling={self.pooling!r} is not one of {POOLINGS}")
 
 
+@fill_doc
 class SingleStreamNet(nn.Module):
     """One stream of the teacher's design, classified from its pooled last layer.
 
@@ -53,12 +55,7 @@ class SingleStreamNet(nn.Module):
     n_channels : mapping of str to int
         Electrodes per modality (``{"eog": 2, "eeg": 32}`` for DEAP); only the
         entry of the network's one modality is read.
-    n_classes : int
-        Output classes.
-    n_times : int
-        Samples per segment.
-    sfreq : float
-        Sampling rate in Hz.
+    %(network_inputs)s
     config : ReferenceConfig
         Stream, pooling and head dropout.
 

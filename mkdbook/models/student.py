@@ -8,6 +8,7 @@ from typing import ClassVar
 
 from torch import Tensor, nn
 
+from mkdbook.docs import fill_doc
 from mkdbook.models.encoder import POOLINGS, StreamConfig, TappedStream
 from mkdbook.models.fusion import FUSIONS, make_fusion
 from mkdbook.models.inputs import channels_of
@@ -61,6 +62,7 @@ class StudentConfig:
             raise ValueError(f"pooling={self.pooling!r} is not one of {POOLINGS}")
 
 
+@fill_doc
 class Student(nn.Module):
     """Single-stream EOG transformer with HDF fusion (Zhang & Lu, 2025, section 3.2).
 
@@ -81,12 +83,7 @@ class Student(nn.Module):
     n_channels : mapping of str to int
         Electrodes per modality (``{"eog": 2, "eeg": 32}`` for DEAP); only the
         entry for ``eog`` is read.
-    n_classes : int
-        Output classes.
-    n_times : int
-        Samples per segment.
-    sfreq : float
-        Sampling rate in Hz.
+    %(network_inputs)s
     config : StudentConfig
         Stream, taps, fusion and head.
 

@@ -9,6 +9,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
+from mkdbook.docs import fill_doc
 from mkdbook.models.encoder import POOLINGS, StreamConfig, TappedStream
 from mkdbook.models.fusion import FUSIONS, make_fusion
 from mkdbook.models.inputs import channels_of
@@ -70,6 +71,7 @@ class TeacherConfig:
             )
 
 
+@fill_doc
 class Teacher(nn.Module):
     """Dual-stream transformer on EOG and EEG with IMF fusion (Zhang & Lu, 2025, section 3.1).
 
@@ -87,12 +89,7 @@ class Teacher(nn.Module):
     n_channels : mapping of str to int
         Electrodes per modality (``{"eog": 2, "eeg": 32}`` for DEAP); the
         entries for ``eog`` and ``eeg`` are read, others ignored.
-    n_classes : int
-        Output classes.
-    n_times : int
-        Samples per segment.
-    sfreq : float
-        Sampling rate in Hz.
+    %(network_inputs)s
     config : TeacherConfig
         Streams, taps, fusion and head.
 

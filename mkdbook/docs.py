@@ -1,0 +1,56 @@
+"""Docstring paragraphs shared by several objects, filled in with :func:`fill_doc`.
+
+As MNE-Python's ``docdict``: a parameter described in many places is written
+once, here, and a docstring names it as ``%(key)s`` on a line of its own.
+:func:`fill_doc` replaces the placeholder, indenting every line of the
+paragraph like the placeholder's line, so numpydoc sees an ordinary
+parameter list.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import TypeVar
+
+__all__ = ["docdict", "fill_doc"]
+
+T = TypeVar("T", bound=Callable)
+
+#: Shared paragraphs by key.
+docdict: dict[str, str] = {
+    "n_classes": """n_classes : int
+    Output classes (2 for binary valence or arousal).""",
+    "n_times": """n_times : int
+    Samples per segment (512 for 4 s at 128 Hz).""",
+    "sfreq": """sfreq : float
+    Sampling rate in Hz.""",
+    "network_inputs": """n_classes : int
+    Output classes (2 for binary valence or arousal).
+n_times : int
+    Samples per segment (512 for 4 s at 128 Hz).
+sfreq : float
+    Sampling rate in Hz.""",
+    "paper": """.. [1] Z. Zhang and G. Lu, "Multimodal Knowledge Distillation for Emotion
+   Recognition," Brain Sciences 15(7):707, 2025. doi:10.3390/brainsci15070707""",
+}
+
+_PLACEHOLDER = re.compile(r"^(?P<indent>[ \t]*)%\((?P<key>\w+)\)s[ \t]*$", re.MULTILINE)
+
+
+def fill_doc(obj: T) -> T:
+    """Replace every ``%(key)s`` line of ``obj``'s docstring by ``docdict[key]`` (a decorator).
+
+    Raises
+    ------
+    KeyError
+        If a placeholder names no key of :data:`docdict` (at import, so a
+        typo never reaches the rendered page).
+    """
+    def paragraph(match: re.Match) -> str:
+        text = docdict[match["key"]]
+        return "\n".join(match["indent"] + line if line else line for line in text.splitlines())
+
+    if obj.__doc__:
+        obj.__doc__ = _PLACEHOLDER.sub(paragraph, obj.__doc__)
+    return obj
