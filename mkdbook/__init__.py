@@ -7,12 +7,14 @@ of the book teaches a few of them.
 chapter                       modules
 ============================  =================================================
 1 Data                        ``mkdbook.data``: ``layout``, ``reader``,
-                              ``safe_pickle``, ``segments``, ``cache``,
-                              ``install``, ``simulate``, ``mne_bridge``
+                              ``safe_pickle``, ``segments``, ``fingerprint``,
+                              ``cache``, ``install``, ``simulate``,
+                              ``mne_bridge``
 2 Splits                      ``mkdbook.splits``, ``mkdbook.features``
 3 Teacher                     ``mkdbook.models``: ``frontend``, ``encoder``,
                               ``teacher``, ``reference``, ``deepconvnet``;
-                              ``mkdbook.train``
+                              ``mkdbook.train``, ``mkdbook.batches``,
+                              ``mkdbook.metrics``, ``mkdbook.identity``
 4 Fusion                      ``mkdbook.models.fusion``,
                               ``mkdbook.models.student``
 5 Distillation                ``mkdbook.losses``, ``mkdbook.teacher_student``,
@@ -27,6 +29,7 @@ Appendix                      *The method at a glance*: the paper's equations
 support                       ``mkdbook.book`` (chapter support),
                               ``mkdbook.plots``, ``mkdbook.profile``,
                               ``mkdbook.paths``, ``mkdbook.checks``,
+                              ``mkdbook.seeding``, ``mkdbook.docs``,
                               ``mkdbook.atomic``, ``mkdbook.cli`` (command line)
 ============================  =================================================
 """
