@@ -18,6 +18,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from mkdbook.checks import check_option
 from mkdbook.data.segments import SegmentSet
 from mkdbook.splits import Split
 
@@ -80,8 +81,7 @@ def make_classifier(name: str) -> Pipeline:
     """
     classifiers = {"logistic": lambda: LogisticRegression(C=0.1, max_iter=2000),
                    "knn": lambda: KNeighborsClassifier(n_neighbors=5)}
-    if name not in classifiers:
-        raise ValueError(f"unknown classifier {name!r}; expected one of {sorted(classifiers)}")
+    check_option("classifier", name, tuple(classifiers))
     return make_pipeline(StandardScaler(), classifiers[name]())
 
 

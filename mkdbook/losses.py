@@ -49,6 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mkdbook.checks import check_option
 from mkdbook.models.outputs import ModelOutput
 
 __all__ = [
@@ -246,8 +247,7 @@ class DistillationLossConfig:
     @classmethod
     def preset(cls, name: str) -> DistillationLossConfig:
         """The preset called ``name``, one of :data:`LOSS_PRESETS`."""
-        if name not in LOSS_PRESETS:
-            raise ValueError(f"name must be one of {LOSS_PRESETS}, got {name!r}")
+        check_option("name", name, LOSS_PRESETS)
         return getattr(cls, name)()
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold
 
+from mkdbook.checks import check_option
 from mkdbook.data.segments import SegmentSet
 
 #: The split protocols by name, as the command line accepts them.
@@ -187,6 +188,5 @@ def make_split(data: SegmentSet, kind: str, *, fold: int = 0, n_folds: int = 10,
                seed: int = 0) -> Split:
     """Build a split by protocol name (one of :data:`SPLIT_KINDS`)."""
     builders = {"trial": trial_split, "subjects": subject_split, "leaky": leaky_split}
-    if kind not in builders:
-        raise ValueError(f"unknown split {kind!r}; expected one of {list(SPLIT_KINDS)}")
+    check_option("kind", kind, SPLIT_KINDS)
     return builders[kind](data, fold=fold, n_folds=n_folds, seed=seed)

@@ -35,7 +35,7 @@ def test_labels_follow_the_threshold(deap_dir, cache_dir):
     data = load_segments(deap_dir, cache_dir=cache_dir, progress=False)
     np.testing.assert_array_equal(data.labels("valence"), (data.ratings[:, 0] > 5).astype(int))
     assert data.labels("arousal", threshold=1.0).all()
-    with pytest.raises(ValueError, match="unknown rating scale 'happiness'"):
+    with pytest.raises(ValueError, match="rating scale of DEAP must be one of .*got 'happiness'"):
         data.labels("happiness")
 
 

@@ -48,7 +48,7 @@ def test_layout_is_an_immutable_hashable_value():
     (DEAP.channel_type, "Cz2"),
 ])
 def test_unknown_names_are_refused_with_what_is_allowed(lookup, argument):
-    with pytest.raises(ValueError, match=f"unknown .*'{argument}' for DEAP; expected one of"):
+    with pytest.raises(ValueError, match=f"of DEAP must be one of .*, got '{argument}'"):
         lookup(argument)
 
 

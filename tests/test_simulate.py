@@ -256,7 +256,7 @@ def test_baseline_carries_no_emotional_modulation() -> None:
     ({"subject": 33}, ValueError, r"subject must be an integer in \[1, 32\]"),
     ({"subject": True}, ValueError, "subject must be an integer"),
     ({"subject": 1, "seed": -1}, ValueError, "seed must be an integer >= 0"),
-    ({"subject": 1, "variant": "nul"}, ValueError, "expected one of"),
+    ({"subject": 1, "variant": "nul"}, ValueError, "variant must be one of"),
     ({"subject": 1, "config": {"rating_scale": 2}}, TypeError, "SimulationConfig"),
 ])
 def test_invalid_subject_arguments(kwargs: dict, error: type, message: str) -> None:

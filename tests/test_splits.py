@@ -103,7 +103,7 @@ def test_splits_are_deterministic_partitions(kind):
 
 
 def test_bad_arguments_are_named():
-    with pytest.raises(ValueError, match="unknown split 'random'"):
+    with pytest.raises(ValueError, match="kind must be one of .*got 'random'"):
         make_split(DATA, "random")
     with pytest.raises(ValueError, match=r"fold must be in \[0, 9\], got 10"):
         trial_split(DATA, fold=10)

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from mkdbook.checks import check_option
+
 
 def _unique_names(argument: str, names: Iterable[str]) -> tuple[str, ...]:
     names = tuple(names)
@@ -114,9 +116,7 @@ class Layout:
         return MappingProxyType(dict(self.modality_channels))
 
     def _check_modality(self, modality: str) -> tuple[str, ...]:
-        if modality not in self.modalities:
-            raise ValueError(f"unknown modality {modality!r} for {self.name}; "
-                             f"expected one of {sorted(self.modalities)}")
+        check_option(f"modality of {self.name}", modality, tuple(self.modalities))
         return self.modalities[modality]
 
     def picks(self, modality: str) -> list[int]:
@@ -160,9 +160,7 @@ class Layout:
 
     def channel_type(self, channel: str) -> str:
         """Return the MNE channel type of ``channel`` (raises ``ValueError`` if unknown)."""
-        if channel not in self.channels:
-            raise ValueError(f"unknown channel {channel!r} for {self.name}; "
-                             f"expected one of {list(self.channels)}")
+        check_option(f"channel of {self.name}", channel, self.channels)
         return self.channel_types[self.channels.index(channel)]
 
     def rating_column(self, scale: str) -> int:
@@ -173,9 +171,7 @@ class Layout:
         ValueError
             If ``scale`` is not one of :attr:`rating_scales`.
         """
-        if scale not in self.rating_scales:
-            raise ValueError(f"unknown rating scale {scale!r} for {self.name}; "
-                             f"expected one of {list(self.rating_scales)}")
+        check_option(f"rating scale of {self.name}", scale, self.rating_scales)
         return self.rating_scales.index(scale)
 
     def samples(self, seconds: float) -> int:

@@ -28,10 +28,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import fields, is_dataclass, replace
 from typing import Any
 
-import torch
 from torch import nn
 
+from mkdbook.checks import check_option
 from mkdbook.docs import fill_doc
+from mkdbook.seeding import seeded
 from mkdbook.models.deepconvnet import DeepConvNet, DeepConvNetConfig
 from mkdbook.models.encoder import (
     EncoderLayer,
@@ -142,7 +143,7 @@ def build_model(
     %(network_inputs)s
     seed : int, optional
         Seed for the initial weights. The network is built under
-        :func:`torch.random.fork_rng`, so the caller's global random state is
+        :func:`mkdbook.seeding.seeded`, so the caller's global random state is
         left as it was. ``None`` draws from the global generator.
     **config_overrides
         ``config=`` replaces the whole default configuration (for example a
@@ -172,8 +173,7 @@ def build_model(
     >>> teacher = build_model("teacher", n_channels=deap, seed=0)
     >>> student = build_model("student", n_channels=deap, seed=0, d_model=32, n_heads=2)
     """
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown model name {name!r}; expected one of {MODEL_NAMES}")
+    check_option("name", name, MODEL_NAMES)
     network, default_config = _REGISTRY[name]
     config = config_overrides.pop("config", None) or default_config()
     for key, value in config_overrides.items():
@@ -187,8 +187,7 @@ def build_model(
                  "sfreq": sfreq, "config": config}
     if seed is None:
         return network(**arguments)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         return network(**arguments)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mkdbook.checks import check_option
+
 
 @dataclass(frozen=True)
 class VariantSettings:
@@ -53,6 +55,5 @@ def variant_settings(variant: str) -> VariantSettings:
     ValueError
         If ``variant`` is not a key of :data:`VARIANTS`; the message lists them.
     """
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}; expected one of {sorted(VARIANTS)}")
+    check_option("variant", variant, tuple(VARIANTS))
     return VARIANTS[variant]
