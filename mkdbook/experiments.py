@@ -17,7 +17,15 @@ method sees.
 
 An interrupted grid leaves complete cells and at most a resumable ``last.pt``;
 running it again skips the former and continues training from the latter.
-One process at a time should work on a results folder.
+A process computes a cell only while it holds the cell's lease
+(:mod:`mkdbook.lease`): processes that share one ``MKDBOOK_HOME`` (several
+drivers, the workers of a cluster) never compute a cell twice at once, and
+one that finds a cell at work waits for its result.
+
+:func:`run_grid` computes cells one after the other in this process unless it
+is given an *executor* (:class:`CellExecutor`; :mod:`mkdbook.executors` has
+one that runs cells on a Dask cluster). Executors only make sure cells are
+stored; the table is always read back from the cache.
 """
 
 from __future__ import annotations
@@ -25,40 +33,44 @@ from __future__ import annotations
 import shutil
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 import torch
-from sklearn.metrics import accuracy_score, f1_score
-from tqdm.auto import tqdm
 
 from mkdbook.data.cache import load_segments
 from mkdbook.data.fingerprint import fingerprint_data
 from mkdbook.data.segments import SegmentConfig, SegmentSet
+from mkdbook.lease import held
 from mkdbook.methods import method_named, method_names
 from mkdbook.profile import Profile, active_profile
+from mkdbook.progress import GridProgress
 from mkdbook.results import (
     Cell,
     CellResult,
     MethodResult,
     cell_key,
     freeze_options,
+    lease_path,
     load_result,
     results_dir,
     store_result,
 )
 from mkdbook.checks import check_option
 from mkdbook.splits import Split, make_split
+from mkdbook.tables import TABLE_COLUMNS, per_subject, summarise
 from mkdbook.train import ChannelScaler, TrainConfig, Trainer, TrainResult
 
 __all__ = [
     "GRIDS",
     "TABLE_COLUMNS",
+    "CellExecutor",
     "Grid",
     "check_methods",
+    "complete_cells",
     "make_grid",
     "profile_train_config",
     "run_cell",
@@ -66,12 +78,6 @@ __all__ = [
     "summarise",
     "trained_network",
 ]
-
-#: Columns of the table :func:`run_grid` returns, in order.
-TABLE_COLUMNS: tuple[str, ...] = (
-    "method", "target", "fold", "seed", "subject", "accuracy", "f1", "n_segments", "n_trials",
-)
-
 
 def check_methods(names: tuple[str, ...]) -> None:
     """Fail before any work when a method, or the teacher it needs, is not in the method table.
@@ -108,7 +114,10 @@ def run_cell(cell: Cell, data: SegmentSet, split: Split | None = None) -> CellRe
 
     A cell whose method needs a teacher first makes sure the teacher's cell
     is computed (cached like any other) and hands the method a fresh copy
-    of the trained teacher.
+    of the trained teacher. The cell is computed under its lease: if
+    another process holds it, this one waits and then reads that process's
+    result; if that process died, this one takes the lease over and resumes
+    from the cell's ``last.pt``.
 
     Parameters
     ----------
@@ -135,12 +144,18 @@ def run_cell(cell: Cell, data: SegmentSet, split: Split | None = None) -> CellRe
         if cell.teacher is None or cell.teacher.method != method.teacher:
             raise ValueError(f"{cell.describe()}: needs a teacher cell of method {method.teacher!r}")
         teacher = trained_network(cell.teacher, data, split)
-    (folder / "train").mkdir(parents=True, exist_ok=True)
-    began = time.perf_counter()
-    output = method.run(cell, data, split, teacher, folder / "train")
-    if isinstance(output, TrainResult):
-        output = MethodResult(output)
-    store_result(cell, folder, data, split, output, time.perf_counter() - began)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with held(lease_path(folder), what=cell.describe()):
+        # Whoever held the lease before may have finished the cell meanwhile.
+        cached = load_result(cell, folder)
+        if cached is not None:
+            return cached
+        (folder / "train").mkdir(parents=True, exist_ok=True)
+        began = time.perf_counter()
+        output = method.run(cell, data, split, teacher, folder / "train")
+        if isinstance(output, TrainResult):
+            output = MethodResult(output)
+        store_result(cell, folder, data, split, output, time.perf_counter() - began)
     return load_result(cell, folder)
 
 
@@ -256,25 +271,14 @@ class Grid:
                     for method in self.methods:
                         yield self.cell(method, target, fold, seed, data=data)
 
+    def work_cells(self, data: SegmentSet) -> list[Cell]:
+        """Every cell to compute, each once: the teachers the grid needs first, then :meth:`cells`."""
+        cells = list(self.cells(data))
+        teachers = [cell.teacher for cell in cells if cell.teacher is not None]
+        return list(dict.fromkeys(teachers + cells))
+
     def __len__(self) -> int:
         return len(self.methods) * len(self.targets) * len(self.fold_list) * len(self.seeds)
-
-
-def _per_subject(result: CellResult) -> pd.DataFrame:
-    """One row per test subject of a cell."""
-    cell = result.cell
-    rows = []
-    for subject, part in result.segments.groupby("subject", sort=True):
-        rows.append({
-            "method": cell.method, "target": cell.target, "fold": cell.fold, "seed": cell.seed,
-            "subject": int(subject),
-            "accuracy": accuracy_score(part["label"], part["prediction"]),
-            # Macro-F1 as the trainer computes it: over the classes present.
-            "f1": f1_score(part["label"], part["prediction"], average="macro", zero_division=0),
-            "n_segments": len(part),
-            "n_trials": part["trial"].nunique(),
-        })
-    return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
 
 
 def _resolve_data(grid: Grid, data: Path | str | SegmentSet, progress: bool) -> SegmentSet:
@@ -285,7 +289,44 @@ def _resolve_data(grid: Grid, data: Path | str | SegmentSet, progress: bool) -> 
     return data
 
 
-def run_grid(grid: Grid, data: Path | str | SegmentSet, *, progress: bool = True) -> pd.DataFrame:
+class CellExecutor(Protocol):
+    """Who computes a grid's cells for :func:`run_grid` (:mod:`mkdbook.executors` has two).
+
+    ``complete(cells, data, source, progress)`` computes every cell not yet
+    stored, teachers (listed first) before their students; ``source`` is the
+    data folder (``None`` for segments in memory). ``workers`` is how many
+    cells it computes at once.
+    """
+
+    workers: int
+
+    def complete(self, cells: Sequence[Cell], data: SegmentSet, source: Path | None,
+                 progress: GridProgress) -> None: ...
+
+
+def complete_cells(cells: Sequence[Cell], data: SegmentSet, progress: GridProgress | None = None) -> None:
+    """Compute the cells one after the other in this process, drawing ``progress`` as they go."""
+    splits: dict[tuple, Split] = {}
+    for cell in cells:
+        if progress is not None:
+            progress.update(cell.describe())
+        where = (cell.split_kind, cell.fold, cell.n_folds, cell.seed)
+        if where not in splits:
+            splits[where] = make_split(data, cell.split_kind, fold=cell.fold, n_folds=cell.n_folds,
+                                       seed=cell.seed)
+        run_cell(cell, data, splits[where])
+
+
+def _read_back(cell: Cell) -> CellResult:
+    folder = results_dir() / cell_key(cell)
+    result = load_result(cell, folder)
+    if result is None:
+        raise RuntimeError(f"{cell.describe()}: no result in {folder} after the grid ran")
+    return result
+
+
+def run_grid(grid: Grid, data: Path | str | SegmentSet, *, progress: bool = True,
+             executor: CellExecutor | None = None) -> pd.DataFrame:
     """Run every cell of a grid that is not cached, and return the per-subject results.
 
     Parameters
@@ -295,7 +336,10 @@ def run_grid(grid: Grid, data: Path | str | SegmentSet, *, progress: bool = True
         A DEAP-format folder (loaded with ``grid.segments``) or segments
         already loaded with that configuration.
     progress : bool
-        Show a progress bar over cells.
+        Show a progress bar over cells (done, running, pending, time left).
+    executor : CellExecutor, optional
+        Who computes the cells; by default this process, one after the
+        other. The numbers do not depend on it.
 
     Returns
     -------
@@ -310,44 +354,18 @@ def run_grid(grid: Grid, data: Path | str | SegmentSet, *, progress: bool = True
         Before any work, if a method (or the teacher it needs) is not in the method table.
     """
     check_methods(grid.methods)
+    source = None if isinstance(data, SegmentSet) else Path(data)
     data = _resolve_data(grid, data, progress)
-    splits: dict[tuple, Split] = {}
-    tables = []
-    bar = tqdm(grid.cells(data), total=len(grid), desc="experiment", unit="cell",
-               disable=not progress)
-    for cell in bar:
-        bar.set_postfix_str(cell.describe())
-        where = (cell.split_kind, cell.fold, cell.n_folds, cell.seed)
-        if where not in splits:
-            splits[where] = make_split(data, cell.split_kind, fold=cell.fold, n_folds=cell.n_folds,
-                                       seed=cell.seed)
-        tables.append(_per_subject(run_cell(cell, data, splits[where])))
-    return pd.concat(tables, ignore_index=True)
-
-
-def summarise(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean and standard deviation over folds and seeds, per method and target.
-
-    Each cell's score is first the mean over its test subjects; the mean and
-    sample standard deviation (``ddof=1``; NaN for a single cell) are then
-    taken over cells.
-
-    Parameters
-    ----------
-    table : DataFrame
-        As returned by :func:`run_grid`.
-
-    Returns
-    -------
-    DataFrame
-        Columns ``method, target, accuracy_mean, accuracy_sd, f1_mean, f1_sd,
-        n_cells``, methods in their order of first appearance.
-    """
-    cells = table.groupby(["method", "target", "fold", "seed"], sort=False)[["accuracy", "f1"]].mean()
-    summary = cells.groupby(["method", "target"], sort=False).agg(
-        accuracy_mean=("accuracy", "mean"), accuracy_sd=("accuracy", "std"),
-        f1_mean=("f1", "mean"), f1_sd=("f1", "std"), n_cells=("accuracy", "size"))
-    return summary.reset_index()
+    work = grid.work_cells(data)
+    bar = GridProgress(work, workers=executor.workers if executor else 1, enabled=progress)
+    try:
+        if executor is None:
+            complete_cells(work, data, bar)
+        else:
+            executor.complete(work, data, source, bar)
+    finally:
+        bar.close()
+    return pd.concat([per_subject(_read_back(cell)) for cell in grid.cells(data)], ignore_index=True)
 
 
 def profile_train_config(profile: Profile | None = None) -> TrainConfig:

@@ -28,6 +28,12 @@ to a temporary name and renamed into place, and ``result.json`` is written
 last, so a cell is complete exactly when its ``result.json`` exists and
 reads back (:func:`load_result`); anything unreadable counts as missing and
 is computed again.
+
+While a process computes a cell it holds the cell's lease,
+``$MKDBOOK_HOME/results/<key>.lease`` (:func:`lease_path`,
+:mod:`mkdbook.lease`), so that processes sharing one ``MKDBOOK_HOME`` never
+compute a cell twice at once, nor resume another process's unfinished
+``last.pt``.
 """
 
 from __future__ import annotations
@@ -61,6 +67,7 @@ __all__ = [
     "Options",
     "cell_key",
     "freeze_options",
+    "lease_path",
     "load_result",
     "package_fingerprint",
     "results_dir",
@@ -183,6 +190,11 @@ def cell_key(cell: Cell) -> str:
 def results_dir() -> Path:
     """The folder of cached cell results, ``$MKDBOOK_HOME/results``."""
     return home() / "results"
+
+
+def lease_path(folder: Path) -> Path:
+    """The lease file of the cell stored in ``folder``: a sibling, ``<key>.lease``."""
+    return folder.with_name(f"{folder.name}.lease")
 
 
 @dataclass(frozen=True)

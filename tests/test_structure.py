@@ -121,17 +121,19 @@ def test_no_module_imports_by_name_or_registers_by_side_effect():
 #: The layers, lowest first: a module imports only from its own layer or below
 #: (cli -> experiments -> methods -> distill/feedback/baselines -> trainer -> models -> data).
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("mkdbook", "mkdbook.paths", "mkdbook.atomic", "mkdbook.checks", "mkdbook.seeding", "mkdbook.docs"),
+    ("mkdbook", "mkdbook.paths", "mkdbook.atomic", "mkdbook.checks", "mkdbook.seeding", "mkdbook.docs",
+     "mkdbook.lease"),
     ("mkdbook.data",),
     ("mkdbook.models",),
     ("mkdbook.splits", "mkdbook.features", "mkdbook.losses", "mkdbook.stats", "mkdbook.profile"),
     ("mkdbook.batches", "mkdbook.metrics", "mkdbook.identity"),
     ("mkdbook.train",),
-    ("mkdbook.results", "mkdbook.teacher_student"),
+    ("mkdbook.results", "mkdbook.teacher_student", "mkdbook.tables", "mkdbook.progress"),
     ("mkdbook.feedback",),
     ("mkdbook.distill", "mkdbook.baselines"),
     ("mkdbook.methods",),
     ("mkdbook.experiments",),
+    ("mkdbook.executors",),
     ("mkdbook.plots", "mkdbook.book"),
     ("mkdbook.cli",),
 )
