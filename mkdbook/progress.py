@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from mkdbook.lease import lease_config, read_lease
 from mkdbook.results import Cell, cell_key, lease_path, results_dir
 
-__all__ = ["STATES", "GridProgress", "cell_states", "format_duration", "status_table"]
+__all__ = ["STATES", "GridProgress", "cell_states", "format_duration", "format_status", "status_table"]
 
 #: What :func:`cell_states` says about a cell.
 STATES: tuple[str, ...] = ("done", "running", "pending")
@@ -118,6 +118,19 @@ def format_duration(seconds: float) -> str:
     if seconds >= 60:
         return f"{seconds // 60}m{seconds % 60:02d}s"
     return f"{seconds}s"
+
+
+def format_status(table: pd.DataFrame, workers: int = 1) -> str:
+    """The table of :func:`status_table` as text, with a total line and the time left on ``workers``."""
+    shown = table.assign(seconds_per_cell=table["seconds_per_cell"].map(format_duration),
+                         seconds_left=table["seconds_left"].map(format_duration))
+    left = table["seconds_left"].sum(min_count=1) if len(table) else 0.0
+    unknown = bool(((table["seconds_left"].isna()) & (table["done"] < table["cells"])).any())
+    total = {state: int(table[state].sum()) for state in ("cells", *STATES)}
+    eta = "?" if unknown else format_duration(float(left or 0.0) / max(1, workers))
+    return (shown.to_string(index=False) + "\n"
+            + f"{total['cells']} cells: {total['done']} done, {total['running']} running, "
+              f"{total['pending']} pending; time left on {workers} worker(s): {eta}")
 
 
 class GridProgress:

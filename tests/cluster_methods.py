@@ -1,0 +1,157 @@
+"""Tiny methods for tests whose cells run in other processes (Dask workers, a second driver).
+
+A monkeypatched method table does not reach another process, so the rows
+live here, at module level: :func:`install` adds them to the method table of
+the process that calls it, and Dask workers call it through ``preload``
+(:func:`dask_setup`). Every training epoch appends ``<cell> epoch <k>`` to
+``$MKDBOOK_HOME/epochs.log`` (one short ``O_APPEND`` write, whole even with
+several writers), so a test counts trainings across processes.
+
+``tiny-killer`` kills its own process with SIGKILL at the start of its second
+epoch, once per ``MKDBOOK_HOME`` (a marker file remembers it), after its first
+epoch's ``last.pt`` is written. ``TINY_EPOCH_SECONDS`` makes every epoch
+sleep that long, so that two drivers overlap.
+
+Run as a script, it is one driver of the shared-cache test:
+``python cluster_methods.py OUT_CSV`` runs :func:`tiny_grid` serially and
+writes the table.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from mkdbook import methods
+from mkdbook.data.layout import DEAP
+from mkdbook.data.segments import SegmentConfig, SegmentSet
+from mkdbook.experiments import Grid
+from mkdbook.methods import Method
+from mkdbook.models.outputs import ModelOutput
+from mkdbook.paths import home
+from mkdbook.results import MethodResult
+from mkdbook.train import TrainConfig, Trainer
+
+TRAIN = TrainConfig(epochs=3, batch_size=8, lr=3e-3, patience=10, progress=False, device="cpu")
+
+
+def tiny_segments(n_subjects: int = 2, n_trials: int = 9, per_trial: int = 4, n_times: int = 128) -> SegmentSet:
+    """Segments whose vEOG and Fz levels follow the trial's valence rating."""
+    rng = np.random.default_rng(0)
+    n = n_subjects * n_trials * per_trial
+    valence = rng.uniform(1, 9, size=n_subjects * n_trials)
+    ratings = np.repeat(np.stack([valence] * 4, 1), per_trial, axis=0).astype(np.float32)
+    signals = rng.standard_normal((n, 40, n_times)).astype(np.float32)
+    signals[:, [18, 33]] += (ratings[:, :1, None] > 5)
+    return SegmentSet(signals, np.repeat(np.arange(1, n_subjects + 1), n_trials * per_trial),
+                      np.tile(np.repeat(np.arange(n_trials), per_trial), n_subjects),
+                      np.tile(np.arange(per_trial), n_subjects * n_trials), ratings,
+                      SegmentConfig(), "tiny test set")
+
+
+class TinyNet(nn.Module):
+    """A convolution, dropout, mean over time and a linear head over the given modalities."""
+
+    def __init__(self, name: str, modalities: tuple[str, ...], seed: int):
+        super().__init__()
+        self.name, self.modalities = name, modalities
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.conv = nn.Conv1d(sum(DEAP.n_channels(m) for m in modalities), 4, 9, stride=4)
+            self.drop = nn.Dropout(0.3)
+            self.head = nn.Linear(4, 2)
+
+    def forward(self, batch):
+        x = torch.cat([batch[m] for m in self.modalities], 1)
+        return ModelOutput(self.head(self.drop(torch.relu(self.conv(x))).mean(-1)))
+
+
+class LoggingTrainer(Trainer):
+    """A trainer that logs its epochs to ``epochs.log`` and, for ``tiny-killer``, dies once."""
+
+    def __init__(self, model, config, out_dir, label: str, kill: bool = False):
+        super().__init__(model, config, out_dir)
+        self.label, self.kill = label, kill
+
+    def train_epoch(self, data, split, target, epoch):
+        marker = home() / "killed"
+        if self.kill and epoch == 2 and not marker.exists():
+            marker.touch()
+            os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(float(os.environ.get("TINY_EPOCH_SECONDS", "0")))
+        with open(home() / "epochs.log", "a", encoding="utf-8") as log:
+            log.write(f"{self.label} epoch {epoch}\n")
+        return super().train_epoch(data, split, target, epoch)
+
+
+def _label(cell) -> str:
+    return f"{cell.method}/{cell.target}/fold{cell.fold}/seed{cell.seed}"
+
+
+def _build(name: str, modalities: tuple[str, ...]):
+    return lambda cell, data: TinyNet(name, modalities, cell.seed)
+
+
+def _run_network(name: str, modalities: tuple[str, ...], kill: bool, cell, data, split, teacher, out_dir):
+    trainer = LoggingTrainer(_build(name, modalities)(cell, data), cell.train, out_dir, _label(cell), kill)
+    result = trainer.fit(data, split, cell.target)
+    trainer.save_scaler()
+    return result
+
+
+def _run_student(cell, data, split, teacher, out_dir):
+    trainer = LoggingTrainer(TinyNet(cell.method, ("eog",), cell.seed), cell.train, out_dir, _label(cell))
+    result = trainer.fit(data, split, cell.target)
+    # Depends on the teacher's weights, so a wrong teacher shows in the table's record.
+    return MethodResult(result, {"teacher_val_accuracy": teacher.evaluate(data, split.val, cell.target).accuracy})
+
+
+def _network(name: str, modalities: tuple[str, ...], kill: bool = False) -> Method:
+    return Method(name, "student baseline", partial(_run_network, name, modalities, kill),
+                  build=_build(name, modalities))
+
+
+#: The rows :func:`install` adds.
+TINY_METHODS = (
+    _network("tiny-teacher", ("eog", "eeg")),
+    _network("tiny-killer", ("eog",), kill=True),
+    Method("tiny-kd", "distillation baseline", _run_student, needs_teacher=True, teacher="tiny-teacher"),
+)
+
+
+def install() -> None:
+    """Add :data:`TINY_METHODS` to this process's method table (once)."""
+    if "tiny-teacher" not in methods.method_names():
+        methods.METHODS = methods.METHODS + TINY_METHODS
+
+
+def dask_setup(worker) -> None:
+    """Dask's preload hook: every worker gets the tiny methods."""
+    install()
+
+
+def tiny_grid(methods_=("tiny-teacher", "tiny-kd"), **changes) -> Grid:
+    """Three folds of a three-fold split, valence only."""
+    return Grid(methods_, **{"targets": ("valence",), "n_folds": 3, "train": TRAIN, **changes})
+
+
+def epochs_logged() -> list[str]:
+    """The lines of ``epochs.log`` (empty when nothing trained)."""
+    log = home() / "epochs.log"
+    return log.read_text(encoding="utf-8").splitlines() if log.exists() else []
+
+
+if __name__ == "__main__":
+    from mkdbook.experiments import run_grid
+
+    install()
+    torch.set_num_threads(1)
+    run_grid(tiny_grid(), tiny_segments(), progress=False).to_csv(sys.argv[1], index=False)

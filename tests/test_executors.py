@@ -1,0 +1,188 @@
+"""Executors and leases: the same table serially and on Dask, a killed worker, two drivers on one cache."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from mkdbook import methods
+from mkdbook.cli import main
+from mkdbook.executors import ClusterConfig, DaskConfig, DaskExecutor
+from mkdbook.experiments import run_grid
+from mkdbook.lease import LeaseConfig, acquire, held, read_lease, release
+from mkdbook.progress import format_status, status_table
+
+from cluster_methods import TINY_METHODS, epochs_logged, tiny_grid, tiny_segments
+
+pytest.importorskip("distributed")
+
+TESTS = Path(__file__).resolve().parent
+DATA = tiny_segments()
+
+
+@pytest.fixture(autouse=True)
+def tiny_methods(monkeypatch):
+    monkeypatch.setattr(methods, "METHODS", methods.METHODS + TINY_METHODS)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _serial_table(home: Path, grid, monkeypatch) -> pd.DataFrame:
+    monkeypatch.setenv("MKDBOOK_HOME", str(home))
+    home.mkdir(parents=True)
+    (home / "killed").touch()  # the serial reference must not kill the test process
+    return run_grid(grid, DATA, progress=False)
+
+
+# -- leases -----------------------------------------------------------------------------------
+
+
+def test_a_lease_is_exclusive_and_waiters_get_it_after_release(tmp_path):
+    path = tmp_path / "cell.lease"
+    config = LeaseConfig(stale_after=30, poll=0.05)
+    token = acquire(path, config=config)
+    info = read_lease(path)
+    assert (info.host, info.pid, info.token) == (socket.gethostname(), os.getpid(), token)
+    messages, got = [], []
+    waiter = threading.Thread(target=lambda: got.append(acquire(path, config=config, what="cell",
+                                                                message=messages.append)))
+    waiter.start()
+    time.sleep(0.3)
+    assert got == [] and messages and "waiting for cell" in messages[0]
+    assert release(path, token)
+    waiter.join(5)
+    assert got and got[0] != token and read_lease(path).token == got[0]
+    assert not release(path, token)  # no longer ours
+
+
+def test_stale_leases_are_taken_over(tmp_path):
+    config = LeaseConfig(stale_after=30, poll=0.05)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    path = tmp_path / "dead.lease"
+    path.write_text(json.dumps({"host": socket.gethostname(), "pid": int(dead.stdout), "started": 0,
+                                "token": "old"}))
+    messages = []
+    assert acquire(path, config=config, message=messages.append) != "old"
+    assert "took over the stale lease" in messages[0]
+    quiet = tmp_path / "elsewhere.lease"  # another host's lease, not touched for a minute
+    quiet.write_text(json.dumps({"host": "elsewhere", "pid": 1, "started": 0, "token": "old"}))
+    os.utime(quiet, (time.time() - 60, time.time() - 60))
+    assert acquire(quiet, config=config, message=messages.append) != "old"
+    fresh = tmp_path / "fresh.lease"
+    fresh.write_text(json.dumps({"host": "elsewhere", "pid": 1, "started": 0, "token": "live"}))
+    assert not read_lease(fresh).is_stale(config)
+
+
+def test_the_heartbeat_keeps_a_lease_alive(tmp_path):
+    path = tmp_path / "cell.lease"
+    config = LeaseConfig(stale_after=0.6, poll=0.05)
+    with held(path, config=config):
+        time.sleep(1.0)
+        assert not read_lease(path).is_stale(config)
+    assert not path.exists()
+
+
+# -- Dask -------------------------------------------------------------------------------------
+
+
+def test_a_killed_worker_is_replaced_and_the_table_is_the_serial_one(tmp_path, monkeypatch):
+    """Two local workers; one is killed in the middle of a cell; the table equals the serial one."""
+    grid = tiny_grid(("tiny-teacher", "tiny-kd", "tiny-killer"))
+    expected = _serial_table(tmp_path / "serial", grid, monkeypatch)
+    home = tmp_path / "dask"
+    monkeypatch.setenv("MKDBOOK_HOME", str(home))  # before the workers start: they inherit it
+    executor = DaskExecutor(DaskConfig(workers=2, preload=("cluster_methods",)), poll=0.2)
+    table = run_grid(grid, DATA, progress=False, executor=executor)
+    pd.testing.assert_frame_equal(table, expected)
+    assert (home / "killed").exists()
+    epochs = Counter(epochs_logged())
+    # Every epoch of every cell ran once: the killed cell resumed from its
+    # epoch-1 checkpoint instead of starting again, and nothing was trained twice.
+    assert set(epochs.values()) == {1} and len(epochs) == 9 * 3
+    assert not list((home / "results").glob("*.lease"))
+
+
+def test_workers_must_share_the_results_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("MKDBOOK_HOME", str(tmp_path / "workers"))
+    executor = DaskExecutor(DaskConfig(workers=1))
+    with executor._client() as client:
+        executor._check_workers(client)
+        monkeypatch.setenv("MKDBOOK_HOME", str(tmp_path / "driver"))
+        with pytest.raises(ValueError, match="give every process the same MKDBOOK_HOME"):
+            executor._check_workers(client)
+
+
+def test_two_drivers_share_one_cache_and_train_each_cell_once(tmp_path):
+    home = tmp_path / "shared"
+    env = {**os.environ, "MKDBOOK_HOME": str(home), "TINY_EPOCH_SECONDS": "0.15",
+           "MKDBOOK_LEASE_TIMEOUT": "3",
+           "PYTHONPATH": os.pathsep.join([str(TESTS), str(TESTS.parent), os.environ.get("PYTHONPATH", "")])}
+    drivers = [subprocess.Popen([sys.executable, str(TESTS / "cluster_methods.py"), str(tmp_path / f"{k}.csv")],
+                                env=env, stderr=subprocess.PIPE, text=True) for k in (1, 2)]
+    errors = [driver.communicate(timeout=300)[1] for driver in drivers]
+    assert [driver.returncode for driver in drivers] == [0, 0], errors
+    first, second = (pd.read_csv(tmp_path / f"{k}.csv") for k in (1, 2))
+    pd.testing.assert_frame_equal(first, second)
+    epochs = Counter(epochs_logged_in(home))
+    assert set(epochs.values()) == {1} and len(epochs) == 6 * 3  # 6 cells x 3 epochs, each once
+    assert any("waiting for" in error for error in errors)  # the drivers did meet
+
+
+def epochs_logged_in(home: Path) -> list[str]:
+    return (home / "epochs.log").read_text().splitlines()
+
+
+# -- status and the command line --------------------------------------------------------------
+
+
+def test_status_counts_cells_and_estimates_the_time_left(tmp_path, monkeypatch):
+    grid = tiny_grid(("tiny-teacher", "tiny-kd"))
+    _serial_table(tmp_path / "home", tiny_grid(("tiny-teacher",), folds=(0,)), monkeypatch)
+    table = status_table(grid.work_cells(DATA))
+    assert table[["method", "cells", "done", "running", "pending"]].values.tolist() == [
+        ["tiny-teacher", 3, 1, 0, 2], ["tiny-kd", 3, 0, 0, 3]]
+    assert table.loc[0, "seconds_per_cell"] > 0
+    text = format_status(table, workers=2)
+    assert "6 cells: 1 done, 0 running, 5 pending; time left on 2 worker(s):" in text
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--workers", "2"], "--workers needs --executor dask"),
+    (["--executor", "dask", "--jobs", "2"], "--jobs needs --cluster"),
+    (["--folds", "4"], "--folds must be at most 3"),
+    ([], "--out is required"),
+])
+def test_experiment_options_are_checked(tmp_path, monkeypatch, capsys, argv, message):
+    monkeypatch.setenv("MKDBOOK_PROFILE", "fast")
+    assert main(["experiment", str(tmp_path), "--grid", "ablation", *argv]) == 2
+    error = capsys.readouterr().err
+    assert message in error and len(error.strip().splitlines()) == 1
+
+
+def test_batch_jobs_ask_for_gpus_and_declare_them(monkeypatch):
+    pytest.importorskip("dask_jobqueue")
+    from dask_jobqueue import SLURMCluster
+
+    config = ClusterConfig("slurm", jobs=2, gpus_per_job=2, cores_per_worker=4, walltime="01:00:00",
+                           queue="gpu", prologue=("module load cuda",))
+    with SLURMCluster(**config.cluster_kwargs(), scheduler_options={"dashboard_address": None}) as cluster:
+        script = cluster.job_script()
+    for line in ("#SBATCH --gres=gpu:2", "#SBATCH --cpus-per-task=8", "#SBATCH -p gpu",
+                 "#SBATCH -t 01:00:00", "module load cuda", "--resources GPU=1", "--nworkers 2"):
+        assert line in script, line
+    assert DaskExecutor(DaskConfig(cluster=config)).workers == 4
+    assert DaskConfig(cluster=config).uses_gpu()
