@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -23,7 +24,7 @@ from mkdbook.experiments import run_grid
 from mkdbook.lease import LeaseConfig, acquire, held, read_lease, release
 from mkdbook.progress import format_status, status_table
 
-from cluster_methods import TINY_METHODS, epochs_logged, tiny_grid, tiny_segments
+from cluster_methods import TINY_METHODS, TRAIN, epochs_logged, tiny_grid, tiny_segments
 
 pytest.importorskip("distributed")
 
@@ -147,6 +148,31 @@ def epochs_logged_in(home: Path) -> list[str]:
 
 
 # -- status and the command line --------------------------------------------------------------
+
+
+def test_the_command_line_gives_the_same_table_serially_and_on_dask(deap_dir, tmp_path, monkeypatch, capsys):
+    import dask
+
+    from mkdbook import experiments
+
+    grid = tiny_grid(("tiny-teacher", "tiny-kd"), train=replace(TRAIN, max_batches=4))
+    monkeypatch.setitem(experiments.GRIDS, "tiny", lambda profile: grid)
+    tables = {}
+    for executor in ("serial", "dask"):
+        home = tmp_path / executor
+        home.mkdir()
+        monkeypatch.setenv("MKDBOOK_HOME", str(home))
+        argv = ["experiment", str(deap_dir), "--grid", "tiny", "--folds", "1", "--quiet"]
+        extra = ["--executor", "dask", "--workers", "2"] if executor == "dask" else []
+        # Dask's own setting reaches the workers the command line starts.
+        with dask.config.set({"distributed.worker.preload": ["cluster_methods"]}):
+            assert main([*argv, "--out", str(tmp_path / executor / "out"), *extra]) == 0
+        tables[executor] = pd.read_csv(tmp_path / executor / "out" / "results.csv")
+    pd.testing.assert_frame_equal(tables["serial"], tables["dask"])
+    assert set(tables["dask"]["fold"]) == {0} and len(tables["dask"]) == 2 * 2  # 2 methods x 2 subjects
+    capsys.readouterr()
+    assert main([*argv, "--status"]) == 0
+    assert "2 cells: 2 done, 0 running, 0 pending; time left on 1 worker(s): 0s" in capsys.readouterr().out
 
 
 def test_status_counts_cells_and_estimates_the_time_left(tmp_path, monkeypatch):
