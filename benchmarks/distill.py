@@ -19,11 +19,16 @@ It prints the median seconds of each and the ratios, next to the goals
 asserted. Run from the repository root::
 
     python benchmarks/distill.py [--batch 64] [--repeats 7] [--threads 2] [--device cpu|cuda]
+                                 [--amp bf16] [--json OUT.json]
+
+``--amp bf16`` runs all three under bfloat16 :func:`torch.autocast`;
+``--json`` also writes the medians and ratios as JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import time
@@ -57,6 +62,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--first-order", action="store_true", help="also time the first-order feedback phase")
+    parser.add_argument("--amp", choices=("off", "bf16"), default="off",
+                        help="bf16: run under bfloat16 autocast (default off: float32)")
+    parser.add_argument("--json", default=None, metavar="PATH", help="also write the figures as JSON")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -91,6 +99,8 @@ def main(argv: list[str] | None = None) -> None:
     jobs = {"plain": plain, "teaching": teaching, "feedback": phase(feedback)}
     if args.first_order:
         jobs["feedback (first order)"] = phase(FeedbackConfig(first_order=True))
+    if args.amp == "bf16":
+        jobs = {name: _autocast(job, device) for name, job in jobs.items()}
     for job in jobs.values():  # warm-up: allocator, kernels, autograd caches
         job()
     times: dict[str, list[float]] = {name: [] for name in jobs}
@@ -116,6 +126,20 @@ def main(argv: list[str] | None = None) -> None:
     every = FeedbackConfig().every
     overall = (every * median["teaching"] + median["feedback"]) / (every * median["plain"])
     print(f"distillation with feedback every {every} steps / plain training = {overall:.2f}")
+    if args.json:
+        record = {"torch": torch.__version__, "device": str(device), "amp": args.amp, "batch": args.batch,
+                  "median_seconds": median, "teaching_over_plain": median["teaching"] / median["plain"],
+                  "feedback_over_teaching": median["feedback"] / median["teaching"],
+                  "distillation_over_plain": overall}
+        with open(args.json, "w", encoding="utf-8") as stream:
+            json.dump(record, stream, indent=1)
+
+
+def _autocast(job: Callable[[], None], device: torch.device) -> Callable[[], None]:
+    def run() -> None:
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            job()
+    return run
 
 
 if __name__ == "__main__":

@@ -9,7 +9,12 @@ same run, and the speed-up over a *literal* PyTorch rendering of the same
 layer stack (defined below: it filters every sample where the package filters
 every ``hop / energy_points`` samples). Run from the repository root::
 
-    python benchmarks/train.py [--segments 19200] [--batch 64] [--threads 2] [--device cpu]
+    python benchmarks/train.py [--segments 19200] [--batch 64] [--threads 2] [--device cpu|cuda]
+                               [--amp bf16] [--json OUT.json]
+
+``--amp bf16`` runs every step under :func:`torch.autocast` in bfloat16 (the
+matmul peak is then measured in bfloat16 too); ``--json`` also writes the
+table as JSON.
 
 Nothing is asserted: the goal (a teacher epoch within 20 s on a 2-core CPU,
 at least 30 % of the matmul peak) is read off the table. The load average is
@@ -19,6 +24,8 @@ printed too, because other processes on the machine slow every number down.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import statistics
 import time
@@ -173,9 +180,18 @@ def make_optimizer(model: nn.Module, kind: str) -> torch.optim.Optimizer:
     return torch.optim.Adam(model.parameters(), lr=1e-3, **options)
 
 
-def training_step(model: nn.Module, optimizer: torch.optim.Optimizer) -> Callable[[dict, Tensor], None]:
+def autocast(device: torch.device, amp: str):
+    """bfloat16 autocast when ``amp == "bf16"``, nothing otherwise."""
+    if amp == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def training_step(model: nn.Module, optimizer: torch.optim.Optimizer,
+                  amp: str = "off", device: torch.device = torch.device("cpu")) -> Callable[[dict, Tensor], None]:
     def step(batch: dict[str, Tensor], labels: Tensor) -> None:
-        loss = nn.functional.cross_entropy(model(batch).logits, labels)
+        with autocast(device, amp):
+            loss = nn.functional.cross_entropy(model(batch).logits.float(), labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -211,9 +227,10 @@ def count_flops(action: Callable[[], object]) -> int:
 def measure(name: str, model: nn.Module, args: argparse.Namespace, device: torch.device,
             steps: int, warmup: int) -> Result:
     model.to(device).train()
-    step = training_step(model, make_optimizer(model, args.optimizer))
+    step = training_step(model, make_optimizer(model, args.optimizer), args.amp, device)
     batch, labels = random_batch(args.batch, device, seed=0)
-    forward = count_flops(lambda: model(batch))
+    with autocast(device, args.amp):
+        forward = count_flops(lambda: model(batch))
     train = count_flops(lambda: step(batch, labels))
     for _ in range(warmup):
         step(batch, labels)
@@ -227,12 +244,13 @@ def measure(name: str, model: nn.Module, args: argparse.Namespace, device: torch
     return Result(name, count_parameters(model), forward / args.batch, train / args.batch, times)
 
 
-def matmul_peak(device: torch.device, sizes=(1024, 2048, 4096), repeats: int = 3) -> float:
-    """Best float32 FLOP/s of one large ``torch.mm`` over a few sizes."""
+def matmul_peak(device: torch.device, sizes=(1024, 2048, 4096), repeats: int = 3,
+                dtype: torch.dtype = torch.float32) -> float:
+    """Best FLOP/s of one large ``torch.mm`` in ``dtype`` over a few sizes."""
     best = 0.0
     for size in sizes:
-        a = torch.randn(size, size, device=device)
-        b = torch.randn(size, size, device=device)
+        a = torch.randn(size, size, device=device, dtype=dtype)
+        b = torch.randn(size, size, device=device, dtype=dtype)
         torch.mm(a, b)
         synchronize(device)
         for _ in range(repeats):
@@ -261,6 +279,20 @@ def print_table(results: list[Result], literal: dict[str, Result], peak: float,
               f"{args.segments / rate:>9.1f}{achieved / 1e9:>9.1f}{achieved / peak:>6.0%}{ratio:>12}")
 
 
+def table_rows(results: list[Result], peak: float, args: argparse.Namespace) -> list[dict]:
+    """The figures of :func:`print_table` (without the literal rendering) as dicts, for ``--json``."""
+    rows = []
+    for result in results:
+        rate = result.throughput(args.batch)
+        rows.append({"network": result.name, "parameters": result.parameters,
+                     "forward_flops_per_segment": result.forward_flops,
+                     "step_flops_per_segment": result.step_flops,
+                     "segments_per_second": rate, "best_segments_per_second": result.best_throughput(args.batch),
+                     "seconds_per_epoch": args.segments / rate,
+                     "achieved_flops": result.step_flops * rate, "mfu": result.step_flops * rate / peak})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--segments", type=int, default=19200, help="segments per epoch (default 19200)")
@@ -274,12 +306,16 @@ def main() -> None:
     parser.add_argument("--optimizer", choices=("default", "foreach", "fused"), default="fused",
                         help="Adam implementation (default fused, as mkdbook.train.make_adam)")
     parser.add_argument("--networks", nargs="+", default=["teacher", "student"])
+    parser.add_argument("--amp", choices=("off", "bf16"), default="off",
+                        help="bf16: steps under bfloat16 autocast (default off: float32)")
+    parser.add_argument("--json", default=None, metavar="PATH", help="also write the figures as JSON")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    dtype = torch.bfloat16 if args.amp == "bf16" else torch.float32
     load_before = os.getloadavg()[0]
-    peak = matmul_peak(device)
+    peak = matmul_peak(device, dtype=dtype)
     results = []
     for name in args.networks:
         model = build_model(name, n_channels=DEAP.channel_counts(), n_times=N_TIMES, sfreq=SFREQ, seed=0)
@@ -293,16 +329,23 @@ def main() -> None:
                     torch.manual_seed(0)
                     model = builders[name]()
                 literal[name] = measure(name, model, args, device, args.literal_steps, warmup=1)
-    peak = max(peak, matmul_peak(device))
+    peak = max(peak, matmul_peak(device, dtype=dtype))
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
-    print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} threads, "
-          f"batch {args.batch}, Adam ({args.optimizer}), epoch = {args.segments} segments")
-    print(f"matmul peak (float32 torch.mm, best of 1024/2048/4096): {peak / 1e9:.1f} GFLOP/s")
+    print(f"torch {torch.__version__}, device {device} ({name}), {torch.get_num_threads()} threads, "
+          f"batch {args.batch}, Adam ({args.optimizer}), autocast {args.amp}, epoch = {args.segments} segments")
+    print(f"matmul peak ({dtype} torch.mm, best of 1024/2048/4096): {peak / 1e9:.1f} GFLOP/s")
     print(f"load average (1 min) before / after: {load_before:.2f} / {os.getloadavg()[0]:.2f}"
           " (after counts this run's own threads)")
     print("seg/s, s/epoch, GFLOP/s and MFU from the median step (best: fastest step);")
     print("MFU = achieved FLOP/s / matmul peak; vs literal = median seg/s over the literal's\n")
     print_table(results, literal, peak, args)
+    if args.json:
+        record = {"torch": torch.__version__, "device": name, "amp": args.amp, "batch": args.batch,
+                  "optimizer": args.optimizer, "segments_per_epoch": args.segments, "matmul_peak_flops": peak,
+                  "networks": table_rows(results, peak, args)}
+        with open(args.json, "w", encoding="utf-8") as stream:
+            json.dump(record, stream, indent=1)
 
 
 if __name__ == "__main__":
