@@ -113,7 +113,7 @@ EOF
 if [ -n "$missing" ]; then
   echo "installing missing packages: $missing"
   # shellcheck disable=SC2086
-  timeout 120 "$PYTHON" -m pip install --quiet $missing || echo "could not install: $missing"
+  timeout 60 "$PYTHON" -m pip install --quiet --retries 0 --timeout 5 $missing || echo "could not install: $missing"
 fi
 have() { "$PYTHON" -c "import $1" 2>/dev/null; }
 
