@@ -293,7 +293,9 @@ class DaskExecutor:
             return
         if config.cluster is not None and config.workers is None:
             cluster = _jobqueue_cluster(config.cluster)
-            cluster.scale(jobs=config.cluster.jobs)
+            # Adaptive with a fixed size: a job that ends (walltime, node failure)
+            # is replaced by a new one, as a local nanny restarts a killed worker.
+            cluster.adapt(minimum_jobs=config.cluster.jobs, maximum_jobs=config.cluster.jobs)
         else:
             gpu = config.uses_gpu()
             cluster = LocalCluster(n_workers=config.local_workers(), threads_per_worker=1, processes=True,

@@ -44,7 +44,7 @@ import torch
 from mkdbook.data.cache import load_segments
 from mkdbook.data.fingerprint import fingerprint_data
 from mkdbook.data.segments import SegmentConfig, SegmentSet
-from mkdbook.lease import held
+from mkdbook.lease import held, lease_config, read_lease
 from mkdbook.methods import method_named, method_names
 from mkdbook.profile import Profile, active_profile
 from mkdbook.progress import GridProgress
@@ -304,10 +304,26 @@ class CellExecutor(Protocol):
                  progress: GridProgress) -> None: ...
 
 
+def _taken(cell: Cell) -> bool:
+    """Whether another process holds the lease of this unfinished cell right now."""
+    folder = results_dir() / cell_key(cell)
+    lease = read_lease(lease_path(folder))
+    return lease is not None and not lease.is_stale(lease_config()) and not (folder / "result.json").is_file()
+
+
 def complete_cells(cells: Sequence[Cell], data: SegmentSet, progress: GridProgress | None = None) -> None:
-    """Compute the cells one after the other in this process, drawing ``progress`` as they go."""
+    """Compute the cells one after the other in this process, drawing ``progress`` as they go.
+
+    A cell another process is computing is put off while any other is free,
+    so that drivers sharing a cache split a grid between them instead of
+    queueing behind one another; when only such cells remain, this process
+    waits for them (and takes over those whose process died).
+    """
     splits: dict[tuple, Split] = {}
-    for cell in cells:
+    remaining = list(cells)
+    while remaining:
+        cell = next((cell for cell in remaining if not _taken(cell)), remaining[0])
+        remaining.remove(cell)
         if progress is not None:
             progress.update(cell.describe())
         where = (cell.split_kind, cell.fold, cell.n_folds, cell.seed)

@@ -4,8 +4,9 @@ A monkeypatched method table does not reach another process, so the rows
 live here, at module level: :func:`install` adds them to the method table of
 the process that calls it, and Dask workers call it through ``preload``
 (:func:`dask_setup`). Every training epoch appends ``<cell> epoch <k>`` to
-``$MKDBOOK_HOME/epochs.log`` (one short ``O_APPEND`` write, whole even with
-several writers), so a test counts trainings across processes.
+``$MKDBOOK_HOME/epochs.log``, with the process id (one short ``O_APPEND``
+write, whole even with several writers), so a test counts trainings across
+processes.
 
 ``tiny-killer`` kills its own process with SIGKILL at the start of its second
 epoch, once per ``MKDBOOK_HOME`` (a marker file remembers it), after its first
@@ -13,8 +14,8 @@ epoch's ``last.pt`` is written. ``TINY_EPOCH_SECONDS`` makes every epoch
 sleep that long, so that two drivers overlap.
 
 Run as a script, it is one driver of the shared-cache test:
-``python cluster_methods.py OUT_CSV`` runs :func:`tiny_grid` serially and
-writes the table.
+``python cluster_methods.py OUT_CSV N`` waits until N drivers are ready (so
+that they overlap), runs :func:`tiny_grid` serially and writes the table.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ class LoggingTrainer(Trainer):
             os.kill(os.getpid(), signal.SIGKILL)
         time.sleep(float(os.environ.get("TINY_EPOCH_SECONDS", "0")))
         with open(home() / "epochs.log", "a", encoding="utf-8") as log:
-            log.write(f"{self.label} epoch {epoch}\n")
+            log.write(f"{self.label} epoch {epoch} pid {os.getpid()}\n")
         return super().train_epoch(data, split, target, epoch)
 
 
@@ -154,4 +155,9 @@ if __name__ == "__main__":
 
     install()
     torch.set_num_threads(1)
-    run_grid(tiny_grid(), tiny_segments(), progress=False).to_csv(sys.argv[1], index=False)
+    data = tiny_segments()
+    home().mkdir(parents=True, exist_ok=True)
+    (home() / f"ready-{os.getpid()}").touch()
+    while len(list(home().glob("ready-*"))) < int(sys.argv[2]):
+        time.sleep(0.02)
+    run_grid(tiny_grid(), data, progress=False).to_csv(sys.argv[1], index=False)
