@@ -140,10 +140,9 @@ class ClusterConfig:
 class DaskConfig:
     """Where a :class:`DaskExecutor` finds its workers, and how they compute.
 
-    Exactly one of ``workers`` (a local cluster), ``scheduler`` (a running
-    one) and ``cluster`` (batch jobs) is used, in that order of precedence
-    when several are given; with none, a local cluster of one worker per
-    GPU, or per ``threads_per_worker`` CPU cores.
+    At most one of ``workers`` (a local cluster), ``scheduler`` (a running
+    one) and ``cluster`` (batch jobs) is given; with none, a local cluster of
+    one worker per GPU, or per ``threads_per_worker`` CPU cores.
 
     Attributes
     ----------
@@ -159,7 +158,9 @@ class DaskConfig:
     gpu : bool or None, default None
         Whether tasks need the resource ``GPU=1`` (local workers then each
         see one GPU of this machine); by default, when this machine has
-        CUDA, or when ``cluster`` asks for GPUs.
+        CUDA, when ``cluster`` asks for GPUs, or, with ``scheduler``, when
+        its workers declare the resource (``dask worker ADDRESS --nthreads 1
+        --resources GPU=1``).
     preload : tuple of str, default ()
         Modules each local worker imports at start (Dask's ``preload``).
     """
@@ -175,12 +176,15 @@ class DaskConfig:
         if self.workers is not None:
             check_int("workers", self.workers, 1)
         check_int("threads_per_worker", self.threads_per_worker, 1)
+        given = [name for name in ("workers", "scheduler", "cluster") if getattr(self, name) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give only one of workers, scheduler and cluster, got {' and '.join(given)}")
 
     def uses_gpu(self) -> bool:
         """Whether tasks need a GPU (see :attr:`gpu`)."""
         if self.gpu is not None:
             return self.gpu
-        if self.cluster is not None and self.scheduler is None and self.workers is None:
+        if self.cluster is not None:
             return self.cluster.gpus_per_job > 0
         return torch.cuda.is_available()
 
@@ -276,7 +280,7 @@ class DaskExecutor:
 
     def _planned_workers(self) -> int:
         config = self.config
-        if config.workers is None and config.scheduler is None and config.cluster is not None:
+        if config.cluster is not None:
             return config.cluster.jobs * config.cluster.workers_per_job
         return config.local_workers() if config.scheduler is None else 1
 
@@ -285,13 +289,13 @@ class DaskExecutor:
         from distributed import Client, LocalCluster
 
         config = self.config
-        if config.scheduler is not None and config.workers is None:
+        if config.scheduler is not None:
             address = config.scheduler
             kwargs = {"scheduler_file": address} if address.endswith(".json") else {"address": address}
             with Client(**kwargs) as client:
                 yield client
             return
-        if config.cluster is not None and config.workers is None:
+        if config.cluster is not None:
             cluster = _jobqueue_cluster(config.cluster)
             # Adaptive with a fixed size: a job that ends (walltime, node failure)
             # is replaced by a new one, as a local nanny restarts a killed worker.
@@ -325,6 +329,10 @@ class DaskExecutor:
             progress.workers = max(1, len(client.scheduler_info()["workers"]) or self.workers)
             payload = source if source is not None else client.scatter(data, broadcast=True)
             gpu = self.config.uses_gpu()
+            if self.config.scheduler is not None and self.config.gpu is None:
+                # Workers started by hand need a GPU only if they declare one.
+                gpu = any("GPU" in worker.get("resources", {})
+                          for worker in client.scheduler_info()["workers"].values())
             futures: dict[str, Any] = {}
             for cell in todo:
                 key = cell_key(cell)

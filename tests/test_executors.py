@@ -188,6 +188,7 @@ def test_status_counts_cells_and_estimates_the_time_left(tmp_path, monkeypatch):
     (["--workers", "2"], "--workers needs --executor dask"),
     (["--executor", "dask", "--jobs", "2"], "--jobs needs --cluster"),
     (["--folds", "4"], "--folds must be at most 3"),
+    (["--executor", "dask", "--workers", "2", "--scheduler", "tcp://x:1"], "give only one of --workers"),
     ([], "--out is required"),
 ])
 def test_experiment_options_are_checked(tmp_path, monkeypatch, capsys, argv, message):

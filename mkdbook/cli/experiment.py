@@ -102,6 +102,9 @@ def make_executor(args: argparse.Namespace):
         if stray:
             raise ValueError(f"{stray[0]} needs --executor dask")
         return None
+    where = _given(args, {"workers": "--workers", "scheduler": "--scheduler", "cluster": "--cluster"})
+    if len(where) > 1:
+        raise ValueError(f"give only one of --workers, --scheduler and --cluster, got {' and '.join(where)}")
     if args.cluster is None:
         stray = _given(args, _CLUSTER_ONLY)
         if stray:
