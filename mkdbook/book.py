@@ -33,10 +33,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from mkdbook.data import SegmentSet, load_segments
-from mkdbook.data.cache import SIMULATION_MANIFEST
-from mkdbook.paths import home
-from mkdbook.profile import Profile, active_profile, real_deap_dir
+# In a notebook without ipywidgets, tqdm.auto warns once, when it is first
+# imported, that its progress bars fall back to text. The data layer imports
+# it, so it is imported here first with that warning silenced: a chapter whose
+# first import from the package is this module never shows it.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="IProgress not found")
+    import tqdm.auto  # noqa: F401
+
+from mkdbook.data import SegmentSet, load_segments  # noqa: E402
+from mkdbook.data.cache import SIMULATION_MANIFEST  # noqa: E402
+from mkdbook.paths import home  # noqa: E402
+from mkdbook.profile import Profile, active_profile, real_deap_dir  # noqa: E402
 
 if TYPE_CHECKING:
     from IPython.display import Code
@@ -98,7 +106,9 @@ def start(seed: int = 0, variant: str = "default") -> tuple[Profile, SegmentSet]
     * sets MNE's log level to ``"ERROR"``;
     * hides warnings that say nothing about the chapter: tqdm's
       "IProgress not found" (without ipywidgets, notebook progress bars fall
-      back to text) and the ``UserWarning`` category raised from PyTorch;
+      back to text; importing this module already keeps away the one tqdm
+      gives when first imported) and the ``UserWarning`` category raised
+      from PyTorch;
     * sets the seaborn theme (``context="notebook", style="whitegrid"``);
     * loads the segments of :func:`book_cohort` ``(variant)`` and prints one
       line naming the profile and the data's source.

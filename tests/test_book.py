@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
+import os
 import random
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -118,3 +123,27 @@ def test_start_seeds_and_loads_the_cohort_without_simulating(monkeypatch, tmp_pa
 def test_book_cohort_uses_the_real_folder_for_the_default_variant(monkeypatch, tmp_path):
     monkeypatch.setenv("MKDBOOK_DEAP_DIR", str(tmp_path))
     assert book.book_cohort("default") == tmp_path
+
+
+def _tqdm_import_warnings(first: str) -> str:
+    """Import ``tqdm.auto`` the way a notebook kernel does, after ``first``; return stderr."""
+    code = textwrap.dedent(f"""
+        import warnings
+        import ipykernel.zmqshell  # tqdm.auto takes its presence for a notebook kernel
+        warnings.simplefilter("always")
+        {first}
+        import tqdm.auto
+    """)
+    root = Path(book.__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          timeout=300, check=True)
+    return done.stderr
+
+
+def test_importing_book_keeps_the_tqdm_notebook_warning_away():
+    pytest.importorskip("ipykernel")
+    if importlib.util.find_spec("ipywidgets") is not None:
+        pytest.skip("with ipywidgets installed tqdm has no warning to give")
+    assert "IProgress not found" in _tqdm_import_warnings("pass")  # the warning this is about
+    assert "IProgress not found" not in _tqdm_import_warnings("import mkdbook.book")
