@@ -39,9 +39,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mkdbook.data import SegmentSet, load_segments
 from mkdbook.paths import home
 from mkdbook.profile import Profile, active_profile, real_deap_dir
+
+with warnings.catch_warnings():
+    # mkdbook.data imports tqdm.auto, which warns once, on its first import in a
+    # notebook without ipywidgets, that progress bars fall back to text. A
+    # chapter imports this module first, before start() could filter anything.
+    warnings.filterwarnings("ignore", message="IProgress not found")
+    from mkdbook.data import SegmentSet, load_segments
 
 if TYPE_CHECKING:
     from IPython.display import Code, Markdown
