@@ -147,3 +147,37 @@ def test_importing_book_keeps_the_tqdm_notebook_warning_away():
         pytest.skip("with ipywidgets installed tqdm has no warning to give")
     assert "IProgress not found" in _tqdm_import_warnings("pass")  # the warning this is about
     assert "IProgress not found" not in _tqdm_import_warnings("import mkdbook.book")
+
+
+def test_comparison_grid_runs_every_method_of_the_table_on_the_baselines_grid():
+    from dataclasses import replace
+
+    from mkdbook.experiments import make_grid
+    from mkdbook.methods import method_names
+
+    grid = book.comparison_grid(PROFILES["fast"])
+    assert grid.methods == method_names()
+    assert grid == replace(make_grid("baselines", PROFILES["fast"]), methods=grid.methods)
+
+
+def test_method_table_follows_the_method_table_and_cites_its_references():
+    from mkdbook.methods import METHODS, method_named
+
+    table = book.method_table()
+    assert list(table.index) == [m.name for m in METHODS]
+    assert list(table.columns) == ["role", "description", "teacher", "reference"]
+    cgan = method_named("cgan")
+    assert table.loc["cgan", "reference"] == "{cite:p}`" + ",".join(cgan.references) + "`"
+    assert table.loc["student", "teacher"] == "" and table.loc["hinton", "teacher"] == "teacher"
+    assert list(book.method_table(["hinton", "eeg"]).index) == ["hinton", "eeg"]
+    with pytest.raises(ValueError, match="method must be one of"):
+        book.method_table(["nope"])
+
+
+def test_markdown_table_writes_a_pipe_table_with_escapes():
+    import pandas as pd
+
+    frame = pd.DataFrame({"a": ["x|y"], "b": ["two\nlines"]}, index=pd.Index(["r"], name="row"))
+    text = book.markdown_table(frame).data
+    assert text.splitlines() == ["| row | a | b |", "| --- | --- | --- |", "| r | x\\|y | two lines |"]
+    assert book.markdown_table(frame, index=False).data.splitlines()[0] == "| a | b |"
