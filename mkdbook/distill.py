@@ -165,7 +165,8 @@ class Distiller(TeacherStudentTrainer):
 
     def _teacher_summary(self, data: SegmentSet, split: Split, target: str) -> dict[str, float]:
         scores = self.teacher_scores(data, split.val, target)
-        return {"loss": scores.loss, "accuracy": scores.accuracy, "f1": scores.f1}
+        return {"loss": scores.loss, "accuracy": scores.accuracy, "f1": scores.f1,
+                "balanced_accuracy": scores.balanced_accuracy, "auc": scores.auc}
 
     def fit(self, data: SegmentSet, split: Split, target: str) -> TrainResult:
         """Distil (see :meth:`Trainer.fit`), scoring the teacher on validation before and after."""

@@ -61,6 +61,16 @@ class Split:
         """True when some trial has segments in two sets."""
         return self.shared_trials > 0
 
+    def trials(self, data: SegmentSet) -> dict[str, list[str]]:
+        """The trials of each part as ``"sNN:TT"`` strings (subject, 0-based trial): an audit trail.
+
+        Written into every ``metrics.json`` and cached result, so anyone can
+        check which trials trained, selected and tested a model.
+        """
+        return {part: sorted({f"s{s:02d}:{t:02d}" for s, t in zip(data.subject[rows].tolist(),
+                                                                    data.trial[rows].tolist())})
+                for part, rows in (("train", self.train), ("val", self.val), ("test", self.test))}
+
     def describe(self) -> str:
         """One line for logs and captions."""
         return (f"{self.kind} split, fold {self.fold + 1}/{self.n_folds} (seed {self.seed}): "

@@ -228,7 +228,7 @@ class TeacherStudentTrainer(Trainer):
 
     def teacher_scores(self, data: SegmentSet, index: np.ndarray, target: str) -> Scores:
         """The teacher's :class:`~mkdbook.train.Scores` on ``index``."""
-        return score(*self.teacher_predict(data, index, target))
+        return score(*self.teacher_predict(data, index, target), prior=self.prior)
 
     # -- the loss ----------------------------------------------------------------------
     def get_loss(self, output: ModelOutput, y: Tensor, batch: dict[str, Tensor]) -> dict[str, Tensor]:

@@ -125,3 +125,13 @@ def test_bad_arguments_are_named():
         subject_split(DATA, n_folds=5)
     with pytest.raises(ValueError, match="at least 3"):
         trial_split(DATA, n_folds=2)
+
+
+def test_the_audit_trail_names_every_trial_once():
+    split = trial_split(DATA, fold=0, seed=0)
+    trials = split.trials(DATA)
+    assert set(trials) == {"train", "val", "test"}
+    every = trials["train"] + trials["val"] + trials["test"]
+    assert len(every) == len(set(every)) == 4 * 40 and "s01:00" in every and "s04:39" in every
+    leaky = leaky_split(DATA, fold=0).trials(DATA)
+    assert set(leaky["train"]) & set(leaky["test"])  # the leak is visible in the trail
