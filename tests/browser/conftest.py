@@ -116,6 +116,12 @@ def serve(folder: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def server():
+    """:func:`serve`, for tests that serve a folder of their own."""
+    return serve
+
+
+@pytest.fixture(scope="session")
 def book_html() -> Path:
     """The built book's ``_build/html`` (``MKDBOOK_BOOK_HTML``, set by ``tools/run-tests``)."""
     value = os.environ.get("MKDBOOK_BOOK_HTML")
