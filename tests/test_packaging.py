@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+import textwrap
 import tomllib
+import types
 from pathlib import Path
 
 import yaml
@@ -149,3 +154,36 @@ def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()
     assert "tools/run-tests" in readme and "exec tools/run-tests" in ci
+
+
+def _colab_cell() -> str:
+    text = (ROOT / "CONTRIBUTING.md").read_text()
+    match = re.search(r"```python\n(\s*# Colab: install mkdbook.*?)```", text, re.DOTALL)
+    assert match, "CONTRIBUTING.md has no Colab cell"
+    return textwrap.dedent(match.group(1))
+
+
+def test_colab_cell_does_nothing_outside_colab(monkeypatch):
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda *args, **kwargs: calls.append(args))
+    monkeypatch.delenv("MKDBOOK_PROFILE", raising=False)
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    exec(_colab_cell(), {})
+    assert calls == [] and "MKDBOOK_PROFILE" not in os.environ
+
+
+def test_colab_cell_installs_this_release_and_keeps_colab_torch(monkeypatch):
+    import mkdbook
+
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda command, **kwargs: calls.append(command))
+    monkeypatch.delenv("MKDBOOK_PROFILE", raising=False)
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    exec(_colab_cell(), {})
+    (command,) = calls
+    assert command[1:4] == ["-m", "pip", "install"]
+    assert f"mkdbook @ git+{REPOSITORY}@v{mkdbook.__version__}" in command
+    # Nothing that would replace Colab's torch.
+    assert not {"-U", "--upgrade", "--force-reinstall"} & set(command)
+    assert not [c for c in command if c.startswith("torch")]
+    assert os.environ["MKDBOOK_PROFILE"] == "fast"

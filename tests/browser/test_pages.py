@@ -117,3 +117,14 @@ def test_math_is_served_with_the_book(browser, site):
     assert browser.execute_script("return document.querySelectorAll('mjx-container').length") > 0
     assert pages.math(browser) == []
     assert pages.console_errors(browser) == []
+
+
+def test_no_local_path_in_any_published_file(book_html):
+    # The pages, and everything else published with them: sources, search index, scripts.
+    forbidden = [path.encode() for path in _forbidden_paths(book_html)]
+    found = []
+    for path in sorted(book_html.rglob("*")):
+        if path.is_file() and path.suffix in {".html", ".js", ".txt", ".ipynb", ".md", ".json", ".css"}:
+            data = path.read_bytes()
+            found += [f"{path.relative_to(book_html)}: {p.decode()}" for p in forbidden if p in data]
+    assert found == []
