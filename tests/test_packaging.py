@@ -187,3 +187,22 @@ def test_colab_cell_installs_this_release_and_keeps_colab_torch(monkeypatch):
     assert not {"-U", "--upgrade", "--force-reinstall"} & set(command)
     assert not [c for c in command if c.startswith("torch")]
     assert os.environ["MKDBOOK_PROFILE"] == "fast"
+
+
+def test_workflow_builds_caches_and_publishes_the_book():
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "book.yml").read_text())
+    triggers = workflow[True]  # YAML 1.1 reads the key `on` as True
+    assert "pull_request" in triggers and triggers["push"]["branches"] == ["main"]
+    build = workflow["jobs"]["build"]
+    assert build["env"]["MKDBOOK_PROFILE"] == (
+        "${{ github.event_name == 'pull_request' && 'fast' || 'default' }}")
+    steps = {step.get("uses", step.get("run", "")).split("@")[0]: step for step in build["steps"]}
+    assert "tools/build-book" in steps
+    cache = steps["actions/cache"]["with"]
+    assert cache["path"] == ".mkdbook-cache/book"
+    assert "hashFiles('mkdbook/**', 'book/**', 'pyproject.toml')" in cache["key"]
+    assert steps["actions/upload-pages-artifact"]["with"]["path"] == "_build/html"
+    deploy = workflow["jobs"]["deploy"]
+    assert deploy["needs"] == "build"
+    assert [step["uses"].split("@")[0] for step in deploy["steps"]] == ["actions/deploy-pages"]
+    assert deploy["permissions"] == {"pages": "write", "id-token": "write"}
