@@ -11,7 +11,10 @@ cannot resolve (the build warns, and ``-W`` fails it, but a warning can be
 suppressed in ``_config.yml``):
 
 * an unknown label, document or equation keeps the role's text in an element
-  of class ``xref`` outside any link (a resolved one is inside an ``<a>``);
+  of class ``xref`` outside any link (a resolved one is inside an ``<a>``).
+  References to Python objects (class ``py``) are left out: Sphinx links
+  those it knows and leaves the others, such as another library's classes
+  named in a docstring, as plain code;
 * a MyST link ``[](#target)`` to an unknown target links to ``#target``,
   an anchor missing from the page;
 * a numbered reference without a number shows ``?``;
@@ -113,7 +116,7 @@ def unresolved(driver) -> list[str]:
         const main = document.querySelector('main') || document.body;
         const text = el => el.textContent.trim().slice(0, 80);
         const out = [];
-        main.querySelectorAll('.xref').forEach(el => {
+        main.querySelectorAll('.xref:not(.py)').forEach(el => {
             if (!el.closest('a')) out.push('unresolved reference: ' + text(el)); });
         main.querySelectorAll('a[href^="#"]').forEach(a => {
             const id = decodeURIComponent(a.getAttribute('href').slice(1));

@@ -30,6 +30,7 @@ SOUND = """
 <p>As {author} showed <span class="bibtex-citation">[<a class="reference internal" href="#cite-1">A20</a>]</span>,
 the accuracy was <span class="pasted-text">0.61</span>; see
 <a class="reference internal" href="#fig"><span class="std std-numref">Fig. 1</span></a>.</p>
+<p>It returns a <code class="xref py py-class docutils literal">numpy.ndarray</code>.</p>
 <p><span class="math notranslate nohighlight">\\(a^2 + b^2 = c^2\\)</span></p>
 <div class="cell_output docutils container" id="fig"><img alt="figure" src="../_images/figure.png"/></div>
 <div class="citation" id="cite-1">A. Author. A title. 2020.</div>
