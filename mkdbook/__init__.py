@@ -21,8 +21,11 @@ chapter                       modules
                               ``mkdbook.distill``
 6 Feedback                    ``mkdbook.feedback``
 7 Ablations and baselines     ``mkdbook.methods``, ``mkdbook.baselines``,
-                              ``mkdbook.results``, ``mkdbook.experiments``
+                              ``mkdbook.results``, ``mkdbook.tables``,
+                              ``mkdbook.experiments``
 8 Significance                ``mkdbook.stats``
+Full protocol                 ``mkdbook.executors`` (serial and Dask),
+                              ``mkdbook.progress``, ``mkdbook.lease``
 Appendix                      *The method at a glance*: the paper's equations
                               and every choice it leaves open, linked to the
                               modules above

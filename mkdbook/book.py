@@ -17,6 +17,10 @@ code itself, not a copy pasted into the notebook:
 DEAP release when ``MKDBOOK_DEAP_DIR`` is set, a simulated cohort otherwise.
 It lives here, not in :mod:`mkdbook.profile`, so that choosing a profile never
 simulates anything; only a chapter asking for its data does.
+
+Chapters 7 and 8 compare the methods of :data:`mkdbook.methods.METHODS` on
+one grid, :func:`comparison_grid`, and list them with :func:`method_table`
+(rendered with citations by :func:`markdown_table`).
 """
 
 from __future__ import annotations
@@ -27,21 +31,33 @@ import random
 import re
 import textwrap
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 import torch
 
-from mkdbook.data import SegmentSet, load_segments
-from mkdbook.data.cache import SIMULATION_MANIFEST
-from mkdbook.paths import home
-from mkdbook.profile import Profile, active_profile, real_deap_dir
+# In a notebook without ipywidgets, tqdm.auto warns once, when it is first
+# imported, that its progress bars fall back to text. The data layer imports
+# it, so it is imported here first with that warning silenced: a chapter whose
+# first import from the package is this module never shows it.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="IProgress not found")
+    import tqdm.auto  # noqa: F401
+
+from mkdbook.data import SegmentSet, load_segments  # noqa: E402
+from mkdbook.data.cache import SIMULATION_MANIFEST  # noqa: E402
+from mkdbook.paths import home  # noqa: E402
+from mkdbook.profile import Profile, active_profile, real_deap_dir  # noqa: E402
 
 if TYPE_CHECKING:
-    from IPython.display import Code
+    from IPython.display import Code, Markdown
 
-__all__ = ["book_cohort", "show", "start"]
+    from mkdbook.experiments import Grid
+
+__all__ = ["book_cohort", "comparison_grid", "markdown_table", "method_table", "show", "start"]
 
 
 def book_cohort(variant: str = "default", *, seed: int = 0, profile: Profile | None = None) -> Path:
@@ -98,7 +114,9 @@ def start(seed: int = 0, variant: str = "default") -> tuple[Profile, SegmentSet]
     * sets MNE's log level to ``"ERROR"``;
     * hides warnings that say nothing about the chapter: tqdm's
       "IProgress not found" (without ipywidgets, notebook progress bars fall
-      back to text) and the ``UserWarning`` category raised from PyTorch;
+      back to text; importing this module already keeps away the one tqdm
+      gives when first imported) and the ``UserWarning`` category raised
+      from PyTorch;
     * sets the seaborn theme (``context="notebook", style="whitegrid"``);
     * loads the segments of :func:`book_cohort` ``(variant)`` and prints one
       line naming the profile and the data's source.
@@ -218,3 +236,96 @@ def _drop_docstring(source: str, *, module: bool = False) -> str:
     if separator:
         end += separator.end()
     return (data[:begin] + data[end:]).decode()
+
+
+# -- The comparison of chapters 7 and 8 -------------------------------------------------
+
+
+def comparison_grid(profile: Profile | None = None) -> Grid:
+    """The grid of chapters 7 and 8: every method of the method table, at the size of ``profile``.
+
+    The named ``"baselines"`` grid (:func:`~mkdbook.experiments.make_grid`)
+    with its methods replaced by all of :data:`~mkdbook.methods.METHODS`, in
+    table order: every method runs on the same targets, folds, seeds and
+    training settings, so chapter 8 tests exactly the cells chapter 7 ran
+    and finds them in the result cache.
+
+    Parameters
+    ----------
+    profile : Profile, optional
+        :func:`~mkdbook.profile.active_profile` by default.
+
+    Returns
+    -------
+    Grid
+    """
+    from dataclasses import replace
+
+    from mkdbook.experiments import make_grid
+    from mkdbook.methods import method_names
+
+    return replace(make_grid("baselines", profile), methods=method_names())
+
+
+def method_table(names: Sequence[str] | None = None) -> pd.DataFrame:
+    """The rows of the method table as a DataFrame, with a citation for each method.
+
+    Parameters
+    ----------
+    names : sequence of str, optional
+        Methods to list, in this order; every method of
+        :data:`~mkdbook.methods.METHODS`, in table order, by default.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``method``, with columns ``role``, ``description``,
+        ``teacher`` (the teacher's method name, empty for methods that learn
+        from labels alone) and ``reference``: the method's BibTeX keys as a
+        MyST citation, ``{cite:p}`key1,key2```, empty when it has none.
+
+    Raises
+    ------
+    ValueError
+        If a name is not in the method table.
+    """
+    from mkdbook.methods import METHODS, method_named
+
+    methods = METHODS if names is None else tuple(method_named(name) for name in names)
+    rows = [{"method": m.name, "role": m.role, "description": m.description,
+             "teacher": m.teacher if m.needs_teacher else "",
+             "reference": f"{{cite:p}}`{','.join(m.references)}`" if m.references else ""}
+            for m in methods]
+    return pd.DataFrame(rows, columns=["method", "role", "description", "teacher", "reference"]).set_index("method")
+
+
+def markdown_table(frame: pd.DataFrame, *, index: bool = True) -> Markdown:
+    """A DataFrame as a Markdown pipe table, for a cell whose Markdown output is parsed as MyST.
+
+    Unlike a DataFrame's HTML, a Markdown output can carry roles such as the
+    citations of :func:`method_table`; they are rendered when the cell's
+    metadata asks for MyST (``"mystnb": {"markdown_format": "myst"}``).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Values are written with :class:`str`; ``|`` is escaped and line
+        breaks become spaces.
+    index : bool, default True
+        Write the index as the first column, headed by its name.
+
+    Returns
+    -------
+    IPython.display.Markdown
+        Its ``data`` attribute is the table's text.
+    """
+    from IPython.display import Markdown
+
+    def cell(value: Any) -> str:
+        return " ".join(str(value).split()).replace("|", "\\|")
+
+    table = frame.reset_index() if index else frame
+    header = [cell(c) for c in table.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return Markdown("\n".join(lines))

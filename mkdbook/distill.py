@@ -165,7 +165,8 @@ class Distiller(TeacherStudentTrainer):
 
     def _teacher_summary(self, data: SegmentSet, split: Split, target: str) -> dict[str, float]:
         scores = self.teacher_scores(data, split.val, target)
-        return {"loss": scores.loss, "accuracy": scores.accuracy, "f1": scores.f1}
+        return {"loss": scores.loss, "accuracy": scores.accuracy, "f1": scores.f1,
+                "balanced_accuracy": scores.balanced_accuracy, "auc": scores.auc}
 
     def fit(self, data: SegmentSet, split: Split, target: str) -> TrainResult:
         """Distil (see :meth:`Trainer.fit`), scoring the teacher on validation before and after."""
@@ -311,7 +312,23 @@ class FeedbackDistiller(Distiller):
             self._feedback(batch, y)
         return logged
 
-    def _validation_batch(self, phase: int) -> tuple[dict[str, Tensor], Tensor]:
+    def feedback_batch(self, phase: int) -> tuple[dict[str, Tensor], Tensor]:
+        """The validation batch and labels of feedback phase ``phase`` (counted from 0).
+
+        Batch ``phase mod n`` of a permutation of the validation segments
+        drawn from ``(seed, phase // n)``, where ``n`` is the number of
+        validation batches: each validation segment is used once every ``n``
+        phases, and the batch depends on nothing but the phase number, so a
+        resumed run draws the same. The segments drawn are added to
+        :attr:`feedback_rows`. Only valid while :meth:`fit` runs.
+
+        Returns
+        -------
+        batch : dict of str to Tensor
+            The segments' inputs in this trainer's standardisation, on its device.
+        y : Tensor
+            Their labels.
+        """
         data, split, target = self._context
         size = self.config.batch_size
         n_batches = -(-len(split.val) // size)
@@ -325,7 +342,7 @@ class FeedbackDistiller(Distiller):
 
     def _feedback(self, batch: dict[str, Tensor], y: Tensor) -> None:
         began = time.perf_counter()
-        val_batch, y_val = self._validation_batch(len(self.feedback_log))
+        val_batch, y_val = self.feedback_batch(len(self.feedback_log))
         values = feedback_phase(self.teacher_input(), self.model, self.projector, batch, y, val_batch, y_val,
                                 self.teacher_optimizer, self.loss_config, self.feedback)
         self.feedback_log.append({"phase": len(self.feedback_log) + 1, "step": self.step,

@@ -41,6 +41,7 @@ from typing import Any, Protocol
 import pandas as pd
 import torch
 
+from mkdbook.checks import check_option
 from mkdbook.data.cache import load_segments
 from mkdbook.data.fingerprint import fingerprint_data
 from mkdbook.data.segments import SegmentConfig, SegmentSet
@@ -59,7 +60,6 @@ from mkdbook.results import (
     results_dir,
     store_result,
 )
-from mkdbook.checks import check_option
 from mkdbook.splits import Split, make_split
 from mkdbook.tables import TABLE_COLUMNS, per_subject, summarise
 from mkdbook.train import ChannelScaler, TrainConfig, Trainer, TrainResult

@@ -28,6 +28,11 @@ from mkdbook.stats import chance_interval
 class ChanceReference:
     """What a classifier without information scores on a grid's test sets.
 
+    :func:`chance_reference` computes it for the folds of a :class:`Grid`.
+    When the test predictions of all folds are pooled instead, so that every
+    trial is tested once, build it directly from the pooled majority-class
+    rate and the number of trials of the whole cohort.
+
     Attributes
     ----------
     majority : float

@@ -263,11 +263,6 @@ def load_result(cell: Cell, folder: Path) -> CellResult | None:
     return CellResult(cell, folder, segments, record)
 
 
-def _scores(scores) -> dict[str, float]:
-    return {"loss": float(scores.loss), "accuracy": float(scores.accuracy),
-            "f1": float(scores.f1), "n": int(scores.n)}
-
-
 def store_result(cell: Cell, folder: Path, data: SegmentSet, split: Split, output: MethodResult,
                  seconds: float) -> None:
     """Write a finished cell's ``predictions.npz`` and, last, its ``result.json``."""
@@ -282,11 +277,12 @@ def store_result(cell: Cell, folder: Path, data: SegmentSet, split: Split, outpu
     }
     version, source = package_fingerprint()
     record = {
-        "test": _scores(test), "val": _scores(output.train.val),
+        "test": test.summary(), "val": output.train.val.summary(),
         "best_epoch": int(output.train.best_epoch), "history": output.train.history,
         "extra": dict(output.extra), "seconds": seconds,
         "split": {"train": len(split.train), "val": len(split.val), "test": len(split.test),
                   "shared_trials": split.shared_trials},
+        "trials": split.trials(data),
         "cell": asdict(cell), "package_version": version, "package_source": source,
     }
     try:

@@ -4,8 +4,8 @@ The unit of a split decides what a test score means. Segments of one trial
 share the trial's label *and* everything else about that recording (electrode
 impedances, the subject's state, the video), so a classifier can recognise the
 trial instead of the emotion. The honest splits here hold out whole trials
-(:func:`trial_split`) or whole subjects (:func:`subject_split`), and are made
-on trial ids *before* any segment is used. :func:`leaky_split` splits segments
+(:func:`trial_split`), whole videos (:func:`video_split`) or whole subjects
+(:func:`subject_split`), and are made on trial ids *before* any segment is used. :func:`leaky_split` splits segments
 at random, as several published DEAP pipelines did, and exists only to show
 how much that inflates accuracy.
 
@@ -27,7 +27,7 @@ from mkdbook.checks import check_option
 from mkdbook.data.segments import SegmentSet
 
 #: The split protocols by name, as the command line accepts them.
-SPLIT_KINDS: tuple[str, ...] = ("trial", "subjects", "leaky")
+SPLIT_KINDS: tuple[str, ...] = ("trial", "video", "subjects", "leaky")
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class Split:
     Attributes
     ----------
     kind : str
-        ``"trial"``, ``"subjects"`` or ``"leaky"``.
+        One of :data:`SPLIT_KINDS`.
     fold, n_folds, seed : int
         Which rotation of which shuffled k-fold partition this is.
     train, val, test : ndarray of int
@@ -60,6 +60,16 @@ class Split:
     def leaks(self) -> bool:
         """True when some trial has segments in two sets."""
         return self.shared_trials > 0
+
+    def trials(self, data: SegmentSet) -> dict[str, list[str]]:
+        """The trials of each part as ``"sNN:TT"`` strings (subject, 0-based trial): an audit trail.
+
+        Written into every ``metrics.json`` and cached result, so anyone can
+        check which trials trained, selected and tested a model.
+        """
+        return {part: sorted({f"s{s:02d}:{t:02d}" for s, t in zip(data.subject[rows].tolist(),
+                                                                    data.trial[rows].tolist())})
+                for part, rows in (("train", self.train), ("val", self.val), ("test", self.test))}
 
     def describe(self) -> str:
         """One line for logs and captions."""
@@ -156,6 +166,27 @@ def trial_split(data: SegmentSet, *, fold: int = 0, n_folds: int = 10, seed: int
     return _make("trial", data, fold_of, fold, n_folds, seed)
 
 
+def video_split(data: SegmentSet, *, fold: int = 0, n_folds: int = 10, seed: int = 0) -> Split:
+    """Hold out whole videos: the same videos for every subject (leave-video-out).
+
+    DEAP stores each subject's trials in video order, so a trial index is a
+    video. Under :func:`trial_split` a video tested for one subject is in
+    other subjects' training data; because blinks and gaze are partly
+    synchronised across viewers of the same film (Nakano et al., 2009; Dorr et
+    al., 2010), a network may then recognise the film rather than the emotion.
+    Here the videos are dealt into ``n_folds`` groups (shuffled by ``seed``),
+    and a fold's videos are test videos for everybody.
+
+    Parameters are those of :func:`trial_split`; the group is the video.
+    """
+    _check_fold(fold, n_folds, len(np.unique(data.trial)), "videos")
+    fold_of = np.empty(len(data), np.int64)
+    splitter = GroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    for k, (_, test) in enumerate(splitter.split(data.trial, groups=data.trial)):
+        fold_of[test] = k
+    return _make("video", data, fold_of, fold, n_folds, seed)
+
+
 def subject_split(data: SegmentSet, *, fold: int = 0, n_folds: int = 10, seed: int = 0) -> Split:
     """Hold out whole subjects (cross-subject generalisation).
 
@@ -187,6 +218,6 @@ def leaky_split(data: SegmentSet, *, fold: int = 0, n_folds: int = 10, seed: int
 def make_split(data: SegmentSet, kind: str, *, fold: int = 0, n_folds: int = 10,
                seed: int = 0) -> Split:
     """Build a split by protocol name (one of :data:`SPLIT_KINDS`)."""
-    builders = {"trial": trial_split, "subjects": subject_split, "leaky": leaky_split}
+    builders = {"trial": trial_split, "video": video_split, "subjects": subject_split, "leaky": leaky_split}
     check_option("kind", kind, SPLIT_KINDS)
     return builders[kind](data, fold=fold, n_folds=n_folds, seed=seed)

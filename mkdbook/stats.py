@@ -9,6 +9,8 @@ The book's accuracy figures and its chapter 8 draw on this module:
 * :func:`corrected_resampled_ttest` is the Nadeau-Bengio test for differences
   measured on overlapping cross-validation folds;
 * :func:`holm` adjusts a family of p-values;
+* :func:`unit_means` averages a results table into the pairs a paired test
+  compares (one per subject, say);
 * :func:`compare_methods` runs the whole "reference against every baseline"
   comparison on a tidy results table;
 * :func:`mixed_model` fits the same comparison as a linear mixed model with a
@@ -48,6 +50,7 @@ __all__ = [
     "paired_ttest",
     "corrected_resampled_ttest",
     "holm",
+    "unit_means",
     "compare_methods",
     "mixed_model",
 ]
@@ -503,10 +506,50 @@ def _require_reference(methods: Sequence[str], reference: str) -> None:
         raise ValueError(f"need at least one method besides the reference {reference!r}")
 
 
-def _unit_means(
-    table: pd.DataFrame, method_col: str, score_col: str, pair_by: list[str]
+def unit_means(
+    table: pd.DataFrame,
+    method_col: str = "method",
+    score_col: str = "accuracy",
+    pair_by: str | Sequence[str] = ("subject",),
 ) -> pd.DataFrame:
-    """One row per pairing unit, one column per method, scores averaged within."""
+    """Average each method's scores within each pairing unit: the pairs a paired test compares.
+
+    :func:`compare_methods` pairs methods on these means, so that each unit
+    (by default a subject, pooling its folds and seeds) contributes one pair
+    however many runs it has.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Long results table, one row per run (method x subject x fold x seed).
+    method_col, score_col : str, default "method", "accuracy"
+        Columns holding the method name and the score.
+    pair_by : str or sequence of str, default ("subject",)
+        Columns defining the pairing unit.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per pairing unit (indexed by the ``pair_by`` columns, sorted)
+        and one column per method, holding the mean score of that method's
+        runs in that unit; NaN where a method has no run in a unit.
+
+    Raises
+    ------
+    ValueError
+        If a column is missing or a score is NaN.
+
+    Examples
+    --------
+    >>> runs = pd.DataFrame({"method": ["A", "A", "B", "B"], "subject": [1, 1, 1, 1],
+    ...                      "fold": [0, 1, 0, 1], "accuracy": [0.6, 0.8, 0.5, 0.7]})
+    >>> unit_means(runs).round(2)  # doctest: +NORMALIZE_WHITESPACE
+    method     A    B
+    subject
+    1        0.7  0.6
+    """
+    pair_by = [pair_by] if isinstance(pair_by, str) else list(pair_by)
+    _require_columns(table, [method_col, score_col, *pair_by])
     if table[score_col].isna().any():
         raise ValueError(f"column {score_col!r} contains NaN scores")
     means = table.groupby([*pair_by, method_col], sort=True)[score_col].mean()
@@ -595,7 +638,7 @@ def compare_methods(
     _require_columns(table, [method_col, score_col, *pair_by])
     methods = sorted(table[method_col].unique().tolist(), key=str)
     _require_reference(methods, reference)
-    units = _unit_means(table, method_col, score_col, pair_by)
+    units = unit_means(table, method_col, score_col, pair_by)
 
     rows = []
     for method in (m for m in methods if m != reference):

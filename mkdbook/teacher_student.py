@@ -3,7 +3,7 @@
 :class:`TeacherStudentTrainer` is a :class:`~mkdbook.train.Trainer` whose
 model is the *student* and whose loss also reads a fixed *teacher*: the
 paper's teaching phase (:class:`mkdbook.distill.Distiller`), its feedback
-variant (:class:`mkdbook.feedback.FeedbackDistiller`), and the EmotionKD and
+variant (:class:`mkdbook.distill.FeedbackDistiller`), and the EmotionKD and
 CGAN baselines (:mod:`mkdbook.baselines`) all subclass it and differ only in
 their loss (:meth:`TeacherStudentTrainer.get_loss`) or, for the GAN, their step.
 
@@ -228,7 +228,7 @@ class TeacherStudentTrainer(Trainer):
 
     def teacher_scores(self, data: SegmentSet, index: np.ndarray, target: str) -> Scores:
         """The teacher's :class:`~mkdbook.train.Scores` on ``index``."""
-        return score(*self.teacher_predict(data, index, target))
+        return score(*self.teacher_predict(data, index, target), prior=self.prior)
 
     # -- the loss ----------------------------------------------------------------------
     def get_loss(self, output: ModelOutput, y: Tensor, batch: dict[str, Tensor]) -> dict[str, Tensor]:

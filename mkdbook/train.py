@@ -31,7 +31,7 @@ from mkdbook.batches import ChannelScaler, iterate_batches
 from mkdbook.checks import check_int, check_number, check_option
 from mkdbook.data.segments import SegmentSet
 from mkdbook.identity import identity_differences, refuse_other_result, run_identity
-from mkdbook.metrics import Scores, predict, score
+from mkdbook.metrics import Scores, class_prior, predict, score
 from mkdbook.models.outputs import ModelOutput
 from mkdbook.splits import Split
 
@@ -218,6 +218,7 @@ class Trainer:
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.scaler: ChannelScaler | None = None
         self.identity: dict | None = None
+        self.prior: np.ndarray | None = None
 
     # -- pieces a subclass may override -------------------------------------------------
     def add_part(self, name: str, part: nn.Module | torch.optim.Optimizer) -> None:
@@ -306,8 +307,8 @@ class Trainer:
                        batch_size=self.config.eval_batch_size, device=self.device)
 
     def evaluate(self, data: SegmentSet, index: np.ndarray, target: str) -> Scores:
-        """Cross-entropy, accuracy and macro-F1 on the segments in ``index`` (:func:`score`)."""
-        return score(*self.predict(data, index, target))
+        """The :class:`~mkdbook.metrics.Scores` on the segments in ``index``, against the training prior."""
+        return score(*self.predict(data, index, target), prior=self.prior)
 
     def _state(self, epoch: int, history: list, best: tuple[float, int], stale: int) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
@@ -370,6 +371,7 @@ class Trainer:
         self.identity = {**run_identity(self.model, data, split, target, cfg.identity()),
                          **self.identity_extras()}
         self.scaler = ChannelScaler.fit(data, split.train, self.train_modalities, seed=cfg.seed)
+        self.prior = class_prior(data.labels(target)[split.train])
         history: list[dict[str, float]] = []
         best, stale, start = (np.inf, 0), 0, 1
         best_weights = None
@@ -424,22 +426,25 @@ class Trainer:
 
 
 def write_metrics(result: TrainResult, split: Split, config: dict, path: Path | str,
-                  extra: dict | None = None, identity: dict | None = None) -> dict:
-    """Write ``metrics.json`` (test scores, split, identity, configuration, history and ``extra``).
+                  extra: dict | None = None, identity: dict | None = None,
+                  trials: dict[str, list[str]] | None = None) -> dict:
+    """Write ``metrics.json`` (scores, split, identity, configuration, history and ``extra``).
+
+    ``trials`` (:meth:`mkdbook.splits.Split.trials`) lists the trials of each
+    part, the audit trail of which data trained, selected and tested the model.
 
     Returns the metrics dict that was written.
     """
     path = Path(path)
     metrics = {
-        "test_accuracy": result.test.accuracy,
-        "test_f1": result.test.f1,
-        "test_loss": result.test.loss,
+        **{f"test_{name}": value for name, value in result.test.summary().items() if name != "n"},
         "n_test_segments": result.test.n,
-        "val_accuracy": result.val.accuracy,
+        **{f"val_{name}": value for name, value in result.val.summary().items() if name != "n"},
         "best_epoch": result.best_epoch,
         "split": {"kind": split.kind, "fold": split.fold, "n_folds": split.n_folds,
                   "seed": split.seed, "shared_trials": split.shared_trials},
         "identity": identity,
+        "trials": trials,
         "config": config,
         "history": result.history,
         **(extra or {}),

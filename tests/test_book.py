@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
+import os
 import random
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -118,3 +123,61 @@ def test_start_seeds_and_loads_the_cohort_without_simulating(monkeypatch, tmp_pa
 def test_book_cohort_uses_the_real_folder_for_the_default_variant(monkeypatch, tmp_path):
     monkeypatch.setenv("MKDBOOK_DEAP_DIR", str(tmp_path))
     assert book.book_cohort("default") == tmp_path
+
+
+def _tqdm_import_warnings(first: str) -> str:
+    """Import ``tqdm.auto`` the way a notebook kernel does, after ``first``; return stderr."""
+    code = textwrap.dedent(f"""
+        import warnings
+        import ipykernel.zmqshell  # tqdm.auto takes its presence for a notebook kernel
+        warnings.simplefilter("always")
+        {first}
+        import tqdm.auto
+    """)
+    root = Path(book.__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          timeout=300, check=True)
+    return done.stderr
+
+
+def test_importing_book_keeps_the_tqdm_notebook_warning_away():
+    pytest.importorskip("ipykernel")
+    if importlib.util.find_spec("ipywidgets") is not None:
+        pytest.skip("with ipywidgets installed tqdm has no warning to give")
+    assert "IProgress not found" in _tqdm_import_warnings("pass")  # the warning this is about
+    assert "IProgress not found" not in _tqdm_import_warnings("import mkdbook.book")
+
+
+def test_comparison_grid_runs_every_method_of_the_table_on_the_baselines_grid():
+    from dataclasses import replace
+
+    from mkdbook.experiments import make_grid
+    from mkdbook.methods import method_names
+
+    grid = book.comparison_grid(PROFILES["fast"])
+    assert grid.methods == method_names()
+    assert grid == replace(make_grid("baselines", PROFILES["fast"]), methods=grid.methods)
+
+
+def test_method_table_follows_the_method_table_and_cites_its_references():
+    from mkdbook.methods import METHODS, method_named
+
+    table = book.method_table()
+    assert list(table.index) == [m.name for m in METHODS]
+    assert list(table.columns) == ["role", "description", "teacher", "reference"]
+    cgan = method_named("cgan")
+    assert table.loc["cgan", "reference"] == "{cite:p}`" + ",".join(cgan.references) + "`"
+    assert table.loc["student", "teacher"] == "" and table.loc["hinton", "teacher"] == "teacher"
+    assert list(book.method_table(["hinton", "eeg"]).index) == ["hinton", "eeg"]
+    with pytest.raises(ValueError, match="method must be one of"):
+        book.method_table(["nope"])
+
+
+def test_markdown_table_writes_a_pipe_table_with_escapes():
+    import pandas as pd
+
+    frame = pd.DataFrame({"a": ["x|y"], "b": ["two\nlines"]}, index=pd.Index(["r"], name="row"))
+    text = book.markdown_table(frame).data
+    assert text.splitlines() == ["| row | a | b |", "| --- | --- | --- |", "| r | x\\|y | two lines |"]
+    assert book.markdown_table(frame, index=False).data.splitlines()[0] == "| a | b |"

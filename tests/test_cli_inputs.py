@@ -174,3 +174,23 @@ def test_simulate_never_overwrites_files_it_did_not_write(tmp_path, capsys):
     err = one_line_error(["simulate", str(folder), "--subjects", "1", "--quiet"], capsys)
     assert "s01.dat, which no simulation of this cohort wrote" in err
     assert (folder / "s01.dat").read_bytes() == b"someone's real recording"
+
+
+def test_train_with_the_video_split(cohort, tmp_path):
+    import json
+
+    out = tmp_path / "run"
+    assert main(train(cohort, out, "--split", "video")) == 0
+    split = json.loads((out / "metrics.json").read_text())["split"]
+    assert split["kind"] == "video" and split["shared_trials"] == 0
+
+
+def test_metrics_list_the_trials_of_each_part(cohort, tmp_path):
+    import json
+
+    out = tmp_path / "run"
+    assert main(train(cohort, out)) == 0
+    trials = json.loads((out / "metrics.json").read_text())["trials"]
+    assert set(trials) == {"train", "val", "test"} and all(t.startswith("s01:") for t in trials["test"])
+    assert not set(trials["train"]) & set(trials["test"]) and not set(trials["val"]) & set(trials["test"])
+    assert len(trials["train"]) + len(trials["val"]) + len(trials["test"]) == 40

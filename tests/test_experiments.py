@@ -293,8 +293,9 @@ def test_table_has_one_row_per_cell_and_test_subject():
         np.testing.assert_allclose(rows["accuracy"], correct.to_numpy())
 
     summary = summarise(table)
-    assert list(summary.columns) == ["method", "target", "accuracy_mean", "accuracy_sd", "f1_mean",
-                                     "f1_sd", "n_cells"]
+    assert list(summary.columns) == ["method", "target", "accuracy_mean", "accuracy_sd", "majority_rate_mean",
+                                     "balanced_accuracy_mean", "balanced_accuracy_sd", "auc_mean", "auc_sd",
+                                     "f1_mean", "f1_sd", "n_cells"]
     assert len(summary) == 4 and (summary["n_cells"] == 2).all()
     one = table[(table["method"] == "tiny-eog") & (table["target"] == "valence")]
     per_cell = one.groupby("fold")["accuracy"].mean()

@@ -7,7 +7,7 @@ import pytest
 
 from mkdbook.data.layout import DEAP
 from mkdbook.data.segments import SegmentConfig, SegmentSet
-from mkdbook.splits import SPLIT_KINDS, leaky_split, make_split, subject_split, trial_split
+from mkdbook.splits import SPLIT_KINDS, leaky_split, make_split, subject_split, trial_split, video_split
 
 
 def fake_segments(n_subjects: int = 4) -> SegmentSet:
@@ -75,6 +75,20 @@ def test_whole_trials_stay_together():
         assert set(counts[counts > 0].tolist()) == {15}
 
 
+@pytest.mark.parametrize("fold", [0, 7])
+def test_video_split_holds_out_the_same_videos_for_everyone(fold):
+    split = video_split(DATA, fold=fold, seed=3)
+    per_subject = {part: [frozenset(DATA.trial[getattr(split, part)][DATA.subject[getattr(split, part)] == s])
+                          for s in DATA.subjects] for part in ("train", "val", "test")}
+    for part, videos in per_subject.items():
+        assert len(set(videos)) == 1, part  # the same videos for every subject
+    test, val, train = (next(iter(per_subject[p])) for p in ("test", "val", "train"))
+    assert len(test) == len(val) == 4 and len(train) == 32
+    assert not (test & train) and not (val & train) and not (test & val) and not split.leaks
+    tested = np.concatenate([video_split(DATA, fold=k, seed=3).test for k in range(10)])
+    assert np.array_equal(np.sort(tested), np.arange(len(DATA)))
+
+
 def test_subject_split_holds_out_subjects():
     split = subject_split(DATA, fold=0, n_folds=4)
     subjects = [set(DATA.subject[getattr(split, p)].tolist()) for p in ("train", "val", "test")]
@@ -111,3 +125,13 @@ def test_bad_arguments_are_named():
         subject_split(DATA, n_folds=5)
     with pytest.raises(ValueError, match="at least 3"):
         trial_split(DATA, n_folds=2)
+
+
+def test_the_audit_trail_names_every_trial_once():
+    split = trial_split(DATA, fold=0, seed=0)
+    trials = split.trials(DATA)
+    assert set(trials) == {"train", "val", "test"}
+    every = trials["train"] + trials["val"] + trials["test"]
+    assert len(every) == len(set(every)) == 4 * 40 and "s01:00" in every and "s04:39" in every
+    leaky = leaky_split(DATA, fold=0).trials(DATA)
+    assert set(leaky["train"]) & set(leaky["test"])  # the leak is visible in the trail

@@ -303,3 +303,21 @@ def test_mixed_model_errors_are_clear():
         stats.mixed_model(table, reference="V9")
     with pytest.raises(ValueError, match="at least 2 levels"):
         stats.mixed_model(table[table["subject"] == "s00"], reference="V3")
+
+
+# --- pairing units ---------------------------------------------------------
+
+
+def test_unit_means_averages_runs_within_each_unit():
+    rng = np.random.default_rng(11)
+    table = results_table(rng, {"V3": 0.02, "CGAN": 0.0}, n_subjects=3, n_folds=4)
+    units = stats.unit_means(table)
+    assert units.index.name == "subject" and sorted(units.columns) == ["CGAN", "V3"]
+    expected = table[(table["subject"] == "s01") & (table["method"] == "V3")]["accuracy"].mean()
+    assert units.loc["s01", "V3"] == pytest.approx(expected)
+    by_fold = stats.unit_means(table, pair_by=["subject", "fold"])
+    assert len(by_fold) == 3 * 4
+    with pytest.raises(ValueError, match="'participant'"):
+        stats.unit_means(table, pair_by="participant")
+    with pytest.raises(ValueError, match="NaN"):
+        stats.unit_means(table.assign(accuracy=np.nan))

@@ -12,6 +12,7 @@ from torch import nn
 from mkdbook.data.segments import SegmentConfig, SegmentSet
 from mkdbook.models.outputs import ModelOutput
 from mkdbook.splits import trial_split
+from mkdbook.metrics import class_prior, score
 from mkdbook.train import NonFiniteLossError, TrainConfig, Trainer, write_metrics
 
 
@@ -147,3 +148,23 @@ def test_early_stopping_stops():
     config = TrainConfig(epochs=30, batch_size=32, lr=0.0, patience=2, progress=False, device="cpu")
     result = Trainer(TinyEOGNet(), config).fit(DATA, SPLIT, "valence")
     assert len(result.history) == 3
+
+
+def test_scores_expose_a_constant_predictor():
+    labels = np.array([1, 1, 1, 0, 1, 0, 1, 1])
+    always_high = np.tile([0.2, 0.8], (len(labels), 1))
+    scores = score(always_high, labels, prior=class_prior(np.array([1, 1, 0, 1])))
+    assert scores.accuracy == 0.75 and scores.majority_rate == 0.75 and scores.majority_class == 1
+    assert scores.balanced_accuracy == 0.5 and scores.auc == 0.5
+    perfect = score(np.eye(2)[labels] * 0.98 + 0.01, labels, prior=np.array([0.25, 0.75]))
+    assert perfect.auc == 1.0 and perfect.balanced_accuracy == 1.0 and perfect.log_loss_gain > 0.5
+    assert np.isnan(score(always_high[:4], np.ones(4, dtype=int)).auc)  # one class: AUC undefined
+
+
+def test_metrics_file_reports_every_score(tmp_path):
+    result = Trainer(TinyEOGNet(), CONFIG).fit(DATA, SPLIT, "valence")
+    metrics = write_metrics(result, SPLIT, {}, tmp_path / "metrics.json")
+    for name in ("accuracy", "f1", "balanced_accuracy", "auc", "majority_rate", "log_loss_gain"):
+        assert np.isfinite(metrics[f"test_{name}"]), name
+    majority = np.bincount(DATA.labels("valence")[SPLIT.train]).argmax()
+    assert metrics["test_majority_rate"] == np.mean(DATA.labels("valence")[SPLIT.test] == majority)

@@ -66,7 +66,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_argument(parser)
     parser.add_argument("--target", required=True, choices=("valence", "arousal"))
     parser.add_argument("--split", default="trial", choices=SPLIT_KINDS,
-                        help="trial (default), subjects, or leaky (for contrast only)")
+                        help="trial (default), video (leave-video-out), subjects, or leaky (for contrast only)")
     parser.add_argument("--fold", type=non_negative_int, default=0, help="test fold, 0-based (default 0)")
     parser.add_argument("--folds", type=positive_int, default=None,
                         help="number of folds (default 10; subjects: min(10, n_subjects))")

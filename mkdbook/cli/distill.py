@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     config = {"method": args.variant, "target": args.target, "data": data.source,
               "train": asdict(student_train), "teacher_cell": asdict(teacher_cell)}
     write_metrics(output.train, split, config, out / "metrics.json", extra=output.extra,
-                  identity=output.extra["identity"])
+                  identity=output.extra["identity"], trials=split.trials(data))
     extra = output.extra
     print(f"{args.variant} on {args.target}, {split.describe()}")
     print(f"student test accuracy {output.train.test.accuracy:.3f}, macro-F1 {output.train.test.f1:.3f} "

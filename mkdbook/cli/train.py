@@ -35,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
     trainer = Trainer(model, config, out)
     result = trainer.fit(data, split, args.target)
     write_metrics(result, split, {"model": args.model, "target": args.target, "data": data.source,
-                                  "train": asdict(config)}, out / "metrics.json", identity=trainer.identity)
+                                  "train": asdict(config)}, out / "metrics.json", identity=trainer.identity,
+                  trials=split.trials(data))
     print(f"{args.model} on {args.target}, {split.describe()}")
     print(f"test accuracy {result.test.accuracy:.3f}, macro-F1 {result.test.f1:.3f} "
           f"(best epoch {result.best_epoch}); wrote {out / 'metrics.json'}")

@@ -33,8 +33,9 @@ timing only: this project never uses them, and DEAP's own units for them differ.
 Variants (:data:`VARIANTS`) switch pathways off, to test a pipeline against a
 known truth: ``"null"`` makes the ratings follow a second, independent latent
 state, so no method may beat chance; ``"eeg-only-valence"`` keeps valence out
-of every non-EEG channel, so an EOG-only student can learn valence only from a
-teacher, never from its own input.
+of every non-EEG channel, a negative control: no EOG-only network can learn
+valence there, from labels or from any teacher, because nothing in its input
+carries it (a teacher can only help a student use what its own input holds).
 
 The simulator is a package, one module per part of the model: ``config``
 (parameters), ``variants``, ``latents`` (traits and latent state),
