@@ -23,6 +23,7 @@ from mkdbook.executors import ClusterConfig, DaskConfig, DaskExecutor
 from mkdbook.experiments import run_grid
 from mkdbook.lease import LeaseConfig, acquire, held, read_lease, release
 from mkdbook.progress import format_status, status_table
+from mkdbook.results import cell_key, lease_path, results_dir
 
 from cluster_methods import TINY_METHODS, TRAIN, epochs_logged, tiny_grid, tiny_segments
 
@@ -182,6 +183,11 @@ def test_status_counts_cells_and_estimates_the_time_left(tmp_path, monkeypatch):
     assert table.loc[0, "seconds_per_cell"] > 0
     text = format_status(table, workers=2)
     assert "6 cells: 1 done, 0 running, 5 pending; time left on 2 worker(s):" in text
+    # A live lease (this process's own) marks its cell running.
+    cell = grid.work_cells(DATA)[1]
+    folder = results_dir() / cell_key(cell)
+    acquire(lease_path(folder), config=LeaseConfig(poll=0.05))
+    assert status_table(grid.work_cells(DATA))["running"].tolist() == [1, 0]
 
 
 @pytest.mark.parametrize("argv, message", [
