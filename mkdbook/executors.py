@@ -188,11 +188,14 @@ class DaskConfig:
             return self.cluster.gpus_per_job > 0
         return torch.cuda.is_available()
 
-    def local_workers(self) -> int:
-        """Workers of the local cluster: ``workers``, or one per GPU, or per ``threads_per_worker`` cores."""
+    def local_workers(self, gpu: bool | None = None) -> int:
+        """Workers of the local cluster: ``workers``, or one per GPU, or per ``threads_per_worker`` cores.
+
+        ``gpu`` overrides :meth:`uses_gpu` (a grid that trains on the CPU needs no GPU).
+        """
         if self.workers is not None:
             return self.workers
-        if self.uses_gpu():
+        if self.uses_gpu() if gpu is None else gpu:
             return max(1, torch.cuda.device_count())
         return max(1, (os.cpu_count() or 1) // self.threads_per_worker)
 
@@ -284,8 +287,12 @@ class DaskExecutor:
             return config.cluster.jobs * config.cluster.workers_per_job
         return config.local_workers() if config.scheduler is None else 1
 
+    def _needs_gpu(self, cells: Sequence[Cell]) -> bool:
+        """Whether tasks need a GPU: the config says so and some cell does not train on the CPU."""
+        return self.config.uses_gpu() and any(cell.train.device != "cpu" for cell in cells)
+
     @contextmanager
-    def _client(self):
+    def _client(self, gpu: bool | None = None):
         from distributed import Client, LocalCluster
 
         config = self.config
@@ -301,8 +308,8 @@ class DaskExecutor:
             # is replaced by a new one, as a local nanny restarts a killed worker.
             cluster.adapt(minimum_jobs=config.cluster.jobs, maximum_jobs=config.cluster.jobs)
         else:
-            gpu = config.uses_gpu()
-            cluster = LocalCluster(n_workers=config.local_workers(), threads_per_worker=1, processes=True,
+            gpu = config.uses_gpu() if gpu is None else gpu
+            cluster = LocalCluster(n_workers=config.local_workers(gpu), threads_per_worker=1, processes=True,
                                    resources={"GPU": 1} if gpu else None, dashboard_address=None,
                                    preload=list(config.preload) or None)
         with cluster, Client(cluster) as client:
@@ -324,15 +331,16 @@ class DaskExecutor:
         todo = [cell for cell in cells if not (results_dir() / cell_key(cell) / "result.json").is_file()]
         if not todo:
             return
-        with self._client() as client:
+        gpu = self._needs_gpu(todo)
+        with self._client(gpu) as client:
             self._check_workers(client)
             progress.workers = max(1, len(client.scheduler_info()["workers"]) or self.workers)
             payload = source if source is not None else client.scatter(data, broadcast=True)
-            gpu = self.config.uses_gpu()
             if self.config.scheduler is not None and self.config.gpu is None:
-                # Workers started by hand need a GPU only if they declare one.
-                gpu = any("GPU" in worker.get("resources", {})
-                          for worker in client.scheduler_info()["workers"].values())
+                # Workers started by hand need a GPU only if they declare one; the
+                # driver's own machine (a login node, say) does not tell.
+                gpu = any(cell.train.device != "cpu" for cell in todo) and any(
+                    "GPU" in worker.get("resources", {}) for worker in client.scheduler_info()["workers"].values())
             futures: dict[str, Any] = {}
             for cell in todo:
                 key = cell_key(cell)
