@@ -62,15 +62,14 @@ Student mode and buffers
     parameters, ``.grad`` fields, buffers and optimiser state are never
     touched.
 
-References
-----------
-.. [1] Z. Zhang and G. Lu, "Multimodal Knowledge Distillation for Emotion
-   Recognition," Brain Sciences 15(7):707, 2025. doi:10.3390/brainsci15070707
-.. [2] W. Zhou, C. Xu and J. McAuley, "BERT Learns to Teach: Knowledge
-   Distillation with Meta Learning," ACL 2022.
-.. [3] D. Y. Park, M.-H. Cha, C. Jeong, D. Kim and B. Han, "Learning
-   Student-Friendly Teacher Networks for Knowledge Distillation,"
-   NeurIPS 2021.
+Works cited:
+
+* Z. Zhang and G. Lu, "Multimodal Knowledge Distillation for Emotion Recognition," Brain
+  Sciences 15(7):707, 2025. doi:10.3390/brainsci15070707
+* W. Zhou, C. Xu and J. McAuley, "BERT Learns to Teach: Knowledge Distillation with Meta
+  Learning," ACL 2022.
+* D. Y. Park, M.-H. Cha, C. Jeong, D. Kim and B. Han, "Learning Student-Friendly Teacher
+  Networks for Knowledge Distillation," NeurIPS 2021.
 """
 
 from __future__ import annotations

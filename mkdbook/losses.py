@@ -30,14 +30,14 @@ teacher's outputs under :func:`torch.no_grad`, so they are constants; in the
 feedback phase (:mod:`mkdbook.distill`) the caller passes outputs that carry
 the teacher's graph, and :math:`L_S` is differentiable in the teacher.
 
-References
-----------
-.. [1] Z. Zhang and G. Lu, "Multimodal Knowledge Distillation for Emotion
-   Recognition," Brain Sciences 15(7):707, 2025. doi:10.3390/brainsci15070707
-.. [2] G. Hinton, O. Vinyals and J. Dean, "Distilling the Knowledge in a Neural
-   Network," arXiv:1503.02531, 2015.
-.. [3] A. Romero, N. Ballas, S. E. Kahou, A. Chassang, C. Gatta and Y. Bengio,
-   "FitNets: Hints for Thin Deep Nets," ICLR 2015.
+Works cited:
+
+* Z. Zhang and G. Lu, "Multimodal Knowledge Distillation for Emotion Recognition," Brain
+  Sciences 15(7):707, 2025. doi:10.3390/brainsci15070707
+* G. Hinton, O. Vinyals and J. Dean, "Distilling the Knowledge in a Neural Network,"
+  arXiv:1503.02531, 2015.
+* A. Romero, N. Ballas, S. E. Kahou, A. Chassang, C. Gatta and Y. Bengio, "FitNets:
+  Hints for Thin Deep Nets," ICLR 2015.
 """
 
 from __future__ import annotations

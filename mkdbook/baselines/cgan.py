@@ -3,19 +3,18 @@
 **Our reconstruction.** Zhang & Lu (2025) list a "CGAN" baseline without
 describing it; :class:`CGANTrainer` says what we built and why.
 
-References
-----------
-.. [1] Z. Zhang and G. Lu, "Multimodal Knowledge Distillation for Emotion
-   Recognition," Brain Sciences 15(7):707, 2025.
-.. [2] M. Mirza and S. Osindero, "Conditional Generative Adversarial Nets,"
-   arXiv:1411.1784, 2014.
-.. [3] J. Hoffman, S. Gupta and T. Darrell, "Learning with Side Information
-   through Modality Hallucination," CVPR 2016.
-.. [5] A. Radford, L. Metz and S. Chintala, "Unsupervised Representation
-   Learning with Deep Convolutional Generative Adversarial Networks,"
-   ICLR 2016.
-.. [6] P. Isola, J.-Y. Zhu, T. Zhou and A. A. Efros, "Image-to-Image
-   Translation with Conditional Adversarial Networks," CVPR 2017.
+Works cited:
+
+* Z. Zhang and G. Lu, "Multimodal Knowledge Distillation for Emotion Recognition," Brain
+  Sciences 15(7):707, 2025.
+* M. Mirza and S. Osindero, "Conditional Generative Adversarial Nets," arXiv:1411.1784,
+  2014.
+* J. Hoffman, S. Gupta and T. Darrell, "Learning with Side Information through Modality
+  Hallucination," CVPR 2016.
+* A. Radford, L. Metz and S. Chintala, "Unsupervised Representation Learning with Deep
+  Convolutional Generative Adversarial Networks," ICLR 2016.
+* P. Isola, J.-Y. Zhu, T. Zhou and A. A. Efros, "Image-to-Image Translation with
+  Conditional Adversarial Networks," CVPR 2017.
 
 """
 

@@ -1,12 +1,12 @@
 """The EmotionKD baseline (Liu, Jia & Wang, 2023), reconstructed.
 
-References
-----------
-.. [1] Y. Liu, Z. Jia and H. Wang, "EmotionKD: A Cross-Modal Knowledge
-   Distillation Framework for Emotion Recognition Based on Physiological
-   Signals," ACM Multimedia 2023, pp. 6122-6131.
-.. [2] Z. Zhang and G. Lu, "Multimodal Knowledge Distillation for Emotion
-   Recognition," Brain Sciences 15(7):707, 2025.
+Works cited:
+
+* Y. Liu, Z. Jia and H. Wang, "EmotionKD: A Cross-Modal Knowledge Distillation Framework
+  for Emotion Recognition Based on Physiological Signals," ACM Multimedia 2023, pp.
+  6122-6131.
+* Z. Zhang and G. Lu, "Multimodal Knowledge Distillation for Emotion Recognition," Brain
+  Sciences 15(7):707, 2025.
 """
 
 from __future__ import annotations

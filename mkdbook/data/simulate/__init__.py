@@ -8,9 +8,9 @@ downstream (reader, segments, models) is then the same code for real and
 simulated data.
 
 The generative model, in one paragraph. Forty "videos" fill the four quadrants
-of the valence-arousal plane, ten each, as DEAP's were chosen to [1]_; every subject
-responds to each video with a latent valence and arousal (the video's mean plus
-a personal response). The latent state shapes the 60 s of video (never the 3 s
+of the valence-arousal plane, ten each, as DEAP's were chosen to (Koelstra et al.,
+2012); every subject responds to each video with a latent valence and arousal
+(the video's mean plus a personal response). The latent state shapes the 60 s of video (never the 3 s
 baseline) through physiology-sized effects: posterior-dominant alpha at the
 subject's individual alpha frequency weakens with arousal, frontal alpha
 asymmetry follows valence, temporal beta/gamma rise with valence and
@@ -43,10 +43,10 @@ The simulator is a package, one module per part of the model: ``config``
 ``peripheral``, ``subject`` (one subject's signals) and ``cohort`` (files on
 disk). The names below are its public interface.
 
-References
-----------
-.. [1] Koelstra S, et al. (2012). DEAP: A database for emotion analysis using
-   physiological signals. IEEE Trans Affect Comput 3(1):18-31.
+Works cited:
+
+* Koelstra S, et al. (2012). DEAP: A database for emotion analysis using physiological
+  signals. IEEE Trans Affect Comput 3(1):18-31.
 """
 
 from mkdbook.data.simulate.cohort import SIMULATION_MANIFEST, PENDING_NAME, load_manifest, simulate_cohort
