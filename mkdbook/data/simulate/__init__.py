@@ -10,8 +10,8 @@ simulated data.
 The generative model, in one paragraph. Forty "videos" fill the four quadrants
 of the valence-arousal plane, ten each, as DEAP's were chosen to (Koelstra et al.,
 2012); every subject responds to each video with a latent valence and arousal
-(the video's mean plus a personal response). The latent state shapes the 60 s of video (never the 3 s
-baseline) through physiology-sized effects: posterior-dominant alpha at the
+(the video's mean plus a personal response). The latent state shapes the 60 s
+of video (never the 3 s baseline) through physiology-sized effects: posterior-dominant alpha at the
 subject's individual alpha frequency weakens with arousal, frontal alpha
 asymmetry follows valence, temporal beta/gamma rise with valence and
 arousal, and the blink and saccade rates of the EOG follow arousal and,
