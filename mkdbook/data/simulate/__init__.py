@@ -8,22 +8,22 @@ downstream (reader, segments, models) is then the same code for real and
 simulated data.
 
 The generative model, in one paragraph. Forty "videos" fill the four quadrants
-of the valence-arousal plane, ten each, as DEAP's were chosen to (Koelstra et al.,
-2012); every subject responds to each video with a latent valence and arousal
-(the video's mean plus a personal response). The latent state shapes the 60 s
-of video (never the 3 s baseline) through physiology-sized effects: posterior-dominant alpha at the
-subject's individual alpha frequency weakens with arousal, frontal alpha
-asymmetry follows valence, temporal beta/gamma rise with valence and
-arousal, and the blink and saccade rates of the EOG follow arousal and,
-more weakly, valence. Under those rhythms lies a spatially correlated 1/f
-background. Each trial also carries nuisance "fingerprints" that are constant
-within it (spectral tilt, electrode gains, noise floor, residual mains, EOG
-offsets): they carry no emotion, but segments of one trial share them, which is
-what lets a leaky segment-level split look far better than it is. Ratings are
-the latent state seen through a subject's scale use: ``5 + scale * latent +
-bias + noise``, clipped to 1-9. Residual ocular potentials spread into frontal
-EEG (imperfect artefact removal) and the EOG electrodes pick up frontal brain
-activity, as real ones do.
+of the valence-arousal plane, ten each, as DEAP's were chosen to (Koelstra et
+al., 2012); every subject responds to each video with a latent valence and
+arousal (the video's mean plus a personal response). The latent state shapes the
+60 s of video (never the 3 s baseline) through physiology-sized effects:
+posterior-dominant alpha at the subject's individual alpha frequency weakens
+with arousal, frontal alpha asymmetry follows valence, temporal beta/gamma rise
+with valence and arousal, and the blink and saccade rates of the EOG follow
+arousal and, more weakly, valence. Under those rhythms lies a spatially
+correlated 1/f background. Each trial also carries nuisance "fingerprints" that
+are constant within it (spectral tilt, electrode gains, noise floor, residual
+mains, EOG offsets): they carry no emotion, but segments of one trial share
+them, which is what lets a leaky segment-level split look far better than it is.
+Ratings are the latent state seen through a subject's scale use: ``5 + scale *
+latent + bias + noise``, clipped to 1-9. Residual ocular potentials spread into
+frontal EEG (imperfect artefact removal) and the EOG electrodes pick up frontal
+brain activity, as real ones do.
 
 Units: EEG, EOG and EMG in microvolts, as DEAP's; GSR as skin conductance in
 microsiemens, temperature in degrees C; respiration and plethysmograph in
