@@ -10,37 +10,21 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from torch import nn
 
+import cluster_methods
+from cluster_methods import TRAIN, tiny_segments
 from mkdbook import experiments, methods, results
 from mkdbook.cli import main
-from mkdbook.data.layout import DEAP
-from mkdbook.data.segments import SegmentConfig, SegmentSet
+from mkdbook.data.segments import SegmentConfig
 from mkdbook.experiments import TABLE_COLUMNS, Grid, make_grid, run_cell, run_grid, summarise, trained_network
 from mkdbook.methods import Method, method_names, train_network
 from mkdbook.results import Cell, MethodResult, cell_key, results_dir
-from mkdbook.models.outputs import ModelOutput
 from mkdbook.profile import PROFILES
 from mkdbook.splits import make_split
 from mkdbook.train import TrainConfig, Trainer
 
 
-def tiny_segments(n_subjects: int = 2, n_trials: int = 9, per_trial: int = 4, n_times: int = 128) -> SegmentSet:
-    """Segments whose vEOG and Fz levels follow the trial's valence rating."""
-    rng = np.random.default_rng(0)
-    n = n_subjects * n_trials * per_trial
-    valence = rng.uniform(1, 9, size=n_subjects * n_trials)
-    ratings = np.repeat(np.stack([valence] * 4, 1), per_trial, axis=0).astype(np.float32)
-    signals = rng.standard_normal((n, 40, n_times)).astype(np.float32)
-    signals[:, [18, 33]] += (ratings[:, :1, None] > 5)
-    return SegmentSet(signals, np.repeat(np.arange(1, n_subjects + 1), n_trials * per_trial),
-                      np.tile(np.repeat(np.arange(n_trials), per_trial), n_subjects),
-                      np.tile(np.arange(per_trial), n_subjects * n_trials), ratings,
-                      SegmentConfig(), "tiny test set")
-
-
 DATA = tiny_segments()
-TRAIN = TrainConfig(epochs=3, batch_size=8, lr=3e-3, patience=10, progress=False, device="cpu")
 FITS: Counter = Counter()      # Trainer.fit calls by network name
 STEPS = {"kill_after": None}   # a training forward pass raises Killed when this reaches zero
 RECEIVED: dict[str, dict] = {}  # what each tiny student method got as its teacher
@@ -50,25 +34,15 @@ class Killed(Exception):
     """Stands in for a process killed in the middle of training."""
 
 
-class TinyNet(nn.Module):
-    """A convolution, mean over time and a linear head over the given modalities."""
-
-    def __init__(self, name: str, modalities: tuple[str, ...], seed: int):
-        super().__init__()
-        self.name, self.modalities = name, modalities
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            self.conv = nn.Conv1d(sum(DEAP.n_channels(m) for m in modalities), 4, 9, stride=4)
-            self.drop = nn.Dropout(0.3)
-            self.head = nn.Linear(4, 2)
+class TinyNet(cluster_methods.TinyNet):
+    """The shared tiny network, whose training forward pass can stand in for a killed process."""
 
     def forward(self, batch):
         if self.training and STEPS["kill_after"] is not None:
             STEPS["kill_after"] -= 1
             if STEPS["kill_after"] < 0:
                 raise Killed
-        x = torch.cat([batch[m] for m in self.modalities], 1)
-        return ModelOutput(self.head(self.drop(torch.relu(self.conv(x))).mean(-1)))
+        return super().forward(batch)
 
 
 def _tiny(name: str, modalities: tuple[str, ...]):
