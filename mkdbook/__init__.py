@@ -20,10 +20,10 @@ chapter                       modules
 5 Distillation                ``mkdbook.losses``, ``mkdbook.teacher_student``,
                               ``mkdbook.distill``
 6 Feedback                    ``mkdbook.feedback``
-7 Ablations and baselines     ``mkdbook.methods``, ``mkdbook.baselines``,
+8 Ablations and baselines     ``mkdbook.methods``, ``mkdbook.baselines``,
                               ``mkdbook.results``, ``mkdbook.tables``,
                               ``mkdbook.experiments``
-8 Significance                ``mkdbook.stats``
+9 Significance                ``mkdbook.stats``
 Full protocol                 ``mkdbook.executors`` (serial and Dask),
                               ``mkdbook.progress``, ``mkdbook.lease``
 Appendix                      *The method at a glance*: the paper's equations

@@ -18,7 +18,7 @@ DEAP release when ``MKDBOOK_DEAP_DIR`` is set, a simulated cohort otherwise.
 It lives here, not in :mod:`mkdbook.profile`, so that choosing a profile never
 simulates anything; only a chapter asking for its data does.
 
-Chapters 7 and 8 compare the methods of :data:`mkdbook.methods.METHODS` on
+Chapters 8 and 9 compare the methods of :data:`mkdbook.methods.METHODS` on
 one grid, :func:`comparison_grid`, and list them with :func:`method_table`
 (rendered with citations by :func:`markdown_table`).
 """
@@ -238,16 +238,16 @@ def _drop_docstring(source: str, *, module: bool = False) -> str:
     return (data[:begin] + data[end:]).decode()
 
 
-# -- The comparison of chapters 7 and 8 -------------------------------------------------
+# -- The comparison of chapters 8 and 9 -------------------------------------------------
 
 
 def comparison_grid(profile: Profile | None = None) -> Grid:
-    """The grid of chapters 7 and 8: every method of the method table, at the size of ``profile``.
+    """The grid of chapters 8 and 9: every method of the method table, at the size of ``profile``.
 
     The named ``"baselines"`` grid (:func:`~mkdbook.experiments.make_grid`)
     with its methods replaced by all of :data:`~mkdbook.methods.METHODS`, in
     table order: every method runs on the same targets, folds, seeds and
-    training settings, so chapter 8 tests exactly the cells chapter 7 ran
+    training settings, so chapter 9 tests exactly the cells chapter 8 ran
     and finds them in the result cache.
 
     Parameters

@@ -1,6 +1,6 @@
 """Is the difference real? Chance levels, paired tests, corrections, effect sizes.
 
-The book's accuracy figures and its chapter 8 draw on this module:
+The book's accuracy figures and its chapter 9 draw on this module:
 
 * :func:`chance_interval` and :func:`accuracy_ci` put an accuracy next to what
   a coin-flipping classifier would reach on the same test set;
