@@ -200,6 +200,9 @@ def feature_mse(projected_student: Tensor, teacher_features: Tensor) -> Tensor:
 class DistillationLossConfig:
     """Weights and temperature of the student objective :math:`L_S`.
 
+    The defaults are the paper's 1:1:1 (the ``"fusion"`` preset). A weight of
+    zero removes a term from the objective (see :func:`student_loss`).
+
     Attributes
     ----------
     ce : float, default 1.0
@@ -210,9 +213,6 @@ class DistillationLossConfig:
         :math:`\\lambda_3`, weight of :func:`feature_mse`.
     temperature : float, default 1.0
         Temperature of the KL term. The paper names none, so 1.
-
-    The defaults are the paper's 1:1:1 (the ``"fusion"`` preset). A weight of
-    zero removes a term from the objective (see :func:`student_loss`).
     """
 
     ce: float = 1.0

@@ -38,6 +38,8 @@ IGNORED_CONSOLE = ("/favicon.ico - Failed to load resource",)
 
 GLUE_ROLE = re.compile(r"\{glue(?::(?:any|text))?\}`[^`]+`")
 UNPARSED_ROLE = re.compile(r"\{(?:glue|cite|ref|numref|eq|doc|term|download)(?::[a-z]+)?\}`")
+#: reST that a docstring left unparsed: a role or a double-backquoted literal shown as text.
+RAW_REST = re.compile(r":(?:func|class|meth|mod|attr|data|math|ref|doc|py:[a-z]+):`|``[^`\s][^`]*``")
 TRACEBACK = "Traceback (most recent call last)"
 #: Image outputs of a notebook cell, as myst-nb shows them in a page.
 IMAGE_MIMES = ("image/png", "image/jpeg", "image/svg+xml", "image/gif")
@@ -138,6 +140,7 @@ def unresolved(driver) -> list[str]:
         main.querySelectorAll('pre, code').forEach(el => el.remove());
         return main.textContent;""")
     found += [f"MyST role left as text: {m}" for m in UNPARSED_ROLE.findall(prose)]
+    found += [f"reST left as text: {m}" for m in RAW_REST.findall(prose)]
     return found
 
 
@@ -171,16 +174,25 @@ def local_paths(driver, forbidden: list[str]) -> list[str]:
 
 
 def math(driver) -> list[str]:
-    """Problems with the page's mathematics: not typeset by MathJax, or typeset with an error."""
-    n_math, n_typeset, n_errors, source = driver.execute_script("""
+    """Problems with the page's mathematics: not typeset, typeset with an error, or cut off.
+
+    A display equation wider than the text column is cut off on the right
+    (or needs a scroll bar nobody sees): break it over lines instead.
+    """
+    n_math, n_typeset, n_errors, source, too_wide = driver.execute_script("""
         const sources = Array.from(document.scripts).map(s => s.src).filter(s => /mathjax/i.test(s));
         return [document.querySelectorAll('.math').length,
                 document.querySelectorAll('mjx-container').length,
                 document.querySelectorAll('mjx-merror').length,
-                sources.join(' ')];""")
+                sources.join(' '),
+                Array.from(document.querySelectorAll('mjx-container[display="true"]'))
+                    .filter(e => e.scrollWidth > e.clientWidth + 1)
+                    .map(e => `${e.scrollWidth} px wide in ${e.clientWidth} px: `
+                              + e.textContent.slice(0, 60))];""")
     problems = []
     if n_math and n_typeset < n_math:
         problems.append(f"{n_math} math elements, {n_typeset} typeset by MathJax ({source or 'no MathJax'})")
     if n_errors:
         problems.append(f"{n_errors} MathJax errors")
+    problems += [f"display equation cut off, {wide}" for wide in too_wide]
     return problems

@@ -34,6 +34,7 @@ the accuracy was <span class="pasted-text">0.61</span>; see
 <p><span class="math notranslate nohighlight">\\(a^2 + b^2 = c^2\\)</span></p>
 <div class="cell_output docutils container" id="fig"><img alt="figure" src="../_images/figure.png"/></div>
 <div class="citation" id="cite-1">A. Author. A title. 2020.</div>
+<div class="math notranslate nohighlight">\\[E = m c^2\\]</div>
 """
 
 BROKEN = """
@@ -41,7 +42,7 @@ BROKEN = """
 See <span class="xref std std-ref">missing-label</span> and
 <a class="reference internal" href="#fig-x"><code class="xref myst">fig-x</code></a>, and
 <a class="reference internal" href="#fig"><span class="std std-numref">Fig. ?</span></a>.
-Also {{cite:p}}`unparsed`.</p>
+Also {{cite:p}}`unparsed`, and a docstring's (see :func:`f`, the ``"x"`` preset).</p>
 <div class="cell_output docutils container" id="fig"><img alt="figure" src="../_images/missing.png"/></div>
 <div class="output traceback highlight-ipythontb"><pre>Traceback (most recent call last)</pre></div>
 <p>Cached in {local}</p>
@@ -79,6 +80,9 @@ def crafted(tmp_path_factory: pytest.TempPathFactory, server):
     (folder / "book" / "sound.html").write_text(page(SOUND.format(author="Author"), mathjax=True))
     (folder / "book" / "broken.html").write_text(
         page(BROKEN.format(local=folder), mathjax=False) + "<p><span class='math'>\\(x\\)</span></p>")
+    (folder / "book" / "wide.html").write_text(page(
+        '<div style="width: 200px" class="math">\\[' + " + ".join(f"x_{{{i}}}" for i in range(60)) + '\\]</div>',
+        mathjax=True))
     (folder / "book" / "sound.ipynb").write_text(json.dumps(notebook(1, "It was {glue:text}`acc`.")))
     (folder / "book" / "broken.ipynb").write_text(json.dumps(notebook(2, "It was {glue:text}`acc`.")))
     for name in ("sound", "broken"):
@@ -96,7 +100,14 @@ def test_a_sound_page_passes_every_check(browser, crafted):
     assert pages.glue(browser, f"{url}/_sources/book/sound.ipynb") == []
     assert pages.local_paths(browser, [str(folder)]) == []
     assert pages.math(browser) == []
-    assert browser.execute_script("return document.querySelectorAll('mjx-container').length") == 1
+    assert browser.execute_script("return document.querySelectorAll('mjx-container').length") == 2
+
+
+def test_an_equation_wider_than_its_column_is_found(browser, crafted):
+    url, _ = crafted
+    pages.open_page(browser, f"{url}/book/wide.html")
+    problems = pages.math(browser)
+    assert len(problems) == 1 and problems[0].startswith("display equation cut off")
 
 
 def test_a_broken_page_fails_every_check(browser, crafted):
@@ -109,7 +120,8 @@ def test_a_broken_page_fails_every_check(browser, crafted):
     for expected in ("unresolved reference: missing-label", "link to a missing anchor: #fig-x",
                      "reference without a number: Fig. ?", 'unresolved citation: "[]"',
                      "error output: Traceback", "a traceback in the page",
-                     "MyST role left as text: {cite:p}`"):
+                     "MyST role left as text: {cite:p}`", "reST left as text: :func:`",
+                     'reST left as text: ``"x"``'):
         assert expected in problems
     figures = pages.figures(browser, folder / "book" / "broken.ipynb")
     assert any("image did not load" in p and "missing.png" in p for p in figures)
