@@ -26,6 +26,7 @@ refused within about a second.
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Iterator
 
 from mkdbook.data.safe_pickle.building import _Builder
@@ -42,14 +43,15 @@ __all__ = ["loads", "UnsafePickleError", "MAX_OPCODES", "MAX_DEPTH", "MAX_EXPAND
 UnsafePickleError.__module__ = __name__
 
 
-def loads(data: bytes) -> object:
+def loads(data: bytes | mmap.mmap) -> object:
     """Load a pickle of plain containers and numpy arrays without running it.
 
     Parameters
     ----------
-    data : bytes
-        The whole file. Arrays large enough to be most of it are read-only
-        views of these bytes; smaller or misaligned ones are read-only copies.
+    data : bytes or mmap.mmap
+        The whole file, read or memory-mapped. Arrays large enough to be most
+        of it are read-only views of these bytes; smaller or misaligned ones
+        are read-only copies.
 
     Returns
     -------

@@ -7,6 +7,7 @@ arrays and build each array with ``np.frombuffer`` over the file's own bytes.
 from __future__ import annotations
 
 import math
+import mmap
 from collections.abc import Callable
 
 import numpy as np
@@ -52,7 +53,7 @@ class _Global:
 class _Builder:
     """Building semantics: the values of the vetted opcodes, built through the proxies."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes | mmap.mmap) -> None:
         self.view = memoryview(data)
         self.limit = len(data)
 
