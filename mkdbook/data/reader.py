@@ -194,10 +194,11 @@ def read_subject_file(path: Path | str, *, mapped: bool = False) -> SubjectRecor
         An ``sNN.dat`` file of DEAP's preprocessed Python release.
     mapped : bool
         Leave ``data`` a view of the file's memory map where it is one (a
-        Python-2 file's): no copy, which is what the segment cache wants for
-        the moment it takes to segment a subject. Such a view must not outlive
-        the file's content: truncating the file under it ends the process
-        (SIGBUS). By default the arrays own their memory.
+        Python-2 file's), even a misaligned one: no copy, which is what the
+        segment cache wants for the moment it takes to segment a subject.
+        Such a view must not outlive the file's content: truncating the file
+        under it ends the process (SIGBUS). By default the arrays own their
+        memory.
 
     Returns
     -------
@@ -219,7 +220,7 @@ def read_subject_file(path: Path | str, *, mapped: bool = False) -> SubjectRecor
     subject = subject_number(path)
     raw = _map(path)
     crc = zlib.crc32(raw)
-    content = _load(path, raw)
+    content = _load(path, raw, aligned=not mapped)
     if not isinstance(content, dict):
         raise DeapFormatError(path, f"expected a dict with 'data' and 'labels', got {type(content).__name__}")
     if set(content) != {"data", "labels"}:
@@ -245,9 +246,9 @@ def _views_map(array: np.ndarray) -> bool:
     return isinstance(base, memoryview) and isinstance(base.obj, mmap.mmap)
 
 
-def _load(path: Path, raw: bytes | mmap.mmap) -> object:
+def _load(path: Path, raw: bytes | mmap.mmap, aligned: bool) -> object:
     try:
-        return loads(raw)
+        return loads(raw, aligned=aligned)
     except UnsafePickleError as err:
         raise DeapFormatError(path, f"not a DEAP pickle ({err})") from None
     except (MemoryError, RecursionError) as err:
