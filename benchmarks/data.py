@@ -176,8 +176,8 @@ def main() -> None:
     torcheeg = TORCHEEG_SECONDS_8_SUBJECTS * args.subjects / 8
     speedup = torcheeg / prepared[0]["prepare_command_s"]
     print(f"goal: within 3x of numpy; >= 8x faster than TorchEEG's {TORCHEEG_SECONDS_8_SUBJECTS} s for 8 "
-          f"subjects (not installed here; measured earlier, scaled to {args.subjects}: {torcheeg:.1f} s) -> "
-          f"mkdbook prepare of the simulator's files is {speedup:.1f}x faster")
+          f"subjects (not installed here; measured earlier at load about 1, scaled to {args.subjects} "
+          f"subjects: {torcheeg:.1f} s) -> TorchEEG / mkdbook prepare of the simulator's files = {speedup:.2f}")
     print(f"\ncached load ({cached['segments']} segments, {cached['cache_bytes'] / 1e9:.2f} GB){'':<13}"
           f"{'seconds':>9}{'x numpy':>9}")
     for label, key in (("np.fromfile of the cache bytes (reference)", "numpy_read_s"),
