@@ -3,7 +3,10 @@
 Unpickling 32 DEAP files and cutting them into segments takes a while; the
 models then read random batches of segments thousands of times. So the
 segments are written once to a flat float32 file that later loads map
-straight into memory (:func:`numpy.memmap`), at close to disk speed.
+straight into memory (:func:`numpy.memmap`), at close to disk speed. A build
+reads each source file once, through a memory map, casts its segments to
+float32 in one pass into a reused buffer, and computes the checksums below
+as it reads and writes, never by reading a file back.
 
 A cache records the size, modification time and CRC-32 checksum of every
 source file and a CRC-32 checksum of its own bytes. On load, a cache whose

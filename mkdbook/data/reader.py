@@ -9,7 +9,9 @@ numpy arrays.
 
 Files are memory-mapped, not read: the checksum and the parser then see the
 page cache's own bytes, and a Python-2 file's array is a view of them, so
-preparing the segment cache copies each byte once, into the cache.
+preparing the segment cache copies each byte once, into the cache. The price:
+a file truncated by another process while it is mapped ends this one with
+SIGBUS instead of an error, a risk only for files being rewritten in place.
 """
 
 from __future__ import annotations
