@@ -14,18 +14,20 @@ default
 
 Run from the repository root::
 
-    python benchmarks/book.py [--only fast|default] [--home DIR] [--keep]
+    python benchmarks/book.py [--only fast|default] [--home DIR] [--keep] [--json OUT.json]
 
 ``--home`` reuses a folder as ``MKDBOOK_HOME`` for the fast part (its
 cohorts and cached results then count as already made); by default both
 parts start from an empty temporary folder. Nothing is asserted: each line
 prints the wall time, the goal, their ratio and the command's exit status,
-plus the load average, since other processes slow every number down.
+plus the load average, since other processes slow every number down;
+``--json`` also writes them as JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -83,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=("fast", "default"), help="run one part only")
     parser.add_argument("--home", type=Path, help="MKDBOOK_HOME for the fast part (default: a fresh temp folder)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folders and logs")
+    parser.add_argument("--json", default=None, metavar="PATH", help="also write the figures as JSON")
     args = parser.parse_args(argv)
 
     scratch = Path(tempfile.mkdtemp(prefix="mkdbook-bench-"))
@@ -106,6 +109,13 @@ def main(argv: list[str] | None = None) -> int:
                   f"{seconds / part.goal_s:6.2f} {status:>6}")
         print(f"CPUs: {os.cpu_count()}, load average (1, 5, 15 min): "
               f"{load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f}")
+        if args.json:
+            record = {"cpus": os.cpu_count(), "load_average": list(load),
+                      "parts": [{"part": name, "command": list(part.command), "profile": part.profile,
+                                 "seconds": seconds, "goal_seconds": part.goal_s, "exit_status": status}
+                                for name, (part, seconds, status) in zip(chosen, results)]}
+            with open(args.json, "w", encoding="utf-8") as stream:
+                json.dump(record, stream, indent=1)
         if args.keep:
             print(f"kept {scratch}")
         else:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import zlib
 
 import numpy as np
 import pytest
 
-from mkdbook.data import DEAP, DeapFormatError, SegmentConfig, load_segments
+from mkdbook.data import DEAP, DeapFormatError, SegmentConfig, load_segments, segment_trials
 from mkdbook.data import cache as cache_module
 from conftest import deap_dict, write_pickle
 
@@ -119,3 +120,24 @@ def test_segment_config_is_validated():
         SegmentConfig(threshold=9.5)
     with pytest.raises(ValueError, match="does not fit in one DEAP trial"):
         SegmentConfig(segment_seconds=61).segments_per_trial(DEAP)
+
+
+def test_checksums_are_those_of_the_files(deap_dir, cache_dir):
+    # Computed while reading and writing, never by reading a file back.
+    load_segments(deap_dir, cache_dir=cache_dir, progress=False)
+    manifest = json.loads((cache_dir / "manifest.json").read_text())
+    for name, crc in manifest["checksums"].items():
+        assert crc == zlib.crc32((cache_dir / name).read_bytes()), name
+    for entry in manifest["sources"]:
+        assert entry["crc32"] == zlib.crc32((deap_dir / entry["name"]).read_bytes())
+
+
+def test_segment_trials_into_a_buffer_equals_a_new_array():
+    data = deap_dict(3, dtype=np.float64)["data"]
+    config = SegmentConfig()
+    expected = segment_trials(data, config)
+    out = np.full(expected.shape, np.nan, np.float32)
+    assert segment_trials(data, config, out=out) is out
+    np.testing.assert_array_equal(out, expected)
+    with pytest.raises(ValueError, match="out must be a float32 array of shape"):
+        segment_trials(data, config, out=out[:-1])

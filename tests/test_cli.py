@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -65,6 +66,21 @@ def test_simulate_then_train_writes_metrics(tmp_path, monkeypatch, capsys):
     assert "simulated" in metrics["config"]["data"]
     assert (out / "best.pt").is_file() and (out / "last.pt").is_file()
     assert "test accuracy" in capsys.readouterr().out
+
+
+#: Slow to import, and needed by neither ``--help`` nor ``prepare``.
+HEAVY = ("torch", "sklearn", "scipy", "pandas")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["prepare", "DEAP_DIR", "--quiet"]], ids=["help", "prepare"])
+def test_commands_import_only_what_they_use(deap_dir, tmp_path, args):
+    args = [str(deap_dir) if arg == "DEAP_DIR" else arg for arg in args]
+    code = ("import sys\nfrom mkdbook.cli import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass\n"
+            "print(sorted({name.partition('.')[0] for name in sys.modules} & set(%r)))" % (args, HEAVY))
+    env = {**os.environ, "MKDBOOK_HOME": str(tmp_path / "home")}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_version():

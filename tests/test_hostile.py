@@ -154,6 +154,20 @@ def test_python2_style_pickles_of_small_arrays_load():
     assert_same_arrays(loads(deap_py2_pickle(SMALL_ARRAYS)), SMALL_ARRAYS)
 
 
+def test_misaligned_views_are_copied_unless_asked_for():
+    # Keys of 1 to 8 characters shift the array's bytes through every alignment.
+    big = np.arange(4096.0)
+    alignments = set()
+    for length in range(1, 9):
+        payload = deap_py2_pickle({"k" * length: big})
+        copied, kept = loads(payload)["k" * length], loads(payload, aligned=False)["k" * length]
+        assert copied.flags.aligned and not kept.flags.owndata and not kept.flags.writeable
+        np.testing.assert_array_equal(kept, big)
+        np.testing.assert_array_equal(copied, big)
+        alignments.add(kept.flags.aligned)
+    assert alignments == {True, False}
+
+
 def test_reader_loads_a_python2_deap_file(tmp_path):
     original = deap_dict(5, dtype=np.float64)
     path = tmp_path / "s05.dat"

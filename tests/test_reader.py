@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import zlib
 
 import numpy as np
 import pytest
@@ -108,3 +109,19 @@ def test_loader_refuses_builtins_even_inside_containers():
     payload = pickle.dumps({"data": [eval]}, protocol=2)
     with pytest.raises(UnsafePickleError, match=r"builtin\w*\.eval"):
         loads(payload)
+
+
+def test_arrays_own_their_memory_unless_mapped_is_asked(tmp_path):
+    # A Python 2 file's array can be a view of the file's memory map; by
+    # default it is copied, so that a recording never depends on the file.
+    from test_hostile import deap_py2_pickle
+
+    original = deap_dict(4, dtype=np.float64)
+    path = tmp_path / "s04.dat"
+    path.write_bytes(deap_py2_pickle(original))
+    owned, mapped = read_subject_file(path), read_subject_file(path, mapped=True)
+    assert owned.data.flags.owndata and not mapped.data.flags.owndata
+    for recording in (owned, mapped):
+        np.testing.assert_array_equal(recording.data, original["data"])
+        assert not recording.data.flags.writeable
+        assert recording.crc32 == zlib.crc32(path.read_bytes())

@@ -1,7 +1,11 @@
 """The ``mkdbook`` command line: one module per sub-command.
 
-Each sub-command module has ``add_command(subparsers)`` and ``run(args)``,
-a short function over the package. Bad input ends the command with one line
+Each sub-command module has ``NAME``, ``HELP`` (its line in ``mkdbook
+--help``), ``add_command(subparsers)`` and ``run(args)``, a short function
+over the package. Only the sub-command that runs adds its arguments, which
+import what they need (torch, scikit-learn...) inside the functions; the
+others are listed by name and help line, so ``mkdbook --help`` imports
+little more than :mod:`argparse`. Bad input ends the command with one line
 on standard error and exit status 2, never a traceback:
 
 * a malformed data file: ``mkdbook prepare: error: /data/s01.dat: 'labels' must ...``;
@@ -15,7 +19,7 @@ of another run is never overwritten.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from mkdbook import __version__
 from mkdbook.cli import distill, experiment, prepare, simulate, train
@@ -27,14 +31,24 @@ __all__ = ["build_parser", "main"]
 COMMANDS = (simulate, prepare, train, distill, experiment)
 
 
-def build_parser() -> Parser:
-    """The argument parser of every sub-command."""
+def build_parser(commands: Collection[str] | None = None) -> Parser:
+    """The argument parser of the sub-commands.
+
+    Parameters
+    ----------
+    commands : collection of str, optional
+        The sub-commands whose arguments are added (all by default); the
+        others are listed with their help line only.
+    """
     parser = Parser(prog="mkdbook",
                     description="Multimodal knowledge distillation for emotion recognition (EEG+EOG -> EOG).")
     parser.add_argument("--version", action="version", version=f"mkdbook {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
-        command.add_command(commands)
+        if commands is None or command.NAME in commands:
+            command.add_command(subparsers)
+        else:
+            subparsers.add_parser(command.NAME, help=command.HELP)
     return parser
 
 
@@ -46,12 +60,14 @@ def _os_error(err: OSError) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
-    from mkdbook.data.reader import DeapFormatError
-
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # The only top-level options (--help, --version) take no value, so the
+    # first other word names the sub-command, the only one whose arguments are built.
+    chosen = next((word for word in argv if not word.startswith("-")), None)
+    args = build_parser({chosen}).parse_args(argv)
     try:
         return args.run(args)
-    except (DeapFormatError, ValueError) as err:
+    except ValueError as err:  # mkdbook.data.DeapFormatError included
         message = str(err)
     except OSError as err:  # FileNotFoundError and PermissionError included
         message = _os_error(err)

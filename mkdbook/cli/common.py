@@ -1,4 +1,8 @@
-"""What the sub-commands share: the parser, argument types, training arguments, output folders."""
+"""What the sub-commands share: the parser, argument types, training arguments, output folders.
+
+Imports only the standard library and :mod:`mkdbook.checks` at module level:
+``mkdbook --help`` and ``mkdbook prepare`` need neither torch nor scikit-learn.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,6 @@ import os
 from pathlib import Path
 
 from mkdbook.checks import check_int, check_number
-from mkdbook.train import DEVICES, TrainConfig
 
 __all__ = [
     "Parser",
@@ -17,9 +20,6 @@ __all__ = [
     "output_folder",
     "train_config",
 ]
-
-_DEFAULT = TrainConfig()
-
 
 class Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line, like the commands' own."""
@@ -62,7 +62,9 @@ def add_data_argument(parser: argparse.ArgumentParser) -> None:
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments shared by ``train`` and ``distill``; defaults are :class:`~mkdbook.train.TrainConfig`'s."""
     from mkdbook.splits import SPLIT_KINDS
+    from mkdbook.train import DEVICES, TrainConfig
 
+    defaults = TrainConfig()
     add_data_argument(parser)
     parser.add_argument("--target", required=True, choices=("valence", "arousal"))
     parser.add_argument("--split", default="trial", choices=SPLIT_KINDS,
@@ -70,16 +72,16 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fold", type=non_negative_int, default=0, help="test fold, 0-based (default 0)")
     parser.add_argument("--folds", type=positive_int, default=None,
                         help="number of folds (default 10; subjects: min(10, n_subjects))")
-    parser.add_argument("--epochs", type=positive_int, default=_DEFAULT.epochs,
-                        help=f"maximum epochs (default {_DEFAULT.epochs})")
-    parser.add_argument("--patience", type=positive_int, default=_DEFAULT.patience,
-                        help=f"early-stopping patience (default {_DEFAULT.patience})")
-    parser.add_argument("--batch-size", type=positive_int, default=_DEFAULT.batch_size,
-                        help=f"segments per step (default {_DEFAULT.batch_size})")
-    parser.add_argument("--lr", type=positive_float, default=_DEFAULT.lr,
-                        help=f"Adam learning rate (default {_DEFAULT.lr:g})")
-    parser.add_argument("--seed", type=seed, default=_DEFAULT.seed, help=f"random seed (default {_DEFAULT.seed})")
-    parser.add_argument("--device", default=_DEFAULT.device, choices=DEVICES,
+    parser.add_argument("--epochs", type=positive_int, default=defaults.epochs,
+                        help=f"maximum epochs (default {defaults.epochs})")
+    parser.add_argument("--patience", type=positive_int, default=defaults.patience,
+                        help=f"early-stopping patience (default {defaults.patience})")
+    parser.add_argument("--batch-size", type=positive_int, default=defaults.batch_size,
+                        help=f"segments per step (default {defaults.batch_size})")
+    parser.add_argument("--lr", type=positive_float, default=defaults.lr,
+                        help=f"Adam learning rate (default {defaults.lr:g})")
+    parser.add_argument("--seed", type=seed, default=defaults.seed, help=f"random seed (default {defaults.seed})")
+    parser.add_argument("--device", default=defaults.device, choices=DEVICES,
                         help="auto (CUDA when available, the default), cpu or cuda")
     parser.add_argument("--out", required=True, help="output folder (metrics.json, checkpoints)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -87,6 +89,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 def train_config(args: argparse.Namespace, *, progress: bool) -> TrainConfig:
     """The :class:`~mkdbook.train.TrainConfig` of the training arguments."""
+    from mkdbook.train import TrainConfig
+
     return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
                        seed=args.seed, device=args.device, progress=progress)
 

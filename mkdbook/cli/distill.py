@@ -12,6 +12,10 @@ VARIANTS: tuple[str, ...] = ("hinton", "fitnets", "fusion", "fusion+feedback")
 #: The feedback options, applicable to ``fusion+feedback`` only.
 _FEEDBACK_ARGUMENTS: tuple[str, ...] = ("every", "alpha", "teacher_lr")
 
+#: The sub-command, and its line in ``mkdbook --help`` (which lists it without importing what it runs).
+NAME = "distill"
+HELP = "distil the fold's teacher into an EOG-only student"
+
 
 def add_command(subparsers: argparse._SubParsersAction) -> None:
     """Add ``distill`` to the sub-commands.
@@ -27,7 +31,7 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     from mkdbook.feedback import FeedbackConfig
 
     defaults = FeedbackConfig()
-    parser = subparsers.add_parser("distill", help="distil the fold's teacher into an EOG-only student")
+    parser = subparsers.add_parser(NAME, help=HELP)
     add_train_arguments(parser)
     parser.add_argument("--variant", default="fusion+feedback", choices=VARIANTS,
                         help="hinton (V1), fitnets, fusion (V2) or fusion+feedback (V3, default)")

@@ -26,6 +26,10 @@ _CLUSTER_ONLY = {"jobs": "--jobs", "gpus_per_job": "--gpus-per-job", "queue": "-
                  "walltime": "--walltime", "memory": "--memory", "account": "--account",
                  "job_extra": "--job-extra", "job_prologue": "--job-prologue"}
 
+#: The sub-command, and its line in ``mkdbook --help`` (which lists it without importing what it runs).
+NAME = "experiment"
+HELP = "run a cached grid of methods, folds and seeds"
+
 
 def add_command(subparsers: argparse._SubParsersAction) -> None:
     """Add ``experiment`` to the sub-commands.
@@ -39,7 +43,7 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     from mkdbook.executors import CLUSTER_SYSTEMS
     from mkdbook.train import DEVICES
 
-    parser = subparsers.add_parser("experiment", help="run a cached grid of methods, folds and seeds")
+    parser = subparsers.add_parser(NAME, help=HELP)
     add_data_argument(parser)
     parser.add_argument("--grid", required=True, choices=tuple(GRIDS), help="which named grid")
     parser.add_argument("--folds", type=positive_int, default=None, metavar="K",

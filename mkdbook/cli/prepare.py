@@ -6,10 +6,14 @@ import argparse
 
 from mkdbook.cli.common import add_data_argument
 
+#: The sub-command, and its line in ``mkdbook --help`` (which lists it without importing what it runs).
+NAME = "prepare"
+HELP = "validate a DEAP folder and build its segment cache"
+
 
 def add_command(subparsers: argparse._SubParsersAction) -> None:
     """Add ``prepare`` to the sub-commands."""
-    parser = subparsers.add_parser("prepare", help="validate a DEAP folder and build its segment cache")
+    parser = subparsers.add_parser(NAME, help=HELP)
     add_data_argument(parser)
     parser.add_argument("--verify-sources", action="store_true",
                         help="also check every source file's content against the checksum recorded "

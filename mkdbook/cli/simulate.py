@@ -7,6 +7,10 @@ import inspect
 
 from mkdbook.cli.common import output_folder, positive_int, seed
 
+#: The sub-command, and its line in ``mkdbook --help`` (which lists it without importing what it runs).
+NAME = "simulate"
+HELP = "write a simulated cohort in DEAP's file format"
+
 
 def _defaults() -> dict:
     from mkdbook.data.simulate import simulate_cohort
@@ -19,7 +23,7 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     from mkdbook.data.simulate import VARIANTS
 
     defaults = _defaults()
-    parser = subparsers.add_parser("simulate", help="write a simulated cohort in DEAP's file format")
+    parser = subparsers.add_parser(NAME, help=HELP)
     parser.add_argument("out_dir", metavar="OUT_DIR", help="folder to write s01.dat ... into")
     parser.add_argument("--subjects", type=positive_int, default=defaults["n_subjects"],
                         help=f"number of subjects (default {defaults['n_subjects']})")

@@ -7,12 +7,16 @@ from dataclasses import asdict
 
 from mkdbook.cli.common import add_train_arguments, n_folds, output_folder, train_config
 
+#: The sub-command, and its line in ``mkdbook --help`` (which lists it without importing what it runs).
+NAME = "train"
+HELP = "train one network on one fold and test it"
+
 
 def add_command(subparsers: argparse._SubParsersAction) -> None:
     """Add ``train`` to the sub-commands."""
     from mkdbook.models import MODEL_NAMES
 
-    parser = subparsers.add_parser("train", help="train one network on one fold and test it")
+    parser = subparsers.add_parser(NAME, help=HELP)
     parser.add_argument("--model", required=True, choices=MODEL_NAMES)
     add_train_arguments(parser)
     parser.set_defaults(run=run)

@@ -3,7 +3,10 @@
 Unpickling 32 DEAP files and cutting them into segments takes a while; the
 models then read random batches of segments thousands of times. So the
 segments are written once to a flat float32 file that later loads map
-straight into memory (:func:`numpy.memmap`), at close to disk speed.
+straight into memory (:func:`numpy.memmap`), at close to disk speed. A build
+reads each source file once, through a memory map, casts its segments to
+float32 in one pass into a reused buffer, and computes the checksums below
+as it reads and writes, never by reading a file back.
 
 A cache records the size, modification time and CRC-32 checksum of every
 source file and a CRC-32 checksum of its own bytes. On load, a cache whose
@@ -19,6 +22,7 @@ temporary folders of killed builds are removed by later loads
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import shutil
 import warnings
@@ -26,7 +30,7 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -125,15 +129,17 @@ def _checksum(path: Path) -> int:
     return crc
 
 
-def _source_record(path: Path) -> dict[str, object]:
-    """Name, size, modification time and CRC-32 of a source file about to be read.
+def _write(stream: BinaryIO, block: bytes | np.ndarray, crc: int) -> int:
+    """Write ``block`` and return the CRC-32 of the file so far: a checksum without reading the file back."""
+    stream.write(block)
+    return zlib.crc32(block, crc)
 
-    Taken before the read, so that a file changed while the build reads it
-    leaves a stale cache, not a silently wrong one. The checksum pass reads
-    the file from disk and leaves it in the page cache for the reader.
-    """
-    stat = path.stat()
-    return {"name": path.name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "crc32": _checksum(path)}
+
+def _npy_header(shape: tuple[int, ...]) -> bytes:
+    """The header of a C-ordered float32 ``.npy`` file of ``shape``, as :func:`numpy.save` writes it."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    return header.getvalue()
 
 
 def cache_folder(deap_dir: Path | str, subjects: list[int], config: SegmentConfig,
@@ -154,19 +160,26 @@ def _write_cache(files: list[Path], tmp: Path, config: SegmentConfig, layout: La
     per_trial = config.segments_per_trial(layout)
     rows = layout.n_trials * per_trial
     shape = _expected_shape(len(files), config, layout)
-    signals = np.lib.format.open_memmap(tmp / "signals.npy", mode="w+", dtype=np.float32, shape=shape)
+    # One subject's segments at a time, in a buffer reused for each: the
+    # source's bytes are read once (memory-mapped) and cast to float32 once.
+    block = np.empty((layout.n_trials, per_trial, *shape[1:]), np.float32)
     subject = np.empty(shape[0], np.int16)
     ratings = np.empty((shape[0], len(layout.rating_scales)), np.float32)
     sources = []
-    for i, path in enumerate(tqdm(files, desc="preparing segments", unit="subject", disable=not progress)):
-        sources.append(_source_record(path))
-        recording = read_subject_file(path)
-        block = slice(i * rows, (i + 1) * rows)
-        signals[block] = segment_trials(recording.data, config, layout).reshape(rows, *shape[1:])
-        subject[block] = recording.subject
-        ratings[block] = np.repeat(recording.labels, per_trial, axis=0)
-    signals.flush()
-    del signals
+    with (tmp / "signals.npy").open("xb") as stream:
+        crc = _write(stream, _npy_header(shape), 0)
+        for i, path in enumerate(tqdm(files, desc="preparing segments", unit="subject", disable=not progress)):
+            # Size and time are taken before the read, so that a file changed
+            # while the build reads it leaves a stale cache, not a silently wrong one.
+            stat = path.stat()
+            recording = read_subject_file(path, mapped=True)
+            sources.append({"name": path.name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                            "crc32": recording.crc32})
+            segment_trials(recording.data, config, layout, out=block)
+            subject[i * rows:(i + 1) * rows] = recording.subject
+            ratings[i * rows:(i + 1) * rows] = np.repeat(recording.labels, per_trial, axis=0)
+            del recording  # the last view of the file's memory map
+            crc = _write(stream, block, crc)
     trial = np.tile(np.repeat(np.arange(layout.n_trials, dtype=np.int16), per_trial), len(files))
     position = np.tile(np.arange(per_trial, dtype=np.int16), len(files) * layout.n_trials)
     np.savez(tmp / "index.npz", subject=subject, trial=trial, position=position, ratings=ratings)
@@ -178,7 +191,7 @@ def _write_cache(files: list[Path], tmp: Path, config: SegmentConfig, layout: La
         "config": asdict(config),
         "layout": _layout_record(layout),
         "shape": list(shape),
-        "checksums": {name: _checksum(tmp / name) for name in ("signals.npy", "index.npz")},
+        "checksums": {"signals.npy": crc, "index.npz": _checksum(tmp / "index.npz")},
     }
     # The manifest is written last: a folder without one is never trusted.
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")

@@ -6,13 +6,21 @@ dict with ``data`` (40 trials x 40 channels x 8064 samples) and ``labels``
 loads, so the files are read by :func:`mkdbook.data.safe_pickle.loads`, which
 interprets the pickle itself and builds nothing but containers and plain
 numpy arrays.
+
+Files are memory-mapped, not read: the checksum and the parser then see the
+page cache's own bytes, and a Python-2 file's array is a view of them, so
+preparing the segment cache copies each byte once, into the cache. The price:
+a file truncated by another process while it is mapped ends this one with
+SIGBUS instead of an error, a risk only for files being rewritten in place.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 import re
 import stat
+import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -59,12 +67,15 @@ class SubjectRecording:
         Valence, arousal, dominance and liking ratings, 1-9. Read-only.
     path : Path
         The file it came from.
+    crc32 : int
+        CRC-32 of the file's bytes, as parsed (:func:`zlib.crc32`).
     """
 
     subject: int
     data: np.ndarray
     labels: np.ndarray
     path: Path
+    crc32: int
 
 
 def subject_number(path: Path | str) -> int:
@@ -140,7 +151,8 @@ def _check_regular(path: Path, info: os.stat_result) -> None:
         raise DeapFormatError(path, f"expected a regular file, found {kind}")
 
 
-def _read_bytes(path: Path) -> bytes:
+def _map(path: Path) -> bytes | mmap.mmap:
+    """The file's bytes as a read-only memory map (``b""`` for an empty file, which cannot be mapped)."""
     with _os_errors(path):
         # Checked before opening: opening a FIFO for reading waits for a writer.
         _check_regular(path, path.stat())
@@ -149,7 +161,10 @@ def _read_bytes(path: Path) -> bytes:
         with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as stream:
             info = os.fstat(stream.fileno())
             _check_regular(path, info)
-            return stream.read(info.st_size)
+            if info.st_size == 0:
+                return b""
+            # The map outlives the descriptor and lives as long as a view of it.
+            return mmap.mmap(stream.fileno(), info.st_size, access=mmap.ACCESS_READ)
 
 
 def _check_array(path: Path, value: object, key: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -159,10 +174,12 @@ def _check_array(path: Path, value: object, key: str, shape: tuple[int, ...]) ->
         raise DeapFormatError(path, f"{key!r} must have shape {shape}, got {value.shape}")
     if value.dtype.kind != "f":
         raise DeapFormatError(path, f"{key!r} must hold floating-point numbers, got dtype {value.dtype}")
-    if not np.isfinite(value).all():
+    # Two passes over the data, not four: max and min propagate NaN, and an
+    # infinity is its own peak, so a finite peak means every value is finite.
+    peak = float(max(value.max(), -value.min()))
+    if not np.isfinite(peak):
         bad = int(np.size(value) - np.isfinite(value).sum())
         raise DeapFormatError(path, f"{key!r} holds {bad} NaN or infinite values")
-    peak = float(max(value.max(), -value.min()))
     if peak > _FLOAT32_MAX:
         raise DeapFormatError(
             path, f"{key!r} holds values up to {peak:g} in size, beyond float32's {_FLOAT32_MAX:.4g} (the cache's type)"
@@ -170,13 +187,20 @@ def _check_array(path: Path, value: object, key: str, shape: tuple[int, ...]) ->
     return value
 
 
-def read_subject_file(path: Path | str) -> SubjectRecording:
+def read_subject_file(path: Path | str, *, mapped: bool = False) -> SubjectRecording:
     """Read and validate one DEAP subject file.
 
     Parameters
     ----------
     path : path-like
         An ``sNN.dat`` file of DEAP's preprocessed Python release.
+    mapped : bool
+        Leave ``data`` a view of the file's memory map where it is one (a
+        Python-2 file's), even a misaligned one: no copy, which is what the
+        segment cache wants for the moment it takes to segment a subject.
+        Such a view must not outlive the file's content: truncating the file
+        under it ends the process (SIGBUS). By default the arrays own their
+        memory.
 
     Returns
     -------
@@ -196,7 +220,9 @@ def read_subject_file(path: Path | str) -> SubjectRecording:
     """
     path = Path(path)
     subject = subject_number(path)
-    content = _load(path)
+    raw = _map(path)
+    crc = zlib.crc32(raw)
+    content = _load(path, raw, aligned=not mapped)
     if not isinstance(content, dict):
         raise DeapFormatError(path, f"expected a dict with 'data' and 'labels', got {type(content).__name__}")
     if set(content) != {"data", "labels"}:
@@ -208,12 +234,23 @@ def read_subject_file(path: Path | str) -> SubjectRecording:
         raise DeapFormatError(
             path, f"'labels' must lie in [{low:g}, {high:g}], got [{labels.min():g}, {labels.max():g}]"
         )
-    return SubjectRecording(subject=subject, data=data, labels=labels, path=path)
+    if not mapped and _views_map(data):
+        data = data.copy()
+        data.flags.writeable = False
+    return SubjectRecording(subject=subject, data=data, labels=labels, path=path, crc32=crc)
 
 
-def _load(path: Path) -> object:
+def _views_map(array: np.ndarray) -> bool:
+    """Whether ``array`` is a view of a memory map (its chain of bases ends in one)."""
+    base: object = array
+    while isinstance(base, np.ndarray):
+        base = base.base
+    return isinstance(base, memoryview) and isinstance(base.obj, mmap.mmap)
+
+
+def _load(path: Path, raw: bytes | mmap.mmap, aligned: bool) -> object:
     try:
-        return loads(_read_bytes(path))
+        return loads(raw, aligned=aligned)
     except UnsafePickleError as err:
         raise DeapFormatError(path, f"not a DEAP pickle ({err})") from None
     except (MemoryError, RecursionError) as err:

@@ -73,7 +73,7 @@ class SegmentConfig:
 
 
 def segment_trials(data: np.ndarray, config: SegmentConfig = SegmentConfig(),
-                   layout: Layout = DEAP) -> np.ndarray:
+                   layout: Layout = DEAP, out: np.ndarray | None = None) -> np.ndarray:
     """Drop the baseline and cut trials into non-overlapping segments.
 
     Parameters
@@ -84,19 +84,32 @@ def segment_trials(data: np.ndarray, config: SegmentConfig = SegmentConfig(),
         Segment length and baseline.
     layout : Layout
         The data set's layout, which gives the sampling rate.
+    out : ndarray, optional
+        A float32 array of the result's shape to write into; the cache
+        reuses one, so that segmenting is a single pass that casts as it copies.
 
     Returns
     -------
     ndarray, shape (n_trials, segments_per_trial, n_channels, segment_samples), float32
         Segment ``j`` of trial ``i`` is ``out[i, j]``; any remainder shorter
         than a segment at the end of a trial is dropped.
+
+    Raises
+    ------
+    ValueError
+        If ``out`` is not a float32 array of that shape.
     """
     n_trials, n_channels, _ = data.shape
     start = layout.samples(config.baseline_seconds)
     n_seg, seg_len = config.segments_per_trial(layout), config.segment_samples(layout)
     body = data[:, :, start : start + n_seg * seg_len]
     cut = body.reshape(n_trials, n_channels, n_seg, seg_len).transpose(0, 2, 1, 3)
-    return np.ascontiguousarray(cut, dtype=np.float32)
+    if out is None:
+        return np.ascontiguousarray(cut, dtype=np.float32)
+    if out.shape != cut.shape or out.dtype != np.float32:
+        raise ValueError(f"out must be a float32 array of shape {cut.shape}, got {out.dtype} {out.shape}")
+    np.copyto(out, cut, casting="same_kind")
+    return out
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ refused within about a second.
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Iterator
 
 from mkdbook.data.safe_pickle.building import _Builder
@@ -42,14 +43,19 @@ __all__ = ["loads", "UnsafePickleError", "MAX_OPCODES", "MAX_DEPTH", "MAX_EXPAND
 UnsafePickleError.__module__ = __name__
 
 
-def loads(data: bytes) -> object:
+def loads(data: bytes | mmap.mmap, *, aligned: bool = True) -> object:
     """Load a pickle of plain containers and numpy arrays without running it.
 
     Parameters
     ----------
-    data : bytes
-        The whole file. Arrays large enough to be most of it are read-only
-        views of these bytes; smaller or misaligned ones are read-only copies.
+    data : bytes or mmap.mmap
+        The whole file, read or memory-mapped. Arrays large enough to be most
+        of it are read-only views of these bytes; smaller ones are read-only
+        copies.
+    aligned : bool
+        Copy a view that is not aligned for its dtype (the default), as
+        numpy's and torch's fast paths need; False keeps it a view, for a
+        caller that reads it once.
 
     Returns
     -------
@@ -71,7 +77,7 @@ def loads(data: bytes) -> object:
         raise UnsafePickleError("not a pickle of protocol 2 to 5 (no PROTO opcode at byte 0)")
     ops: list[_Op] = []
     _execute(_collect(_opcodes(data), ops), _Bounds())
-    return _execute(ops, _Builder(data))
+    return _execute(ops, _Builder(data, aligned))
 
 
 def _collect(opcodes: Iterator[_Op], into: list[_Op]) -> Iterator[_Op]:

@@ -7,6 +7,7 @@ arrays and build each array with ``np.frombuffer`` over the file's own bytes.
 from __future__ import annotations
 
 import math
+import mmap
 from collections.abc import Callable
 
 import numpy as np
@@ -52,9 +53,10 @@ class _Global:
 class _Builder:
     """Building semantics: the values of the vetted opcodes, built through the proxies."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes | mmap.mmap, aligned: bool = True) -> None:
         self.view = memoryview(data)
         self.limit = len(data)
+        self.aligned = aligned
 
     def leaf(self, op: _Op) -> object:
         if op.name in _CONSTANTS:
@@ -96,7 +98,7 @@ class _Builder:
         if type(args) is not tuple:
             raise UnsafePickleError(f"{func.name} needs its arguments as a tuple")
         try:
-            return func.call(args, self.limit)
+            return self._settle(func.call(args, self.limit))
         except UnsafePickleError as err:
             raise UnsafePickleError(f"{func.name}: {err}") from None
 
@@ -104,10 +106,22 @@ class _Builder:
         if type(target) is not _Pending or target.value is not None:
             raise UnsafePickleError("only a new numpy array or dtype takes state")
         try:
-            target.value = target.finish(state)
+            target.value = self._settle(target.finish(state))
         except UnsafePickleError as err:
             raise UnsafePickleError(f"{target.what} state: {err}") from None
         return target
+
+    def _settle(self, value: object) -> object:
+        """Copy a misaligned view of the file, as numpy's and torch's fast paths need, unless told not to.
+
+        A caller that reads the array once (the segment cache casts it to
+        float32) saves the copy: numpy reduces and casts misaligned data
+        about as fast.
+        """
+        if self.aligned and type(value) is np.ndarray and not value.flags.aligned:
+            value = np.array(value, order="K")
+            value.flags.writeable = False
+        return value
 
     def result(self, value: object) -> object:
         return _resolve(value)
@@ -223,9 +237,9 @@ def _array(raw: memoryview, dtype: np.dtype, shape: tuple[int, ...], order: str)
         )
     array = np.frombuffer(raw, dtype=dtype, count=count)
     # A view of the file's bytes costs no copy, but keeps all of them alive:
-    # keep one only for an array that is most of the file (DEAP's 'data'),
-    # and only when aligned, as numpy's fast loops need.
-    if not array.flags.aligned or 2 * len(raw) < len(raw.obj):
+    # keep one only for an array that is most of the file (DEAP's 'data').
+    # (The builder copies a misaligned one, unless told not to.)
+    if 2 * len(raw) < len(raw.obj):
         array = array.copy()
         array.flags.writeable = False
     return array.reshape(shape, order=order)

@@ -5,6 +5,7 @@ Every length an opcode gives is checked against the file before it is read.
 
 from __future__ import annotations
 
+import mmap
 import pickletools
 import struct
 from collections.abc import Iterator
@@ -70,7 +71,7 @@ _MARKED = {"TUPLE": "tuple", "LIST": "list", "DICT": "dict"}
 _MAX_LONG_BYTES = 16
 
 
-def _opcodes(data: bytes) -> Iterator[_Op]:
+def _opcodes(data: bytes | mmap.mmap) -> Iterator[_Op]:
     """Yield the opcodes of ``data`` up to STOP, checking every length against the file."""
     pos = 0
     while True:
@@ -88,7 +89,7 @@ def _opcodes(data: bytes) -> Iterator[_Op]:
         pos = end
 
 
-def _read_arg(kind: str, data: bytes, pos: int) -> tuple[object, int]:
+def _read_arg(kind: str, data: bytes | mmap.mmap, pos: int) -> tuple[object, int]:
     if not kind:
         return None, pos
     if kind in _FIXED:
@@ -105,13 +106,14 @@ def _read_arg(kind: str, data: bytes, pos: int) -> tuple[object, int]:
         return int.from_bytes(data[pos:end], "little", signed=True), end
     if kind.startswith("text"):
         try:
-            return data[pos:end].decode("utf-8", "surrogatepass"), end
+            # Decoded from a view: slicing a memory map would first copy the text.
+            return str(memoryview(data)[pos:end], "utf-8", "surrogatepass"), end
         except UnicodeDecodeError:
             raise UnsafePickleError(f"text at byte {pos} is not UTF-8") from None
     return (pos, size), end
 
 
-def _take(data: bytes, pos: int, size: int) -> int:
+def _take(data: bytes | mmap.mmap, pos: int, size: int) -> int:
     """Return ``pos + size`` if the file holds that many bytes from ``pos``."""
     if size > len(data) - pos:
         raise UnsafePickleError(
@@ -120,7 +122,7 @@ def _take(data: bytes, pos: int, size: int) -> int:
     return pos + size
 
 
-def _read_global(data: bytes, pos: int) -> tuple[tuple[str, str], int]:
+def _read_global(data: bytes | mmap.mmap, pos: int) -> tuple[tuple[str, str], int]:
     """Read GLOBAL's ``module\\nname\\n``; real names are short, so a line ends within 256 bytes."""
     parts = []
     for _ in range(2):
