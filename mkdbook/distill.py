@@ -36,7 +36,7 @@ from mkdbook.data.segments import SegmentSet
 from mkdbook.feedback import FeedbackConfig, feedback_phase, make_teacher_optimizer
 from mkdbook.losses import DistillationLossConfig, FeatureProjector, student_loss
 from mkdbook.models import build_model
-from mkdbook.results import MethodResult
+from mkdbook.results import MethodResult, teacher_outputs_dir
 from mkdbook.splits import Split
 from mkdbook.teacher_student import TeacherStudentTrainer
 from mkdbook.train import Trainer, TrainResult
@@ -241,7 +241,8 @@ def run_distillation(cell, data: SegmentSet, split: Split, teacher: Trainer, out
     """
     loss, _, overrides = distiller_options(cell.method, cell.settings, preset)
     student = build_model("student", **data.model_inputs(), seed=cell.seed, **overrides)
-    distiller = Distiller(student, teacher.model, teacher.scaler, cell.train, out_dir, loss=loss)
+    distiller = Distiller(student, teacher.model, teacher.scaler, cell.train, out_dir, loss=loss,
+                          teacher_outputs_folder=teacher_outputs_dir(cell))
     return finish_distillation(distiller, distiller.fit(data, split, cell.target), out_dir)
 
 
@@ -289,6 +290,9 @@ class FeedbackDistiller(Distiller):
     trainer); the teacher is kept as it is at the end of training, which is
     what :attr:`teacher_after` describes.
     """
+
+    #: The feedback phases change the teacher: it runs on every training batch.
+    teacher_fixed = False
 
     def __init__(self, student: nn.Module, teacher: nn.Module, *args: Any,
                  feedback: FeedbackConfig = FeedbackConfig(), **kwargs: Any) -> None:

@@ -72,6 +72,7 @@ __all__ = [
     "package_fingerprint",
     "results_dir",
     "store_result",
+    "teacher_outputs_dir",
 ]
 
 #: A method's settings as sorted ``(name, value)`` pairs: hashable and order-independent.
@@ -190,6 +191,14 @@ def cell_key(cell: Cell) -> str:
 def results_dir() -> Path:
     """The folder of cached cell results, ``$MKDBOOK_HOME/results``."""
     return home() / "results"
+
+
+def teacher_outputs_dir(cell: Cell) -> Path | None:
+    """Where the students of a cell's teacher share its stored outputs (:mod:`mkdbook.teacher_outputs`).
+
+    ``teacher_outputs/`` in the teacher's cell folder; ``None`` for a cell without a teacher.
+    """
+    return results_dir() / cell_key(cell.teacher) / "teacher_outputs" if cell.teacher is not None else None
 
 
 def lease_path(folder: Path) -> Path:
