@@ -23,7 +23,9 @@ Each cell folder holds ``predictions.npz`` (test segment indices, subject,
 trial, position, label, prediction, class probabilities), ``result.json``
 (scores, learning curve, the configuration) and ``train/`` (the method's
 working folder: ``best.pt`` and, for network methods, ``scaler.pt``; the
-resumable ``last.pt`` only while the cell is unfinished). Files are written
+resumable ``last.pt`` only while the cell is unfinished). A teacher's folder
+also holds ``teacher_outputs/`` (:func:`teacher_outputs_dir`), its outputs on
+a fold's training segments, written by its first student and read by the others. Files are written
 to a temporary name and renamed into place, and ``result.json`` is written
 last, so a cell is complete exactly when its ``result.json`` exists and
 reads back (:func:`load_result`); anything unreadable counts as missing and
