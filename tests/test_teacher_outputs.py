@@ -67,6 +67,9 @@ def test_stored_outputs_are_the_teachers_outputs_in_eval_mode(teacher):
     torch.testing.assert_close(got.features, expected.features, rtol=1e-5, atol=1e-6)
     with pytest.raises(KeyError, match="no stored teacher output"):
         outputs.lookup(SPLIT.test[:3])
+    tap = compute_teacher_outputs(network, teacher.scaler, DATA, SPLIT.train, "eeg_1").lookup(rows)
+    assert tap.features is None
+    torch.testing.assert_close(tap.taps["eeg_1"], expected.taps["eeg_1"], rtol=1e-5, atol=1e-6)
 
 
 def test_a_changed_teacher_split_or_standardisation_gets_new_outputs(teacher, tmp_path):
