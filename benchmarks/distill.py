@@ -23,10 +23,13 @@ It prints the median seconds of each and the ratios, next to the goals
 Nothing is asserted. Run from the repository root::
 
     python benchmarks/distill.py [--batch 64] [--repeats 7] [--threads 2] [--device cpu|cuda]
-                                 [--segments 4096] [--amp bf16] [--json OUT.json]
+                                 [--segments 4096] [--amp bf16] [--clock wall|cpu] [--json OUT.json]
 
 ``--amp bf16`` runs all three under bfloat16 :func:`torch.autocast`;
-``--json`` also writes the medians and ratios as JSON.
+``--clock cpu`` times the CPU time of this process instead of wall time
+(on a machine shared with other work, which inflates wall time far more;
+on CUDA it misses the GPU's work); ``--json`` also writes the medians and
+ratios as JSON.
 """
 
 from __future__ import annotations
@@ -72,6 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--first-order", action="store_true", help="also time the first-order feedback phase")
     parser.add_argument("--amp", choices=("off", "bf16"), default="off",
                         help="bf16: run under bfloat16 autocast (default off: float32)")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="cpu: CPU time of this process, robust to other load (default wall)")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the figures as JSON")
     args = parser.parse_args(argv)
     if args.threads:
@@ -115,18 +120,20 @@ def main(argv: list[str] | None = None) -> None:
         jobs = {name: _autocast(job, device) for name, job in jobs.items()}
     for job in jobs.values():  # warm-up: allocator, kernels, autograd caches
         job()
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     times: dict[str, list[float]] = {name: [] for name in jobs}
     for _ in range(args.repeats):
         for name, job in jobs.items():
             _sync(device)
-            began = time.perf_counter()
+            began = clock()
             job()
             _sync(device)
-            times[name].append(time.perf_counter() - began)
+            times[name].append(clock() - began)
     median = {name: statistics.median(values) for name, values in times.items()}
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"device {device}, {torch.get_num_threads()} threads, batch {args.batch}, load average {load:.1f}")
+    print(f"device {device}, {torch.get_num_threads()} threads, batch {args.batch}, {args.clock} clock, "
+          f"load average {load:.1f}")
     print(f"student {count_parameters(student):,} parameters, teacher {count_parameters(teacher):,}")
     for name, value in median.items():
         spread = max(times[name]) - min(times[name])
@@ -141,6 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"distillation with feedback every {every} steps / plain training = {overall:.2f}")
     if args.json:
         record = {"torch": torch.__version__, "device": str(device), "amp": args.amp, "batch": args.batch,
+                  "clock": args.clock, "threads": torch.get_num_threads(), "load_average": load,
                   "median_seconds": median, "teaching_over_plain": median["teaching"] / median["plain"],
                   "stored_over_plain": median["stored"] / median["plain"],
                   "feedback_over_teaching": median["feedback"] / median["teaching"],
