@@ -18,8 +18,8 @@ chapter                       modules
                               ``mkdbook.metrics``, ``mkdbook.identity``
 4 Fusion                      ``mkdbook.models.fusion``,
                               ``mkdbook.models.student``
-5 Distillation                ``mkdbook.losses``, ``mkdbook.teacher_student``,
-                              ``mkdbook.distill``
+5 Distillation                ``mkdbook.losses``, ``mkdbook.teacher_outputs``,
+                              ``mkdbook.teacher_student``, ``mkdbook.distill``
 6 Feedback                    ``mkdbook.feedback``
 8 Ablations and baselines     ``mkdbook.methods``, ``mkdbook.baselines``,
                               ``mkdbook.results``, ``mkdbook.tables``,

@@ -36,7 +36,8 @@ from mkdbook.data.segments import SegmentSet
 from mkdbook.feedback import FeedbackConfig, feedback_phase, make_teacher_optimizer
 from mkdbook.losses import DistillationLossConfig, FeatureProjector, student_loss
 from mkdbook.models import build_model
-from mkdbook.results import MethodResult
+from mkdbook.models.outputs import ModelOutput
+from mkdbook.results import MethodResult, teacher_outputs_dir
 from mkdbook.splits import Split
 from mkdbook.teacher_student import TeacherStudentTrainer
 from mkdbook.train import Trainer, TrainResult
@@ -64,6 +65,7 @@ def teaching_step(
     y: Tensor,
     optimizer: torch.optim.Optimizer,
     loss_config: DistillationLossConfig,
+    teacher_out: ModelOutput | None = None,
 ) -> dict[str, float]:
     """One optimiser step of the student (and projector) on :math:`L_S`, teacher fixed.
 
@@ -85,19 +87,24 @@ def teaching_step(
         Over the student's (and projector's) parameters; Adam in the paper.
     loss_config : DistillationLossConfig
         Weights and temperature of :math:`L_S`.
+    teacher_out : ModelOutput, optional
+        The teacher's output on this batch when it is already known (a fixed
+        teacher's stored outputs, :mod:`mkdbook.teacher_outputs`); the
+        teacher is then not run.
 
     Returns
     -------
     dict of str to float
         :meth:`mkdbook.losses.LossTerms.as_dict` of this step's loss.
     """
-    was_training = teacher.training
-    teacher.eval()
-    try:
-        with torch.no_grad():
-            teacher_out = teacher(batch)
-    finally:
-        teacher.train(was_training)
+    if teacher_out is None:
+        was_training = teacher.training
+        teacher.eval()
+        try:
+            with torch.no_grad():
+                teacher_out = teacher(batch)
+        finally:
+            teacher.train(was_training)
     terms = student_loss(student(batch), teacher_out, y, projector, loss_config)
     optimizer.zero_grad(set_to_none=True)
     terms.total.backward()
@@ -241,7 +248,8 @@ def run_distillation(cell, data: SegmentSet, split: Split, teacher: Trainer, out
     """
     loss, _, overrides = distiller_options(cell.method, cell.settings, preset)
     student = build_model("student", **data.model_inputs(), seed=cell.seed, **overrides)
-    distiller = Distiller(student, teacher.model, teacher.scaler, cell.train, out_dir, loss=loss)
+    distiller = Distiller(student, teacher.model, teacher.scaler, cell.train, out_dir, loss=loss,
+                          teacher_outputs_folder=teacher_outputs_dir(cell))
     return finish_distillation(distiller, distiller.fit(data, split, cell.target), out_dir)
 
 
@@ -289,6 +297,9 @@ class FeedbackDistiller(Distiller):
     trainer); the teacher is kept as it is at the end of training, which is
     what :attr:`teacher_after` describes.
     """
+
+    #: The feedback phases change the teacher: it runs on every training batch.
+    teacher_fixed = False
 
     def __init__(self, student: nn.Module, teacher: nn.Module, *args: Any,
                  feedback: FeedbackConfig = FeedbackConfig(), **kwargs: Any) -> None:

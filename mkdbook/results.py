@@ -23,7 +23,9 @@ Each cell folder holds ``predictions.npz`` (test segment indices, subject,
 trial, position, label, prediction, class probabilities), ``result.json``
 (scores, learning curve, the configuration) and ``train/`` (the method's
 working folder: ``best.pt`` and, for network methods, ``scaler.pt``; the
-resumable ``last.pt`` only while the cell is unfinished). Files are written
+resumable ``last.pt`` only while the cell is unfinished). A teacher's folder
+also holds ``teacher_outputs/`` (:func:`teacher_outputs_dir`), its outputs on
+a fold's training segments, written by its first student and read by the others. Files are written
 to a temporary name and renamed into place, and ``result.json`` is written
 last, so a cell is complete exactly when its ``result.json`` exists and
 reads back (:func:`load_result`); anything unreadable counts as missing and
@@ -72,6 +74,7 @@ __all__ = [
     "package_fingerprint",
     "results_dir",
     "store_result",
+    "teacher_outputs_dir",
 ]
 
 #: A method's settings as sorted ``(name, value)`` pairs: hashable and order-independent.
@@ -190,6 +193,14 @@ def cell_key(cell: Cell) -> str:
 def results_dir() -> Path:
     """The folder of cached cell results, ``$MKDBOOK_HOME/results``."""
     return home() / "results"
+
+
+def teacher_outputs_dir(cell: Cell) -> Path | None:
+    """Where the students of a cell's teacher share its stored outputs (:mod:`mkdbook.teacher_outputs`).
+
+    ``teacher_outputs/`` in the teacher's cell folder; ``None`` for a cell without a teacher.
+    """
+    return results_dir() / cell_key(cell.teacher) / "teacher_outputs" if cell.teacher is not None else None
 
 
 def lease_path(folder: Path) -> Path:

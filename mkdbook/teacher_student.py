@@ -17,12 +17,22 @@ does not even read EEG from disk. The teacher receives the same batch
 through :class:`Restandardise`, which maps it exactly to the standardisation
 the teacher was trained with; when both scalers come from the same split and
 seed (every grid cell) the map is the identity, bit for bit.
+
+A fixed teacher runs once
+-------------------------
+When the teacher does not change during training (:attr:`TeacherStudentTrainer.teacher_fixed`;
+all methods but the feedback variant), :meth:`TeacherStudentTrainer.fit`
+computes its outputs on the training segments once, in evaluation mode and
+in its own standardisation (:mod:`mkdbook.teacher_outputs`, stored in
+``teacher_outputs_folder`` when given), and every training step looks its
+batch up there instead of running the teacher.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -34,6 +44,7 @@ from mkdbook.losses import DistillationLossConfig, FeatureProjector, student_los
 from mkdbook.models.outputs import ModelOutput
 from mkdbook.seeding import seeded
 from mkdbook.splits import Split
+from mkdbook.teacher_outputs import TeacherOutputs, teacher_outputs
 from mkdbook.train import (
     ChannelScaler,
     Scores,
@@ -158,19 +169,30 @@ class TeacherStudentTrainer(Trainer):
         widths (:func:`output_width`), seeded by ``projector_seed``.
     projector_seed : int, optional
         Seed of that projector; ``config.seed`` by default.
+    teacher_outputs_folder : path-like, optional
+        Where the fixed teacher's outputs on the training segments are
+        stored and shared with other students (the teacher's cell folder);
+        without it they are computed once per :meth:`fit` and kept in memory.
 
     Attributes
     ----------
     teacher : nn.Module
     teacher_scaler : ChannelScaler
     projector : FeatureProjector or None
+    teacher_fixed : bool
+        Whether the teacher stays as it is during training (class attribute,
+        ``True``); a subclass that updates it sets ``False``, and the
+        teacher then runs on every batch.
     """
+
+    teacher_fixed: ClassVar[bool] = True
 
     def __init__(self, student: nn.Module, teacher: nn.Module, teacher_scaler: ChannelScaler,
                  config: TrainConfig = TrainConfig(), out_dir: Path | str | None = None, *,
                  loss: DistillationLossConfig | None = DistillationLossConfig(),
                  student_feature: str = "features", teacher_feature: str = "features",
-                 projector: FeatureProjector | None = None, projector_seed: int | None = None) -> None:
+                 projector: FeatureProjector | None = None, projector_seed: int | None = None,
+                 teacher_outputs_folder: Path | str | None = None) -> None:
         self.projector = projector
         self.loss_config = loss
         self.student_feature = student_feature
@@ -183,6 +205,9 @@ class TeacherStudentTrainer(Trainer):
         if self.projector is not None:
             self._attach_projector()
         self._teacher_input: tuple[ChannelScaler, Restandardise] | None = None
+        self.teacher_outputs_folder = teacher_outputs_folder
+        self._stored: TeacherOutputs | None = None
+        self._reading: _RowsRead | None = None
 
     def _attach_projector(self) -> None:
         self.projector.to(self.device)
@@ -212,7 +237,16 @@ class TeacherStudentTrainer(Trainer):
 
     @torch.no_grad()
     def teacher_output(self, batch: dict[str, Tensor]) -> ModelOutput:
-        """The teacher's output on a training batch, in eval mode and without gradient."""
+        """The teacher's output on a training batch, in eval mode and without gradient.
+
+        Looked up among the outputs :meth:`fit` stored when the teacher is
+        fixed and the batch is one that :meth:`train_epoch` read; computed otherwise.
+        """
+        rows = self._reading.rows if self._reading is not None else None
+        if self._stored is not None and rows is not None:
+            if len(rows) != len(next(iter(batch.values()))):
+                raise RuntimeError("the batch is not the one last read from the training segments")
+            return self._stored.lookup(rows)
         teacher = self.teacher_input()
         was_training = teacher.training
         teacher.eval()
@@ -242,8 +276,26 @@ class TeacherStudentTrainer(Trainer):
         values = {"loss": terms.total, "ce": terms.ce, "kl": terms.kl, "mse": terms.mse}
         return {k: v for k, v in values.items() if v is not None}
 
+    def train_epoch(self, data: SegmentSet, split: Split, target: str, epoch: int) -> dict[str, float]:
+        """The base epoch, noting which segments each batch holds (to look up stored teacher outputs)."""
+        if self._stored is None:
+            return super().train_epoch(data, split, target, epoch)
+        self._reading = _RowsRead(data)
+        try:
+            return super().train_epoch(self._reading, split, target, epoch)
+        finally:
+            self._reading = None
+
     def fit(self, data: SegmentSet, split: Split, target: str) -> TrainResult:
-        """Build the projector when one is needed (widths read off the networks), then train."""
+        """Store a fixed teacher's outputs, build the projector when one is needed, then train.
+
+        The projector's widths are read off the networks (:func:`output_width`).
+        """
+        self._stored = None
+        if self.teacher_fixed:
+            self._stored = teacher_outputs(self.teacher, self.teacher_scaler, data, split.train,
+                                           self.teacher_feature, folder=self.teacher_outputs_folder,
+                                           batch_size=self.config.eval_batch_size, device=self.device)
         if self.projector is None and self.loss_config is not None and self.loss_config.mse > 0:
             widths = (output_width(self.model, self.student_feature, data, split.train),
                       output_width(self.teacher, self.teacher_feature, data, split.train))
@@ -251,3 +303,23 @@ class TeacherStudentTrainer(Trainer):
                 self.projector = FeatureProjector(*widths)
             self._attach_projector()
         return super().fit(data, split, target)
+
+
+class _RowsRead:
+    """A segment set that remembers which segments the last batch read from it holds.
+
+    :meth:`~mkdbook.train.Trainer.train_epoch` reads every training batch with
+    ``data.batch(rows, ...)`` just before its step, so during that step
+    :attr:`rows` names the batch's segments, whatever order the trainer draws.
+    """
+
+    def __init__(self, data: SegmentSet) -> None:
+        self._data = data
+        self.rows: np.ndarray | None = None
+
+    def batch(self, index: np.ndarray, modalities: tuple[str, ...]) -> dict[str, np.ndarray]:  # noqa: D102
+        self.rows = np.asarray(index)
+        return self._data.batch(index, modalities)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._data, name)

@@ -128,7 +128,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("mkdbook.splits", "mkdbook.features", "mkdbook.losses", "mkdbook.stats", "mkdbook.profile"),
     ("mkdbook.batches", "mkdbook.metrics", "mkdbook.identity", "mkdbook.levels"),
     ("mkdbook.train",),
-    ("mkdbook.results", "mkdbook.teacher_student", "mkdbook.tables", "mkdbook.progress"),
+    ("mkdbook.results", "mkdbook.teacher_outputs", "mkdbook.teacher_student", "mkdbook.tables", "mkdbook.progress"),
     ("mkdbook.feedback",),
     ("mkdbook.distill", "mkdbook.baselines"),
     ("mkdbook.methods",),

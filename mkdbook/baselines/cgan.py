@@ -34,7 +34,7 @@ from mkdbook.checks import check_int, check_number, check_option
 from mkdbook.data.segments import SegmentSet
 from mkdbook.models import build_model
 from mkdbook.models.outputs import ModelOutput
-from mkdbook.results import MethodResult
+from mkdbook.results import MethodResult, teacher_outputs_dir
 from mkdbook.seeding import seeded
 from mkdbook.splits import Split
 from mkdbook.teacher_student import TeacherStudentTrainer, n_classes_of, output_width
@@ -286,6 +286,7 @@ def run_cgan(cell, data: SegmentSet, split: Split, teacher: Trainer, out_dir: Pa
         model = CGANStudent(encoder, in_width, out_width, n_classes, cgan.generator_hidden, head,
                             freeze_classifier=True)
     trainer = CGANTrainer(model, teacher, cell.train, out_dir, cgan, n_classes)
+    trainer.teacher_outputs_folder = teacher_outputs_dir(cell)
     result = trainer.fit(data, split, cell.target)
     trainer.save_scaler()
     return MethodResult(result, {"cgan": asdict(cgan), "encoder_width": in_width, "teacher_width": out_width})

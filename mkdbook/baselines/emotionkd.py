@@ -19,7 +19,7 @@ from mkdbook.checks import check_option
 from mkdbook.data.segments import SegmentSet
 from mkdbook.losses import DistillationLossConfig
 from mkdbook.models import build_model
-from mkdbook.results import MethodResult
+from mkdbook.results import MethodResult, teacher_outputs_dir
 from mkdbook.splits import Split
 from mkdbook.teacher_student import TeacherStudentTrainer, n_classes_of
 from mkdbook.train import TrainConfig, Trainer
@@ -98,6 +98,7 @@ def run_emotionkd(cell, data: SegmentSet, split: Split, teacher: Trainer, out_di
     student = build_model(network, n_classes=n_classes, **data.model_inputs(), seed=cell.seed, **overrides)
     trainer = EmotionKDTrainer(student, teacher, cell.train, out_dir, loss, student_feature, teacher_feature,
                                projector_seed=cell.seed * 7919 + 3)
+    trainer.teacher_outputs_folder = teacher_outputs_dir(cell)
     result = trainer.fit(data, split, cell.target)
     trainer.save_scaler()
     return MethodResult(result, {"student_network": network, "student_feature": student_feature,
