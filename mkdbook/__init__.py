@@ -10,7 +10,8 @@ chapter                       modules
                               ``safe_pickle``, ``segments``, ``fingerprint``,
                               ``cache``, ``install``, ``simulate``,
                               ``mne_bridge``
-2 Splits                      ``mkdbook.splits``, ``mkdbook.features``
+2 Splits                      ``mkdbook.splits``, ``mkdbook.features``,
+                              ``mkdbook.levels``
 3 Teacher                     ``mkdbook.models``: ``frontend``, ``encoder``,
                               ``teacher``, ``reference``, ``deepconvnet``;
                               ``mkdbook.train``, ``mkdbook.batches``,

@@ -26,12 +26,15 @@ one grid, :func:`comparison_grid`, and list them with :func:`method_table`
 from __future__ import annotations
 
 import ast
+import hashlib
 import inspect
+import json
 import random
 import re
 import textwrap
 import warnings
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,10 +72,11 @@ def book_cohort(variant: str = "default", *, seed: int = 0, profile: Profile | N
     known.
 
     A simulated cohort is written once, to
-    ``$MKDBOOK_HOME/cohorts/<variant>-<n>subjects-seed<seed>-v<version>``,
+    ``$MKDBOOK_HOME/cohorts/<variant>-<n>subjects-seed<seed>-v<version>-<config>``,
     and reused by every later call with the same arguments. The package
-    version is part of the name because another release may simulate
-    differently.
+    version and a digest of the default :class:`~mkdbook.data.simulate.SimulationConfig`
+    are part of the name because another release, or another set of
+    defaults, simulates differently.
 
     Parameters
     ----------
@@ -91,13 +95,15 @@ def book_cohort(variant: str = "default", *, seed: int = 0, profile: Profile | N
         :func:`~mkdbook.data.load_segments`.
     """
     from mkdbook import __version__
-    from mkdbook.data.simulate import simulate_cohort
+    from mkdbook.data.simulate import SimulationConfig, simulate_cohort
 
     real = real_deap_dir()
     if real is not None and variant == "default":
         return real
     profile = profile or active_profile()
-    folder = home() / "cohorts" / f"{variant}-{profile.n_subjects}subjects-seed{seed}-v{__version__}"
+    digest = hashlib.sha256(json.dumps(asdict(SimulationConfig()), sort_keys=True).encode()).hexdigest()[:8]
+    name = f"{variant}-{profile.n_subjects}subjects-seed{seed}-v{__version__}-{digest}"
+    folder = home() / "cohorts" / name
     if not (folder / SIMULATION_MANIFEST).is_file():
         simulate_cohort(folder, n_subjects=profile.n_subjects, variant=variant, seed=seed)
     return folder

@@ -48,7 +48,9 @@ def _signals_with_flipped_valence(subject: int, variant: str) -> np.ndarray:
     # felt the opposite valence, all else equal?" is to rerun the model with
     # the latent valence negated and every random draw unchanged.
     model = _subject_model(subject, variant, 0, None)
-    flipped = dataclasses.replace(model.latents, signal_valence=-model.latents.signal_valence)
+    per_second = model.latents.signal_per_second * np.array([-1.0, 1.0])
+    flipped = dataclasses.replace(model.latents, signal_valence=-model.latents.signal_valence,
+                                  signal_per_second=per_second)
     return _simulate_signals(dataclasses.replace(model, latents=flipped))
 
 
@@ -76,7 +78,7 @@ def test_file_has_deaps_exact_format(cohort: Path) -> None:
     assert labels.shape == (40, 4) and labels.dtype == np.float64
     assert np.isfinite(data).all()
     assert labels.min() >= 1.0 and labels.max() <= 9.0
-    assert sorted(p.name for p in cohort.iterdir()) == [SIMULATION_MANIFEST, "s01.dat"]
+    assert sorted(p.name for p in cohort.iterdir()) == ["latent", SIMULATION_MANIFEST, "s01.dat"]
 
 
 def test_file_is_a_protocol_2_pickle(cohort: Path) -> None:
@@ -321,7 +323,7 @@ def test_interrupted_write_leaves_no_partial_file(tmp_path: Path, monkeypatch: p
     monkeypatch.undo()
     monkeypatch.setattr(cohort_module, "_simulate_signals", _tiny_signals)
     simulate_cohort(tmp_path, n_subjects=2, progress=False)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [SIMULATION_MANIFEST, "s01.dat", "s02.dat"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latent", SIMULATION_MANIFEST, "s01.dat", "s02.dat"]
 
 
 def test_files_get_ordinary_permissions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

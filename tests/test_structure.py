@@ -126,7 +126,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("mkdbook.data",),
     ("mkdbook.models",),
     ("mkdbook.splits", "mkdbook.features", "mkdbook.losses", "mkdbook.stats", "mkdbook.profile"),
-    ("mkdbook.batches", "mkdbook.metrics", "mkdbook.identity"),
+    ("mkdbook.batches", "mkdbook.metrics", "mkdbook.identity", "mkdbook.levels"),
     ("mkdbook.pocket", "mkdbook.dose"),
     ("mkdbook.train",),
     ("mkdbook.results", "mkdbook.teacher_student", "mkdbook.tables", "mkdbook.progress"),

@@ -55,11 +55,13 @@ from mkdbook.data.simulate.eeg import ASYMMETRY_PAIRS, EEG_PASSBAND, LINE_FREQUE
 from mkdbook.data.simulate.latents import SubjectLatents, SubjectTraits
 from mkdbook.data.simulate.streams import MAX_SUBJECTS, simulate_latents
 from mkdbook.data.simulate.subject import simulate_subject
+from mkdbook.data.simulate.truth import Latent, label_probability, read_latent, segment_latent
 from mkdbook.data.simulate.variants import VARIANTS, VariantSettings, variant_settings
 
 __all__ = [
     "ASYMMETRY_PAIRS", "EEG_PASSBAND", "LINE_FREQUENCY_HZ", "SIMULATION_MANIFEST", "MAX_SUBJECTS",
-    "PENDING_NAME", "VARIANTS", "SimulationConfig", "SubjectLatents", "SubjectTraits",
+    "Latent", "PENDING_NAME", "VARIANTS", "SimulationConfig", "SubjectLatents", "SubjectTraits",
     "VariantSettings", "electrode_positions", "load_manifest", "simulate_cohort",
-    "simulate_latents", "simulate_subject", "variant_settings",
+    "label_probability", "read_latent", "segment_latent", "simulate_latents", "simulate_subject",
+    "variant_settings",
 ]

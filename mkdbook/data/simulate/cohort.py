@@ -14,10 +14,12 @@ from mkdbook import __version__
 from mkdbook.atomic import write_atomically
 from mkdbook.checks import check_int
 from mkdbook.data.cache import SIMULATION_MANIFEST
+from mkdbook.data.layout import DEAP
 from mkdbook.data.simulate.config import SimulationConfig, _check_config
 from mkdbook.data.simulate.latents import SubjectLatents
 from mkdbook.data.simulate.streams import MAX_SUBJECTS, _subject_model
 from mkdbook.data.simulate.subject import _simulate_signals
+from mkdbook.data.simulate.truth import Latent, _latent_arrays, latent_path
 from mkdbook.data.simulate.variants import variant_settings
 
 #: Written before the first subject file and removed after the manifest, so a
@@ -100,6 +102,21 @@ def _latents_record(latents: SubjectLatents) -> dict:
     }
 
 
+def _latent_of(latents: SubjectLatents, config: SimulationConfig) -> Latent:
+    columns = [DEAP.rating_column(scale) for scale in ("valence", "arousal")]
+    return Latent(subject=latents.subject,
+                  trial=np.stack([latents.rated_valence, latents.rated_arousal], axis=1),
+                  per_second=latents.signal_per_second,
+                  signal_trial=np.stack([latents.signal_valence, latents.signal_arousal], axis=1),
+                  rating_scale=config.rating_scale, rating_bias=latents.traits.rating_bias[columns],
+                  rating_noise_sd=latents.traits.rating_noise_sd)
+
+
+def _write_latent(path: Path, latent: Latent) -> None:
+    path.parent.mkdir(exist_ok=True)
+    write_atomically(path, lambda stream: np.savez(stream, **_latent_arrays(latent)))
+
+
 def simulate_cohort(out_dir: Path | str, *, n_subjects: int = 32, variant: str = "default",
                     seed: int = 0, config: SimulationConfig | None = None,
                     progress: bool = True) -> list[Path]:
@@ -109,7 +126,9 @@ def simulate_cohort(out_dir: Path | str, *, n_subjects: int = 32, variant: str =
     interrupted run never leaves a partial ``sNN.dat``; it leaves a marker
     (:data:`PENDING_NAME`) that lets the same call finish the job later. The
     manifest (:data:`SIMULATION_MANIFEST`) is written last, so it marks a complete
-    cohort, and records the variant, seed,
+    cohort. Beside the subject files, ``latent/sNN.npz`` holds each subject's
+    latent state per trial and per second (read it with
+    :func:`~mkdbook.data.simulate.read_latent`). The manifest records the variant, seed,
     number of subjects, every configuration value, the package version and
     each subject's per-trial latent state, so a figure can always say which
     data it used. Running again regenerates the files (identically).
@@ -161,6 +180,8 @@ def simulate_cohort(out_dir: Path | str, *, n_subjects: int = 32, variant: str =
         recording = {"data": _simulate_signals(model), "labels": model.latents.labels}
         path = folder / f"s{subject:02d}.dat"
         _write_subject_file(path, recording)
+        # The known truth lives beside the files, never inside them: sNN.dat holds what DEAP holds.
+        _write_latent(latent_path(folder, subject), _latent_of(model.latents, config))
         paths.append(path)
         records[f"s{subject:02d}"] = _latents_record(model.latents)
         _write_json(folder / PENDING_NAME, {**identity, "files": _file_stamps(paths)})

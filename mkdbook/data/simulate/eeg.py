@@ -172,26 +172,26 @@ def _brain_activity(sources: _BrainSources, valence: np.ndarray, arousal: np.nda
                     channels: slice | list[int] = slice(None)) -> np.ndarray:
     """Background plus rhythms whose amplitude follows the latent state from the video on.
 
-    Every rhythm is a unit series times an amplitude that moves from its
-    baseline value to its video value along :func:`_video_ramp`. That sum is
-    linear in the amplitudes, so it equals a cross-fade between two whole
-    signals, one with every baseline amplitude and one with every video
-    amplitude: two inverse FFTs instead of one per rhythm.
+    ``valence`` and ``arousal`` are the state at every sample (trials,
+    samples). Every rhythm is a unit series times an amplitude envelope: its
+    baseline amplitude times ``exp(0.5 * change)``, where the change of log
+    power is linear in the state (:func:`_band_log_power_change`) and builds
+    up along :func:`_video_ramp`, so the state moves the rhythms within a
+    trial as it moves.
     """
-    at_baseline = sources.spectra["background"].scattered((slice(None), channels))
-    in_video = at_baseline.copy()
+    n_trials = valence.shape[0]
+    ones, zeros = np.ones(n_trials), np.zeros(n_trials)
+    ramp = _video_ramp()[None, None, :]
+    activity = _to_series(sources.spectra["background"].scattered((slice(None), channels)))
     for band in _BAND_NAMES:
-        base = sources.baseline[band][:, channels]
-        change = _band_log_power_change(band, valence, arousal, traits, config)[:, channels]
-        spectrum = sources.spectra[band]
-        values = spectrum.values[:, channels]
-        at_baseline[..., spectrum.support] += base[..., None] * values
-        in_video[..., spectrum.support] += (base * np.exp(0.5 * change))[..., None] * values
-    activity = _to_series(in_video)
-    ramp = _video_ramp()
-    fading = slice(0, np.flatnonzero(ramp < 1.0)[-1] + 1)   # baseline and the ramp itself
-    activity[..., fading] *= ramp[fading]
-    activity[..., fading] += (1.0 - ramp[fading]) * _to_series(at_baseline)[..., fading]
+        # The change is linear in the state: one coefficient per electrode for each dimension.
+        per_valence = _band_log_power_change(band, ones, zeros, traits, config)[:, channels]
+        per_arousal = _band_log_power_change(band, zeros, ones, traits, config)[:, channels]
+        change = per_valence[..., None] * valence[:, None, :] + per_arousal[..., None] * arousal[:, None, :]
+        envelope = np.exp(0.5 * ramp * change)
+        envelope *= sources.baseline[band][:, channels][..., None]
+        envelope *= _to_series(sources.spectra[band].scattered((slice(None), channels)))
+        activity += envelope
     activity *= traits.eeg_gain
     return activity
 

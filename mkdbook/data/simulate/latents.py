@@ -40,6 +40,8 @@ class SubjectTraits:
         Saccade rate while watching a video.
     heart_rate_bpm, respiration_hz, skin_conductance_us, skin_temperature_c : float
         Resting peripheral levels.
+    emg_gain : float
+        Gain of the periocular EMG that the subject's EOG electrodes record.
     """
 
     iaf_hz: float
@@ -58,6 +60,7 @@ class SubjectTraits:
     respiration_hz: float
     skin_conductance_us: float
     skin_temperature_c: float
+    emg_gain: float
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,6 +82,10 @@ class SubjectLatents:
         The ratings written to the file (valence, arousal, dominance, liking).
     traits : SubjectTraits
         The subject's stable characteristics.
+    signal_per_second : ndarray, shape (40, 60, 2)
+        The state that drives the signals, second by second over the video
+        (valence, arousal): it fluctuates around ``signal_valence`` and
+        ``signal_arousal`` (see :mod:`~mkdbook.data.simulate.truth`).
     """
 
     subject: int
@@ -89,3 +96,4 @@ class SubjectLatents:
     rated_arousal: np.ndarray
     labels: np.ndarray
     traits: SubjectTraits
+    signal_per_second: np.ndarray

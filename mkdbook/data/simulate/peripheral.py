@@ -31,14 +31,24 @@ def _video_only(values: np.ndarray) -> np.ndarray:
     return values[:, None] * _video_ramp()[None, :]
 
 
-def _facial_and_neck_emg(rng: np.random.Generator, valence: np.ndarray, arousal: np.ndarray,
+def _smile_bursts(rng: np.random.Generator, valence: np.ndarray, config: SimulationConfig) -> np.ndarray:
+    """Envelope (uV) of zygomaticus smile-like bursts, whose rate rises with valence.
+
+    ``valence`` is the state at every sample (trials, samples). The first
+    draws of the peripheral stream; orbicularis oculi, seen by the EOG, is
+    coupled to the same bursts.
+    """
+    c = config
+    smile_rate = c.zemg_burst_rate_per_min * np.exp(c.zemg_valence_effect * valence)
+    return _bursts(rng, _rate_over_time(c.zemg_burst_rate_per_min / 60, smile_rate / 60),
+                   c.zemg_burst_uv, duration_s=1.5)
+
+
+def _facial_and_neck_emg(rng: np.random.Generator, smiles: np.ndarray, arousal: np.ndarray,
                          config: SimulationConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Zygomaticus EMG (tone plus smile-like bursts) and trapezius EMG (tone)."""
+    """Zygomaticus EMG (tone plus the smile bursts) and trapezius EMG (tone)."""
     c = config
     shape = (DEAP.n_trials, DEAP.n_samples)
-    smile_rate = c.zemg_burst_rate_per_min * np.exp(c.zemg_valence_effect * valence)
-    smiles = _bursts(rng, _rate_over_time(c.zemg_burst_rate_per_min / 60, smile_rate / 60),
-                     c.zemg_burst_uv, duration_s=1.5)
     zygomaticus = rng.standard_normal(shape) * (c.zemg_tone_uv + smiles)
     trapezius = rng.standard_normal(shape) * c.temg_tone_uv * np.exp(_video_only(c.temg_arousal_effect * arousal))
     return zygomaticus, trapezius
@@ -84,10 +94,14 @@ def _skin_temperature(rng: np.random.Generator, traits: SubjectTraits) -> np.nda
     return level + drift_per_s * _TIMES[None, :] + 0.005 * rng.standard_normal((DEAP.n_trials, DEAP.n_samples))
 
 
-def _peripheral(rng: np.random.Generator, valence: np.ndarray, arousal: np.ndarray,
+def _peripheral(rng: np.random.Generator, smiles: np.ndarray, arousal: np.ndarray,
                 traits: SubjectTraits, config: SimulationConfig) -> np.ndarray:
-    """zEMG, tEMG, GSR, respiration, plethysmograph and temperature, (trials, 6, samples)."""
-    zygomaticus, trapezius = _facial_and_neck_emg(rng, valence, arousal, config)
+    """zEMG, tEMG, GSR, respiration, plethysmograph and temperature, (trials, 6, samples).
+
+    ``smiles`` comes from :func:`_smile_bursts` on the same ``rng``;
+    ``arousal`` is one value per trial.
+    """
+    zygomaticus, trapezius = _facial_and_neck_emg(rng, smiles, arousal, config)
     respiration, plethysmograph = _respiration_and_pulse(rng, arousal, traits, config)
     return np.stack([zygomaticus, trapezius, _skin_conductance(rng, arousal, traits, config),
                      respiration, plethysmograph, _skin_temperature(rng, traits)], axis=1)

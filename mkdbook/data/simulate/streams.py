@@ -15,7 +15,9 @@ from mkdbook.data.layout import DEAP
 from mkdbook.checks import check_int
 from mkdbook.data.simulate.config import SimulationConfig, _check_config
 from mkdbook.data.simulate.latents import _BAND_NAMES, SubjectLatents, SubjectTraits
+from mkdbook.data.simulate.eog import _film_events
 from mkdbook.data.simulate.noise import _lognormal
+from mkdbook.data.simulate.truth import _within_trial
 from mkdbook.data.simulate.variants import VariantSettings, variant_settings
 
 #: DEAP has 32 participants; subject numbers run from 1 to this.
@@ -30,6 +32,7 @@ _QUADRANT_SIGNS: tuple[tuple[int, int], ...] = ((1, 1), (-1, 1), (-1, -1), (1, -
 #: Append only: inserting a name would change every stream after it.
 _STREAMS: tuple[str, ...] = (
     "traits", "responses", "null_ratings", "ratings", "eeg", "fingerprints", "eog", "peripheral",
+    "within_trial", "emg",
 )
 
 
@@ -78,6 +81,8 @@ def _draw_traits(rng: np.random.Generator, config: SimulationConfig) -> SubjectT
         respiration_hz=float(_lognormal(rng, c.respiration_hz, 0.15)),
         skin_conductance_us=float(_lognormal(rng, c.skin_conductance_us, c.skin_conductance_sd)),
         skin_temperature_c=float(rng.normal(c.skin_temperature_c, c.skin_temperature_sd_c)),
+        # Drawn last, so the traits drawn before it are those of earlier versions.
+        emg_gain=float(_lognormal(rng, 1.0, c.eog_emg_subject_sd)),
     )
 
 
@@ -102,6 +107,12 @@ class _Model:
     config: SimulationConfig
     streams: dict[str, np.random.Generator]
     latents: SubjectLatents
+    seed: int
+
+    @property
+    def film(self) -> np.ndarray:
+        """The film-locked eye events of the cohort's videos (see :func:`~.eog._film_events`)."""
+        return _film_events(self.seed, self.config)
 
 
 def _subject_model(subject: int, variant: str, seed: int,
@@ -123,11 +134,13 @@ def _subject_model(subject: int, variant: str, seed: int,
             streams["null_ratings"], video_valence[order], video_arousal[order], config)
     traits = _draw_traits(streams["traits"], config)
     labels = _ratings(streams["ratings"], rated_valence, rated_arousal, traits, config)
+    per_second = _within_trial(streams["within_trial"], np.stack([signal_valence, signal_arousal], axis=1),
+                               config.within_trial_sd, config.within_trial_tau_s)
     latents = SubjectLatents(
         subject=subject, variant=variant, signal_valence=signal_valence,
         signal_arousal=signal_arousal, rated_valence=rated_valence, rated_arousal=rated_arousal,
-        labels=labels, traits=traits)
-    return _Model(settings, config, streams, latents)
+        labels=labels, traits=traits, signal_per_second=per_second)
+    return _Model(settings, config, streams, latents, seed)
 
 
 def simulate_latents(subject: int, *, variant: str = "default", seed: int = 0,

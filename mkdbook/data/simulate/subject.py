@@ -13,15 +13,18 @@ from mkdbook.data.simulate.eeg import (
     _recording_nuisance,
     _release_preprocessing,
 )
+from mkdbook.data.simulate.emg import _periocular_emg
 from mkdbook.data.simulate.eog import _eog, _frontal_pickup
-from mkdbook.data.simulate.peripheral import _peripheral
+from mkdbook.data.simulate.peripheral import _peripheral, _smile_bursts
 from mkdbook.data.simulate.streams import _Model, _subject_model
+from mkdbook.data.simulate.truth import per_sample_state
 
 
 def _simulate_signals(model: _Model) -> np.ndarray:
     settings, config, streams, latents = model.settings, model.config, model.streams, model.latents
     traits = latents.traits
-    valence, arousal = latents.signal_valence, latents.signal_arousal
+    state = per_sample_state(latents.signal_per_second)
+    valence, arousal = state[..., 0], state[..., 1]
     no_valence = np.zeros_like(valence)
     valence_elsewhere = valence if settings.valence_outside_eeg else no_valence
 
@@ -32,12 +35,15 @@ def _simulate_signals(model: _Model) -> np.ndarray:
     else:
         # The EOG electrodes see the same frontal rhythms, but as they would be
         # without valence: the pathway stays, its valence content does not.
-        frontal = [_EEG_CHANNELS.index(name) for name in ("F7", "F8", "Fp1")]
+        frontal = [_EEG_CHANNELS.index(name) for name in ("F7", "F8", "Fp2")]
         neutral = _brain_activity(sources, no_valence, arousal, traits, config, frontal)
-        brain_seen_by_eog = np.stack([neutral[:, 1] - neutral[:, 0], neutral[:, 2]], axis=1)
+        brain_seen_by_eog = np.stack([neutral[:, 0] - neutral[:, 1], neutral[:, 2]], axis=1)
 
+    smiles = _smile_bursts(streams["peripheral"], valence_elsewhere, config)
+    emg = _periocular_emg(streams["emg"], valence_elsewhere, arousal, smiles, traits, config)
+    emg *= config.emg_crosstalk if settings.emg_in_eog else 0.0
     ocular, eog = _eog(streams["eog"], streams["fingerprints"], valence_elsewhere, arousal,
-                       brain_seen_by_eog, traits, config)
+                       brain_seen_by_eog, model.film, emg, traits, config)
     nuisance, electrode_gain = _recording_nuisance(streams["fingerprints"], config)
     # In place from here on: the brain activity becomes what the electrodes record.
     eeg = brain
@@ -45,7 +51,8 @@ def _simulate_signals(model: _Model) -> np.ndarray:
     eeg += _ocular_residual(ocular, config)
     eeg *= electrode_gain[..., None]
     eeg = _release_preprocessing(eeg)
-    peripheral = _peripheral(streams["peripheral"], valence_elsewhere, arousal, traits, config)
+    trial_arousal = latents.signal_arousal
+    peripheral = _peripheral(streams["peripheral"], smiles, trial_arousal, traits, config)
     # hEOG and vEOG follow the EEG, then the other peripheral channels: DEAP's layout.
     return np.concatenate([eeg, eog, peripheral], axis=1)
 
@@ -65,7 +72,7 @@ def simulate_subject(subject: int, *, variant: str = "default", seed: int = 0,
     subject : int
         Subject number, 1-32.
     variant : str
-        A key of :data:`VARIANTS`: ``"default"``, ``"null"`` or ``"eeg-only-valence"``.
+        A key of :data:`VARIANTS`: ``"default"``, ``"null"``, ``"eeg-only-valence"`` or ``"no-emg"``.
     seed : int
         Non-negative cohort seed.
     config : SimulationConfig, optional

@@ -23,6 +23,10 @@ class VariantSettings:
         ``True``: valence also reaches the EOG (blink and saccade rates, and
         brain activity the EOG electrodes pick up) and the peripheral
         channels. ``False``: those channels do not depend on valence at all.
+    emg_in_eog : bool
+        ``True``: the EOG channels record periocular muscle activity
+        (scaled by ``SimulationConfig.emg_crosstalk``). ``False``: they record
+        eye movements, brain activity, drift and noise only.
     description : str
         One line for figure captions.
     """
@@ -31,6 +35,7 @@ class VariantSettings:
     ratings_follow_signals: bool
     valence_outside_eeg: bool
     description: str
+    emg_in_eog: bool = True
 
 
 #: The cohort variants, by name.
@@ -44,6 +49,9 @@ VARIANTS: dict[str, VariantSettings] = {
     "eeg-only-valence": VariantSettings(
         "eeg-only-valence", ratings_follow_signals=True, valence_outside_eeg=False,
         description="valence reaches the EEG only; EOG and peripherals carry none"),
+    "no-emg": VariantSettings(
+        "no-emg", ratings_follow_signals=True, valence_outside_eeg=True, emg_in_eog=False,
+        description="EOG without periocular muscle activity: emotion only through eye movements"),
 }
 
 
