@@ -14,8 +14,10 @@ A simulated cohort is known down to its latent state, so beside the teacher
 learned from data a run has two reference teachers with known answers:
 
 * the *oracle*, which answers with the probability of a high rating given the
-  latent state that drives the signals (:func:`oracle_probability`): the best
-  teacher there could be, and the ceiling any model of the signals can reach;
+  latent state that drives each segment's signals
+  (:func:`~mkdbook.data.simulate.label_probability` of
+  :func:`~mkdbook.data.simulate.segment_latent`): the best teacher there could
+  be, and the ceiling any model of one segment's signals can reach;
 * the *shuffled* teacher, the learned teacher's answers permuted across the
   training segments: the same soft labels, none of the information.
 
@@ -42,7 +44,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.stats import norm
 from torch import Tensor, nn
 
 from mkdbook import __version__
@@ -50,7 +51,14 @@ from mkdbook.atomic import write_atomically
 from mkdbook.checks import check_int, check_number, check_option
 from mkdbook.data.layout import DEAP
 from mkdbook.data.segments import SegmentConfig, segment_trials
-from mkdbook.data.simulate import SimulationConfig, simulate_latents, simulate_subject
+from mkdbook.data.simulate import (
+    Latent,
+    SimulationConfig,
+    label_probability,
+    segment_latent,
+    simulate_latents,
+    simulate_subject,
+)
 from mkdbook.features import BANDS, band_power
 from mkdbook.losses import DistillationLossConfig, cross_entropy, student_loss
 from mkdbook.models.outputs import ModelOutput
@@ -58,8 +66,7 @@ from mkdbook.paths import home
 from mkdbook.seeding import seeded
 
 __all__ = [
-    "ARMS", "POCKET_BANDS", "RATING_FIELDS", "PocketConfig", "PocketData", "PocketNet", "oracle_probability",
-    "pocket_cohort", "run_folds", "train_pocket", "training_rows", "trial_folds", "with_ratings",
+    "ARMS", "POCKET_BANDS", "RATING_FIELDS", "PocketConfig", "PocketData", "PocketNet", "pocket_cohort", "run_folds", "train_pocket", "training_rows", "trial_folds", "with_ratings",
 ]
 
 #: Bands of the pocket features: the four of chapter 2, plus the slow band of
@@ -90,7 +97,7 @@ class PocketData:
     labels : ndarray of int, shape (n_segments,)
         1 when the trial's rating of ``target`` exceeds the threshold.
     oracle : ndarray, shape (n_segments,)
-        Probability of label 1 given the latent state (:func:`oracle_probability`).
+        Probability of label 1 given the latent state of the segment.
     target : str
     description : str
         For figure captions.
@@ -109,35 +116,6 @@ class PocketData:
     def subjects(self) -> np.ndarray:
         """Subject numbers present, sorted."""
         return np.unique(self.subject)
-
-
-def oracle_probability(latent: np.ndarray, bias: float, noise_sd: float, rating_scale: float,
-                       threshold: float) -> np.ndarray:
-    """Probability that a rating exceeds ``threshold``, given the latent state behind it.
-
-    The simulator rates a latent state ``z`` as ``5 + rating_scale * z + bias +
-    noise``, with the subject's ``bias`` on that scale and Gaussian ``noise``
-    of SD ``noise_sd``, then clips to 1-9 (which moves no rating across a
-    threshold inside the scale), so
-
-    .. math:: P(\\text{high} \\mid z) = \\Phi\\left(\\frac{5 + s z + b - \\theta}{\\sigma}\\right).
-
-    Parameters
-    ----------
-    latent : ndarray
-        Latent state of one rating scale (any shape).
-    bias, noise_sd : float
-        The subject's rating bias on that scale and SD of self-report noise.
-    rating_scale : float
-        Rating points per latent unit.
-    threshold : float
-        Ratings above it are "high".
-
-    Returns
-    -------
-    ndarray, same shape as ``latent``
-    """
-    return norm.cdf((5.0 + rating_scale * np.asarray(latent) + bias - threshold) / noise_sd)
 
 
 @lru_cache(maxsize=1)
@@ -178,17 +156,23 @@ def _subject_features(subject: int, variant: str, seed: int, config: SimulationC
 
 
 def _truth(subject: int, variant: str, seed: int, config: SimulationConfig, segments: SegmentConfig,
-           target: str, n_segments: int) -> tuple[np.ndarray, np.ndarray]:
+           target: str) -> tuple[np.ndarray, np.ndarray]:
     """Labels and oracle probabilities of one subject's segments (no signal is simulated)."""
     latents = simulate_latents(subject, variant=variant, seed=seed, config=config)
-    scale = DEAP.rating_column(target)
-    labels = (latents.labels[:, scale] > segments.threshold).astype(np.int64)
-    # The oracle knows the state that drives the signals, not the one the ratings report
-    # (the two differ only in the null variant).
-    latent = {"valence": latents.signal_valence, "arousal": latents.signal_arousal}[target]
-    oracle = oracle_probability(latent, latents.traits.rating_bias[scale], latents.traits.rating_noise_sd,
-                                config.rating_scale, segments.threshold)
-    return np.repeat(labels, n_segments), np.repeat(oracle, n_segments)
+    scales = [DEAP.rating_column(scale) for scale in ("valence", "arousal")]
+    latent = Latent(subject=subject, trial=np.stack([latents.rated_valence, latents.rated_arousal], axis=1),
+                    per_second=latents.signal_per_second,
+                    signal_trial=np.stack([latents.signal_valence, latents.signal_arousal], axis=1),
+                    rating_scale=config.rating_scale, rating_bias=latents.traits.rating_bias[scales],
+                    rating_noise_sd=latents.traits.rating_noise_sd)
+    # The oracle knows the state that drives each segment's signals, the most
+    # any model of that segment could know (it is not the state the rating
+    # reports: that one is the trial's, and under the null variant another).
+    state = segment_latent(latent, segments, DEAP)  # (trials, segments, 2)
+    column = ("valence", "arousal").index(target)
+    oracle = label_probability(latent, state, segments.threshold)[..., column]
+    labels = latents.labels[:, DEAP.rating_column(target)] > segments.threshold
+    return np.repeat(labels.astype(np.int64), state.shape[1]), oracle.reshape(-1)
 
 
 def pocket_cohort(n_subjects: int, *, target: str = "valence", variant: str = "default", seed: int = 0,
@@ -224,7 +208,7 @@ def pocket_cohort(n_subjects: int, *, target: str = "valence", variant: str = "d
         features = _subject_features(subject, variant, seed, config, segments)
         n_rows = len(features["eog"])
         per_trial = n_rows // DEAP.n_trials
-        labels, oracle = _truth(subject, variant, seed, config, segments, target, per_trial)
+        labels, oracle = _truth(subject, variant, seed, config, segments, target)
         parts["eeg"].append(features["eeg"])
         parts["eog"].append(features["eog"])
         parts["subject"].append(np.full(n_rows, subject))
@@ -245,8 +229,7 @@ def with_ratings(data: PocketData, n_subjects: int, config: SimulationConfig, *,
     by calling this; the simulator draws ratings from a stream of their own,
     so such cohorts have identical signals (a test checks it).
     """
-    labels, oracle = zip(*(_truth(s, variant, seed, config, segments, data.target,
-                                  int(np.sum(data.subject == s)) // DEAP.n_trials)
+    labels, oracle = zip(*(_truth(s, variant, seed, config, segments, data.target)
                            for s in range(1, n_subjects + 1)))
     return replace(data, labels=np.concatenate(labels), oracle=np.concatenate(oracle))
 

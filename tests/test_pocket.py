@@ -8,11 +8,14 @@ import numpy as np
 import pytest
 import torch
 
+from sklearn.metrics import roc_auc_score
+
 from mkdbook import dose, pocket
-from mkdbook.data.simulate import SimulationConfig, simulate_latents, simulate_subject
+from mkdbook.data.simulate import SimulationConfig, simulate_latents
 from mkdbook.pocket import PocketConfig, PocketData, run_folds, train_pocket, trial_folds
 
 SMALL = PocketConfig(steps=60, n_folds=4)
+FAST_SIMULATION = SimulationConfig()
 
 
 def synthetic(eog_signal: float, *, n_subjects: int = 6, label_noise: float = 0.5, seed: int = 0,
@@ -85,28 +88,24 @@ def test_folds_mix_the_quadrants_and_labelling_orders_are_nested():
     assert not (few & (folds[:, 0] == 0)).any()
 
 
-def test_the_oracle_probability_is_calibrated_on_the_simulators_ratings():
-    config = SimulationConfig()
-    p, y = [], []
-    for subject in range(1, 33):
-        latents = simulate_latents(subject, seed=3, config=config)
-        p.append(pocket.oracle_probability(latents.signal_valence, latents.traits.rating_bias[0],
-                                           latents.traits.rating_noise_sd, config.rating_scale, 5.0))
-        y.append(latents.labels[:, 0] > 5.0)
-    p, y = np.concatenate(p), np.concatenate(y)
-    for low in (0.0, 0.2, 0.4, 0.6, 0.8):
-        bin_ = (p >= low) & (p < low + 0.2)
-        assert abs(y[bin_].mean() - p[bin_].mean()) < 0.1, low
-    assert np.mean((p - y) ** 2) < 0.6 * np.mean((y.mean() - y) ** 2)
+def test_the_oracle_of_a_simulated_cohort_knows_the_labels_and_the_folds_cover_every_trial():
+    data = pocket.pocket_cohort(1, target="valence", config=FAST_SIMULATION)
+    assert data.eeg.shape == (600, 32 * len(pocket.POCKET_BANDS)) and data.eog.shape == (600, 2 * len(pocket.POCKET_BANDS))
+    assert roc_auc_score(data.labels, data.oracle) > 0.8
+    again = pocket.with_ratings(data, 1, replace(FAST_SIMULATION, rating_noise_sd=3.0))
+    np.testing.assert_array_equal(again.eog, data.eog)
+    assert roc_auc_score(again.labels, again.oracle) < roc_auc_score(data.labels, data.oracle)
 
 
-def test_rating_fields_leave_the_signals_alone():
-    # What with_ratings relies on: only the ratings change.
-    noisy = replace(SimulationConfig(), rating_noise_sd=2.0)
-    assert set(pocket.RATING_FIELDS) >= {"rating_noise_sd"}
-    a, b = simulate_subject(2, config=SimulationConfig()), simulate_subject(2, config=noisy)
-    np.testing.assert_array_equal(a["data"], b["data"])
-    assert not np.array_equal(a["labels"], b["labels"])
+def test_rating_fields_change_the_ratings_and_no_draw_the_signals_use():
+    # What with_ratings relies on: the ratings have a random stream of their own.
+    base = SimulationConfig()
+    for name in pocket.RATING_FIELDS:
+        other = replace(base, **{name: getattr(base, name) * 1.5 + 0.1})
+        a, b = simulate_latents(2, config=base), simulate_latents(2, config=other)
+        np.testing.assert_array_equal(a.signal_per_second, b.signal_per_second)
+        assert a.traits.iaf_hz == b.traits.iaf_hz and a.traits.blink_rate_per_min == b.traits.blink_rate_per_min
+        assert not np.array_equal(a.labels, b.labels), name
 
 
 def test_bad_settings_name_the_argument():
