@@ -350,18 +350,39 @@ def train_pocket(x: np.ndarray, y: np.ndarray, rows: list[np.ndarray], config: P
     teachers = teacher_logits or [None] * len(rows)
     net = PocketNet(x.shape[2], config.hidden, len(rows), seed)
     inputs, targets = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.int64)
-    picks = [torch.as_tensor(r, dtype=torch.int64) for r in rows]
-    taught = [None if t is None else ModelOutput(torch.as_tensor(t, dtype=torch.float32)) for t in teachers]
+    # Copies with as many training segments as each other, and alike in having a
+    # teacher or not, are one batch for the loss: the mean over such a batch
+    # times the number of copies in it is the sum of their means.
+    groups: dict[tuple[int, bool], list[int]] = {}
+    for k, (r, t) in enumerate(zip(rows, teachers)):
+        groups.setdefault((len(r), t is not None), []).append(k)
+    batches = []
+    for (_, taught), members in groups.items():
+        picks = torch.as_tensor(np.stack([rows[k] for k in members]), dtype=torch.int64)
+        teacher = ModelOutput(torch.as_tensor(np.concatenate([teachers[k] for k in members]),
+                                              dtype=torch.float32)) if taught else None
+        batches.append((torch.as_tensor(members), picks, targets[picks].reshape(-1), teacher))
     loss_config = DistillationLossConfig.hinton(config.temperature)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    for _ in range(config.steps):
-        optimizer.zero_grad()
-        out = net(inputs)
-        loss = sum(cross_entropy(out.logits[k, pick], targets[pick]) if teacher is None else
-                   student_loss(ModelOutput(out.logits[k, pick]), teacher, targets[pick], None, loss_config).total
-                   for k, (pick, teacher) in enumerate(zip(picks, taught)))
-        loss.backward()
-        optimizer.step()
+    threads = torch.get_num_threads()
+    # Operations this small run fastest on one thread: splitting each of them
+    # over several costs more in synchronisation than it saves, many times
+    # more on a busy machine.
+    torch.set_num_threads(1)
+    try:
+        for _ in range(config.steps):
+            optimizer.zero_grad()
+            logits = net(inputs).logits
+            loss = torch.zeros(())
+            for members, picks, y_batch, teacher in batches:
+                batch = logits[members[:, None], picks].reshape(-1, logits.shape[-1])
+                mean = cross_entropy(batch, y_batch) if teacher is None else \
+                    student_loss(ModelOutput(batch), teacher, y_batch, None, loss_config).total
+                loss = loss + len(members) * mean
+            loss.backward()
+            optimizer.step()
+    finally:
+        torch.set_num_threads(threads)
     return net.eval()
 
 
