@@ -124,7 +124,8 @@ def sweep(settings: Sequence[Setting], seeds: Sequence[int], config: PocketConfi
             tables.append(subject_scores(setting.data, probabilities).assign(value=setting.value, seed=seed))
     out = pd.concat(tables, ignore_index=True)
     # Per run: one teacher and four students on each fold.
-    out.attrs.update(seconds=time.perf_counter() - began, cpu_seconds=time.process_time() - cpu, networks=len(settings) * len(seeds) * 5 * config.n_folds)
+    out.attrs.update(seconds=time.perf_counter() - began, cpu_seconds=time.process_time() - cpu,
+                     networks=len(settings) * len(seeds) * 5 * config.n_folds)
     return out
 
 

@@ -1,29 +1,25 @@
 """Pocket teacher and student: small networks on band power, for sweeps of hundreds of runs.
 
 Chapter 7 asks *when* distillation can help, which takes many runs at many
-settings of the data. The deep networks of chapters 3-6 need minutes per run;
-the pocket versions here need a fraction of a second. They keep what matters
-to the question: the teacher reads EEG and EOG, the student reads EOG alone,
-both are trained on the same labelled trials, and the student learns from the
-teacher through the package's own loss (:func:`mkdbook.losses.student_loss`,
-cross-entropy plus the KL term of Hinton et al., 2015). What they drop is
-the raw signal: both read the log band power of every channel
+settings of the data; the deep networks of chapters 3-6 need minutes per run,
+these a fraction of a second. They keep what matters to the question: the
+teacher reads EEG and EOG, the student EOG alone, both learn from the same
+labelled trials, and the student learns from the teacher through the
+package's own loss (:func:`mkdbook.losses.student_loss`, CE plus the KL term of
+Hinton et al., 2015). Both read the log band power of every channel
 (:func:`mkdbook.features.band_power`) in :data:`POCKET_BANDS`.
 
-A simulated cohort is known down to its latent state, so beside the teacher
-learned from data a run has two reference teachers with known answers:
-
-* the *oracle*, which answers with the probability of a high rating given the
-  latent state that drives each segment's signals
-  (:func:`~mkdbook.data.simulate.label_probability` of
-  :func:`~mkdbook.data.simulate.segment_latent`): the best teacher there could
-  be, and the ceiling any model of one segment's signals can reach;
-* the *shuffled* teacher, the learned teacher's answers permuted across the
-  training segments: the same soft labels, none of the information.
-
-:func:`pocket_cohort` simulates subjects in memory and caches their features
-(never the signals) under ``$MKDBOOK_HOME/pocket``; :func:`run_folds` trains
-every arm on every fold; :mod:`mkdbook.dose` repeats it over settings.
+A simulated cohort is known down to its latent state, so beside the learned
+teacher a run has two with known answers: the *oracle*, the probability of a
+high rating given the latent state that drives each segment's signals
+(:func:`~mkdbook.data.simulate.label_probability` of
+:func:`~mkdbook.data.simulate.segment_latent`), the best teacher there could be
+and the ceiling of any model of one segment; and the *shuffled* teacher, the
+learned teacher's answers permuted across the training segments: the same soft
+labels, none of the information. :func:`pocket_cohort` simulates subjects in
+memory and caches their features (never the signals) under
+``$MKDBOOK_HOME/pocket``; :func:`run_folds` trains every arm on every fold;
+:mod:`mkdbook.dose` repeats it over settings.
 
 Works cited:
 
@@ -36,7 +32,6 @@ Works cited:
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
@@ -51,23 +46,16 @@ from mkdbook.atomic import write_atomically
 from mkdbook.checks import check_int, check_number, check_option
 from mkdbook.data.layout import DEAP
 from mkdbook.data.segments import SegmentConfig, segment_trials
-from mkdbook.data.simulate import (
-    Latent,
-    SimulationConfig,
-    label_probability,
-    segment_latent,
-    simulate_latents,
-    simulate_subject,
-)
+from mkdbook.data.simulate import Latent, SimulationConfig, label_probability, segment_latent
+from mkdbook.data.simulate import simulate_latents, simulate_subject
 from mkdbook.features import BANDS, band_power
 from mkdbook.losses import DistillationLossConfig, cross_entropy, student_loss
 from mkdbook.models.outputs import ModelOutput
 from mkdbook.paths import home
 from mkdbook.seeding import seeded
 
-__all__ = [
-    "ARMS", "POCKET_BANDS", "RATING_FIELDS", "PocketConfig", "PocketData", "PocketNet", "pocket_cohort", "run_folds", "train_pocket", "training_rows", "trial_folds", "with_ratings",
-]
+__all__ = ["ARMS", "POCKET_BANDS", "RATING_FIELDS", "PocketConfig", "PocketData", "PocketNet", "pocket_cohort",
+           "run_folds", "train_pocket", "training_rows", "trial_folds", "with_ratings"]
 
 #: Bands of the pocket features: the four of chapter 2, plus the slow band of
 #: blinks and saccades and the band above 45 Hz up to DEAP's Nyquist
@@ -78,10 +66,9 @@ POCKET_BANDS: dict[str, tuple[float, float]] = {"delta": (1.0, 4.0), **BANDS, "h
 #: differ only in these share their signals (:func:`with_ratings`).
 RATING_FIELDS: tuple[str, ...] = ("rating_scale", "rating_bias_sd", "rating_noise_sd", "rating_noise_subject_sd")
 
-#: What :func:`run_folds` returns a probability for, per test segment.
-#: ``teacher``: EEG+EOG on labels; ``student``: EOG on labels alone;
-#: ``distilled``, ``shuffled``, ``oracle``: EOG students taught by the teacher,
-#: the shuffled teacher and the oracle; ``ceiling``: the oracle itself.
+#: What :func:`run_folds` gives a probability for: ``teacher`` (EEG+EOG on labels), ``student``
+#: (EOG on labels alone), ``distilled``, ``shuffled``, ``oracle`` (EOG students taught by the
+#: teacher, the shuffled teacher, the oracle) and ``ceiling`` (the oracle itself).
 ARMS: tuple[str, ...] = ("teacher", "student", "distilled", "shuffled", "oracle", "ceiling")
 
 
@@ -148,10 +135,8 @@ def _subject_features(subject: int, variant: str, seed: int, config: SimulationC
     rows = cut.reshape(-1, *cut.shape[2:])
     features = {name: band_power(rows[:, DEAP.picks(name)], DEAP.sfreq, POCKET_BANDS).reshape(len(rows), -1)
                 for name in ("eeg", "eog")}
-    buffer = io.BytesIO()
-    np.savez(buffer, **features)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, lambda stream: stream.write(buffer.getvalue()))
+    write_atomically(path, lambda stream: np.savez(stream, **features))
     return features
 
 
@@ -307,7 +292,7 @@ class PocketNet(nn.Module):
         super().__init__()
         with seeded(seed):
             first, second = nn.Linear(n_inputs, hidden), nn.Linear(hidden, 2)
-        def stacked(tensor: Tensor) -> nn.Parameter:
+        def stacked(tensor: Tensor) -> nn.Parameter:  # (copies, in, out), the layout of baddbmm
             return nn.Parameter(tensor.detach().T.expand(copies, *tensor.T.shape).clone())
         self.w1, self.b1 = stacked(first.weight), stacked(first.bias[:, None])
         self.w2, self.b2 = stacked(second.weight), stacked(second.bias[:, None])
@@ -386,9 +371,9 @@ def train_pocket(x: np.ndarray, y: np.ndarray, rows: list[np.ndarray], config: P
     return net.eval()
 
 
+@torch.no_grad()
 def _logits(net: PocketNet, x: np.ndarray) -> np.ndarray:
-    with torch.no_grad():
-        return net(torch.as_tensor(x, dtype=torch.float32)).logits.numpy()
+    return net(torch.as_tensor(x, dtype=torch.float32)).logits.numpy()
 
 
 def _probability(logits: np.ndarray) -> np.ndarray:

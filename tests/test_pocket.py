@@ -90,7 +90,8 @@ def test_folds_mix_the_quadrants_and_labelling_orders_are_nested():
 
 def test_the_oracle_of_a_simulated_cohort_knows_the_labels_and_the_folds_cover_every_trial():
     data = pocket.pocket_cohort(1, target="valence", config=FAST_SIMULATION)
-    assert data.eeg.shape == (600, 32 * len(pocket.POCKET_BANDS)) and data.eog.shape == (600, 2 * len(pocket.POCKET_BANDS))
+    n_bands = len(pocket.POCKET_BANDS)
+    assert data.eeg.shape == (600, 32 * n_bands) and data.eog.shape == (600, 2 * n_bands)
     assert roc_auc_score(data.labels, data.oracle) > 0.8
     again = pocket.with_ratings(data, 1, replace(FAST_SIMULATION, rating_noise_sd=3.0))
     np.testing.assert_array_equal(again.eog, data.eog)
