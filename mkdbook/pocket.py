@@ -253,7 +253,7 @@ class PocketConfig:
 
     Attributes
     ----------
-    hidden : int, default 16
+    hidden : int, default 8
         Width of the hidden layer (the features).
     steps : int, default 200
     lr : float, default 0.01
@@ -264,7 +264,7 @@ class PocketConfig:
         Folds of each subject's trials.
     """
 
-    hidden: int = 16
+    hidden: int = 8
     steps: int = 200
     lr: float = 0.01
     weight_decay: float = 0.001
@@ -288,7 +288,7 @@ class PocketNet(nn.Module):
     weights, those of :class:`torch.nn.Linear` layers built under ``seed``.
     """
 
-    def __init__(self, n_inputs: int, hidden: int = 16, copies: int = 1, seed: int = 0) -> None:
+    def __init__(self, n_inputs: int, hidden: int = 8, copies: int = 1, seed: int = 0) -> None:
         super().__init__()
         with seeded(seed):
             first, second = nn.Linear(n_inputs, hidden), nn.Linear(hidden, 2)
@@ -297,10 +297,10 @@ class PocketNet(nn.Module):
         self.w1, self.b1 = stacked(first.weight), stacked(first.bias[:, None])
         self.w2, self.b2 = stacked(second.weight), stacked(second.bias[:, None])
 
-    def forward(self, x: Tensor) -> ModelOutput:
-        """Inputs of shape (copies, batch, n_inputs): logits (copies, batch, 2) and the features."""
-        features = torch.relu(torch.baddbmm(self.b1, x, self.w1))
-        return ModelOutput(torch.baddbmm(self.b2, features, self.w2), features)
+    def forward(self, x: Tensor, copies: Tensor | slice = slice(None)) -> ModelOutput:
+        """Inputs (copies, batch, n_inputs) of the ``copies`` chosen (all by default): logits and features."""
+        features = torch.relu(torch.baddbmm(self.b1[copies], x, self.w1[copies]))
+        return ModelOutput(torch.baddbmm(self.b2[copies], features, self.w2[copies]), features)
 
 
 def train_pocket(x: np.ndarray, y: np.ndarray, rows: list[np.ndarray], config: PocketConfig, seed: int,
@@ -346,7 +346,9 @@ def train_pocket(x: np.ndarray, y: np.ndarray, rows: list[np.ndarray], config: P
         picks = torch.as_tensor(np.stack([rows[k] for k in members]), dtype=torch.int64)
         teacher = ModelOutput(torch.as_tensor(np.concatenate([teachers[k] for k in members]),
                                               dtype=torch.float32)) if taught else None
-        batches.append((torch.as_tensor(members), picks, targets[picks].reshape(-1), teacher))
+        chosen = torch.as_tensor(members)
+        # Only the training segments of each copy go through the network, gathered once.
+        batches.append((chosen, inputs[chosen[:, None], picks], targets[picks].reshape(-1), teacher))
     loss_config = DistillationLossConfig.hinton(config.temperature)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     threads = torch.get_num_threads()
@@ -357,10 +359,9 @@ def train_pocket(x: np.ndarray, y: np.ndarray, rows: list[np.ndarray], config: P
     try:
         for _ in range(config.steps):
             optimizer.zero_grad()
-            logits = net(inputs).logits
             loss = torch.zeros(())
-            for members, picks, y_batch, teacher in batches:
-                batch = logits[members[:, None], picks].reshape(-1, logits.shape[-1])
+            for members, x_batch, y_batch, teacher in batches:
+                batch = net(x_batch, members).logits.reshape(-1, 2)
                 mean = cross_entropy(batch, y_batch) if teacher is None else \
                     student_loss(ModelOutput(batch), teacher, y_batch, None, loss_config).total
                 loss = loss + len(members) * mean
