@@ -83,26 +83,34 @@ def settings_along(axis: str, values: Sequence[float], n_subjects: int, *, targe
 
 
 def subject_scores(data: PocketData, probabilities: dict[str, np.ndarray]) -> pd.DataFrame:
-    """Score every arm on every subject's segments (out-of-fold predictions).
+    """Score every arm on every subject's test segments, fold by fold, then average the folds.
+
+    Each fold's networks score the subject's trials that fold holds out; the
+    scores are averaged over folds rather than computed on the folds'
+    predictions pooled, because pooling mixes networks trained on different
+    class balances, which biases the AUC of an uninformed network below 0.5.
+    A fold whose test trials of a subject hold one class only gives no AUC
+    and is left out of that subject's mean.
 
     Returns
     -------
     DataFrame
         One row per (subject, arm): ``auc``, ``balanced_accuracy``,
         ``accuracy`` and ``majority_rate`` (:func:`mkdbook.metrics.score`,
-        the prior being the subject's class balance).
+        the prior being the class balance of the subject's other folds).
     """
     rows = []
     for subject in data.subjects:
-        mine = data.subject == subject
-        labels = data.labels[mine]
-        for arm in ARMS:
-            p = probabilities[arm][mine]
-            s = score(np.stack([1 - p, p], axis=1), labels, class_prior(labels))
-            rows.append({"subject": int(subject), "arm": arm, "auc": s.auc,
-                         "balanced_accuracy": s.balanced_accuracy, "accuracy": s.accuracy,
-                         "majority_rate": s.majority_rate})
-    return pd.DataFrame(rows)
+        for fold in np.unique(probabilities["fold"]):
+            test = (data.subject == subject) & (probabilities["fold"] == fold)
+            prior = class_prior(data.labels[(data.subject == subject) & ~test])
+            for arm in ARMS:
+                p = probabilities[arm][test]
+                s = score(np.stack([1 - p, p], axis=1), data.labels[test], prior)
+                rows.append({"subject": int(subject), "arm": arm, "auc": s.auc,
+                             "balanced_accuracy": s.balanced_accuracy, "accuracy": s.accuracy,
+                             "majority_rate": s.majority_rate})
+    return pd.DataFrame(rows).groupby(["subject", "arm"], sort=False).mean().reset_index()
 
 
 def sweep(settings: Sequence[Setting], seeds: Sequence[int], config: PocketConfig = PocketConfig()) -> pd.DataFrame:

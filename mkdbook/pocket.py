@@ -431,7 +431,7 @@ def run_folds(data: PocketData, seed: int, config: PocketConfig = PocketConfig()
     Returns
     -------
     dict of str to ndarray, shape (n_segments,)
-        One entry per arm.
+        One entry per arm, and ``"fold"``: the fold that tests each segment.
     """
     n_folds = config.n_folds
     train = np.stack([training_rows(data, f, seed, n_folds, n_train) for f in range(n_folds)])
@@ -453,7 +453,7 @@ def run_folds(data: PocketData, seed: int, config: PocketConfig = PocketConfig()
                                                  [t for ts in teachers.values() for t in ts]),
                                     np.concatenate([eog] * len(teachers))))
     tested = test[None, :] == np.arange(n_folds)[:, None]  # (fold, segment)
-    out = {"teacher": (_probability(teacher) * tested).sum(0), "ceiling": data.oracle.copy()}
+    out = {"fold": test, "teacher": (_probability(teacher) * tested).sum(0), "ceiling": data.oracle.copy()}
     for a, arm in enumerate(teachers):
         out[arm] = (students[a * n_folds:(a + 1) * n_folds] * tested).sum(0)
     return out
