@@ -3,10 +3,11 @@
 The levels are fixed for the 12-subject default cohort (``TARGET_LEVELS``).
 Simulating and scoring 12 subjects takes minutes, so the test checks a cohort
 of three subjects with five folds. The muscle signal's gain differs widely
-between people, so the EOG's AUC differs between subjects by about 0.08 (SD);
-the mean of three has a standard error near 0.05, and the EOG's range is
-widened by 0.10 on each side (subjects 1-3 give about 0.72 on valence, where
-the 12-subject cohort gives 0.64). The EEG must still beat the EOG on valence,
+between people, so the EOG's AUC differs between subjects (SD 0.07-0.09 per
+target, measured on the 12-subject cohort); the mean of three has a standard
+error near 0.05, and the EOG's range is widened by 0.10, about two standard
+errors, on each side (subjects 1-3 give about 0.71 on valence, where the
+12-subject cohort gives 0.64). The EEG must still beat the EOG on valence,
 and EEG+EOG must not fall more than 0.02 below the better single modality (a
 0.01 gain cannot be resolved on three subjects). Chapter 1 shows the levels of
 the full cohort.

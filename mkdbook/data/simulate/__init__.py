@@ -15,7 +15,13 @@ arousal (the video's mean plus a personal response). The latent state shapes the
 posterior-dominant alpha at the subject's individual alpha frequency weakens
 with arousal, frontal alpha asymmetry follows valence, temporal beta/gamma rise
 with valence and arousal, and the blink and saccade rates of the EOG follow
-arousal and, more weakly, valence. Under those rhythms lies a spatially
+arousal and, more weakly, valence. The EOG electrodes also record the muscles
+around the eye (corrugator, frontalis, orbicularis oculi, temporalis): a
+20-64 Hz EMG whose amplitude falls with valence and rises with arousal, with
+orbicularis bursts at every smile; and part of every viewer's blinking and
+gaze is locked to the film, the same for all subjects and free of emotion.
+The state is not constant within a trial: it wanders second by second around
+the trial's value, and the signals follow it. Under those rhythms lies a spatially
 correlated 1/f background. Each trial also carries nuisance "fingerprints" that
 are constant within it (spectral tilt, electrode gains, noise floor, residual
 mains, EOG offsets): they carry no emotion, but segments of one trial share
@@ -32,7 +38,8 @@ timing only: this project never uses them, and DEAP's own units for them differ.
 
 Variants (:data:`VARIANTS`) switch pathways off, to test a pipeline against a
 known truth: ``"null"`` makes the ratings follow a second, independent latent
-state, so no method may beat chance; ``"eeg-only-valence"`` keeps valence out
+state, so no method may beat chance; ``"no-emg"`` removes the muscle activity
+from the EOG; ``"eeg-only-valence"`` keeps valence out
 of every non-EEG channel, a negative control: no EOG-only network can learn
 valence there, from labels or from any teacher, because nothing in its input
 carries it (a teacher can only help a student use what its own input holds).
@@ -40,8 +47,10 @@ carries it (a teacher can only help a student use what its own input holds).
 The simulator is a package, one module per part of the model: ``config``
 (parameters), ``variants``, ``latents`` (traits and latent state),
 ``streams`` (random draws), ``noise`` (coloured noise), ``eeg``, ``eog``,
-``peripheral``, ``subject`` (one subject's signals) and ``cohort`` (files on
-disk). The names below are its public interface.
+``emg`` (periocular muscle activity), ``peripheral``, ``subject`` (one
+subject's signals), ``truth`` (the latent state on disk: :func:`read_latent`,
+:func:`segment_latent`, :func:`label_probability`) and ``cohort`` (files on
+disk, with ``latent/sNN.npz`` beside them). The names below are its public interface.
 
 Works cited:
 

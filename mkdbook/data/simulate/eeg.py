@@ -181,17 +181,28 @@ def _brain_activity(sources: _BrainSources, valence: np.ndarray, arousal: np.nda
     """
     n_trials = valence.shape[0]
     ones, zeros = np.ones(n_trials), np.zeros(n_trials)
-    ramp = _video_ramp()[None, None, :]
+    # Half the change of log power is the change of log amplitude. The
+    # envelopes are computed in float32 (their relative error, ~1e-7, is far
+    # below any effect) to halve the memory traffic of the largest arrays.
+    half_ramp = 0.5 * _video_ramp()
+    scaled = {"valence": (half_ramp * valence).astype(np.float32),
+              "arousal": (half_ramp * arousal).astype(np.float32)}
     activity = _to_series(sources.spectra["background"].scattered((slice(None), channels)))
     for band in _BAND_NAMES:
         # The change is linear in the state: one coefficient per electrode for each dimension.
-        per_valence = _band_log_power_change(band, ones, zeros, traits, config)[:, channels]
-        per_arousal = _band_log_power_change(band, zeros, ones, traits, config)[:, channels]
-        change = per_valence[..., None] * valence[:, None, :] + per_arousal[..., None] * arousal[:, None, :]
-        envelope = np.exp(0.5 * ramp * change)
-        envelope *= sources.baseline[band][:, channels][..., None]
-        envelope *= _to_series(sources.spectra[band].scattered((slice(None), channels)))
-        activity += envelope
+        per_valence = _band_log_power_change(band, ones, zeros, traits, config)[0, channels]
+        per_arousal = _band_log_power_change(band, zeros, ones, traits, config)[0, channels]
+        # Electrodes that share both coefficients share the envelope: compute each once.
+        pairs, which = np.unique(np.stack([per_valence, per_arousal], axis=1), axis=0, return_inverse=True)
+        envelope = np.empty((n_trials, len(pairs), valence.shape[1]), np.float32)
+        for k, (on_valence, on_arousal) in enumerate(pairs):
+            np.multiply(scaled["valence"], np.float32(on_valence), out=envelope[:, k])
+            envelope[:, k] += np.float32(on_arousal) * scaled["arousal"]
+        np.exp(envelope, out=envelope)
+        rhythm = _to_series(sources.spectra[band].scattered((slice(None), channels)))
+        rhythm *= sources.baseline[band][:, channels][..., None]
+        rhythm *= envelope[:, which.ravel()]
+        activity += rhythm
     activity *= traits.eeg_gain
     return activity
 
