@@ -21,6 +21,7 @@ chapter                       modules
 5 Distillation                ``mkdbook.losses``, ``mkdbook.teacher_outputs``,
                               ``mkdbook.teacher_student``, ``mkdbook.distill``
 6 Feedback                    ``mkdbook.feedback``
+7 When distillation helps     ``mkdbook.pocket``, ``mkdbook.dose``
 8 Ablations and baselines     ``mkdbook.methods``, ``mkdbook.baselines``,
                               ``mkdbook.results``, ``mkdbook.tables``,
                               ``mkdbook.experiments``

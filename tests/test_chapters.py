@@ -31,5 +31,5 @@ def test_chapters_are_committed_without_outputs_and_name_their_kernel(chapter):
     assert all(not c["outputs"] and c["execution_count"] is None for c in _code_cells(chapter))
 
 
-def test_there_are_eight_chapters():
-    assert len(CHAPTERS) == 8
+def test_there_are_nine_chapters():
+    assert len(CHAPTERS) == 9

@@ -127,6 +127,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("mkdbook.models",),
     ("mkdbook.splits", "mkdbook.features", "mkdbook.losses", "mkdbook.stats", "mkdbook.profile"),
     ("mkdbook.batches", "mkdbook.metrics", "mkdbook.identity", "mkdbook.levels"),
+    ("mkdbook.pocket", "mkdbook.dose"),
     ("mkdbook.train",),
     ("mkdbook.results", "mkdbook.teacher_outputs", "mkdbook.teacher_student", "mkdbook.tables", "mkdbook.progress"),
     ("mkdbook.feedback",),
