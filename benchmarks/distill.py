@@ -12,7 +12,8 @@ teaching
     of the plain step.
 feedback
     :func:`mkdbook.feedback.feedback_phase`: the second-order pilot step and
-    the teacher's update (``--first-order`` adds the detached variant).
+    the teacher's update (``--own-ce`` adds the control without the student's
+    term, :attr:`FeedbackConfig.student_term` false).
 
 It prints the median seconds of each and the ratios, next to the goals
 (teaching at most 1.5x plain, feedback at most 3x teaching). Nothing is
@@ -61,7 +62,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=7, help="timed repetitions of each (default 7)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    parser.add_argument("--first-order", action="store_true", help="also time the first-order feedback phase")
+    parser.add_argument("--own-ce", action="store_true",
+                        help="also time the feedback phase without the student's term (the teacher's own CE)")
     parser.add_argument("--amp", choices=("off", "bf16"), default="off",
                         help="bf16: run under bfloat16 autocast (default off: float32)")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the figures as JSON")
@@ -97,8 +99,8 @@ def main(argv: list[str] | None = None) -> None:
                                       loss, config)
 
     jobs = {"plain": plain, "teaching": teaching, "feedback": phase(feedback)}
-    if args.first_order:
-        jobs["feedback (first order)"] = phase(FeedbackConfig(first_order=True))
+    if args.own_ce:
+        jobs["feedback (own CE only)"] = phase(FeedbackConfig(student_term=False))
     if args.amp == "bf16":
         jobs = {name: _autocast(job, device) for name, job in jobs.items()}
     for job in jobs.values():  # warm-up: allocator, kernels, autograd caches
@@ -121,8 +123,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name:>24}: {value * 1e3:8.1f} ms  (range {spread * 1e3:.1f} ms over {args.repeats})")
     print(f"teaching / plain    = {median['teaching'] / median['plain']:.2f}  (goal <= 1.5)")
     print(f"feedback / teaching = {median['feedback'] / median['teaching']:.2f}  (goal <= 3)")
-    if args.first_order:
-        print(f"first-order feedback / teaching = {median['feedback (first order)'] / median['teaching']:.2f}")
+    if args.own_ce:
+        print(f"own-CE feedback / teaching = {median['feedback (own CE only)'] / median['teaching']:.2f}")
     every = FeedbackConfig().every
     overall = (every * median["teaching"] + median["feedback"]) / (every * median["plain"])
     print(f"distillation with feedback every {every} steps / plain training = {overall:.2f}")
