@@ -24,7 +24,7 @@ Feedback phase (:func:`feedback_phase`, this module), every ``k`` teaching steps
     differentiating through the pilot step (``create_graph=True``).
 
 This is the pilot update of MetaDistil (Zhou et al., 2022), which uses the
-student's validation loss alone; Zhang & Lu add the teacher's own
+student's quiz loss alone; Zhang & Lu add the teacher's own
 cross-entropy so that the teacher stays a good classifier while it learns to
 teach. The paper takes the held-out batches from the validation set; by
 default this project takes them from a quiz set carved out of the training
