@@ -16,7 +16,8 @@ stored
     looked up in a table of ``--segments`` rows instead of running the teacher.
 feedback
     :func:`mkdbook.feedback.feedback_phase`: the second-order pilot step and
-    the teacher's update (``--first-order`` adds the detached variant).
+    the teacher's update (``--own-ce`` adds the control without the student's
+    term, :attr:`FeedbackConfig.student_term` false).
 
 It prints the median seconds of each and the ratios, next to the goals
 (a stored-teacher step at most 1.15x plain, feedback at most 3x teaching).
@@ -72,7 +73,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--segments", type=int, default=4096,
                         help="rows of the stored teacher outputs the batch is looked up in (default 4096)")
-    parser.add_argument("--first-order", action="store_true", help="also time the first-order feedback phase")
+    parser.add_argument("--own-ce", action="store_true",
+                        help="also time the feedback phase without the student's term (the teacher's own CE)")
     parser.add_argument("--amp", choices=("off", "bf16"), default="off",
                         help="bf16: run under bfloat16 autocast (default off: float32)")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
@@ -114,8 +116,8 @@ def main(argv: list[str] | None = None) -> None:
                                       loss, config)
 
     jobs = {"plain": plain, "teaching": teaching, "stored": teaching_stored, "feedback": phase(feedback)}
-    if args.first_order:
-        jobs["feedback (first order)"] = phase(FeedbackConfig(first_order=True))
+    if args.own_ce:
+        jobs["feedback (own CE only)"] = phase(FeedbackConfig(student_term=False))
     if args.amp == "bf16":
         jobs = {name: _autocast(job, device) for name, job in jobs.items()}
     for job in jobs.values():  # warm-up: allocator, kernels, autograd caches
@@ -141,8 +143,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"stored / plain      = {median['stored'] / median['plain']:.2f}  (goal <= 1.15; fixed teachers)")
     print(f"teaching / plain    = {median['teaching'] / median['plain']:.2f}  (teacher run on every batch)")
     print(f"feedback / teaching = {median['feedback'] / median['teaching']:.2f}  (goal <= 3)")
-    if args.first_order:
-        print(f"first-order feedback / teaching = {median['feedback (first order)'] / median['teaching']:.2f}")
+    if args.own_ce:
+        print(f"own-CE feedback / teaching = {median['feedback (own CE only)'] / median['teaching']:.2f}")
     every = FeedbackConfig().every
     overall = (every * median["teaching"] + median["feedback"]) / (every * median["plain"])
     print(f"distillation with feedback every {every} steps / plain training = {overall:.2f}")

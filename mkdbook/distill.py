@@ -38,7 +38,7 @@ from mkdbook.losses import DistillationLossConfig, FeatureProjector, student_los
 from mkdbook.models import build_model
 from mkdbook.models.outputs import ModelOutput
 from mkdbook.results import MethodResult, teacher_outputs_dir
-from mkdbook.splits import Split
+from mkdbook.splits import Split, with_quiz
 from mkdbook.teacher_student import TeacherStudentTrainer
 from mkdbook.train import Trainer, TrainResult
 
@@ -120,9 +120,11 @@ class Distiller(TeacherStudentTrainer):
     and the teacher's IMF features. Each epoch's history row also records the
     teacher's validation loss and accuracy and how often the two networks
     agree on validation segments; :attr:`teacher_before` and
-    :attr:`teacher_after` score the teacher on the whole validation set
-    before and after distillation (equal here: teaching never changes the
-    teacher; :class:`mkdbook.feedback.FeedbackDistiller` does).
+    :attr:`teacher_after` score the teacher on the whole validation set, and
+    :attr:`teacher_before_test` and :attr:`teacher_after_test` on the test
+    set, before and after distillation (equal here: teaching never changes
+    the teacher; :class:`FeedbackDistiller` does). The test scores are
+    reported, never used for a decision.
 
     Parameters are those of :class:`~mkdbook.teacher_student.TeacherStudentTrainer`.
 
@@ -131,7 +133,13 @@ class Distiller(TeacherStudentTrainer):
     step : int
         Teaching steps taken.
     teacher_before, teacher_after : dict
-        The teacher's ``loss``, ``accuracy`` and ``f1`` on the validation set.
+        The teacher's ``loss``, ``accuracy``, ``f1``, ``balanced_accuracy``
+        and ``auc`` on the validation set.
+    teacher_before_test, teacher_after_test : dict
+        The same on the test set.
+    used_split : Split or None
+        The split :meth:`fit` trained on: the one given, or with a quiz set
+        (:class:`FeedbackDistiller`).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -139,6 +147,9 @@ class Distiller(TeacherStudentTrainer):
         self.step = 0
         self.teacher_before: dict[str, float] = {}
         self.teacher_after: dict[str, float] = {}
+        self.teacher_before_test: dict[str, float] = {}
+        self.teacher_after_test: dict[str, float] = {}
+        self.used_split: Split | None = None
         self._context: tuple[SegmentSet, Split, str] | None = None
 
     def train_step(self, batch: dict[str, Tensor], y: Tensor) -> dict[str, float]:
@@ -148,7 +159,7 @@ class Distiller(TeacherStudentTrainer):
         return logged
 
     def train_epoch(self, data: SegmentSet, split: Split, target: str, epoch: int) -> dict[str, float]:
-        """The base epoch, then the teacher's validation scores and its agreement with the student.
+        """The base epoch, the teacher's validation scores and its agreement with the student.
 
         Adds ``teacher_val_loss``, ``teacher_val_accuracy`` and ``agreement``
         (fraction of validation segments on which student and teacher predict
@@ -163,24 +174,29 @@ class Distiller(TeacherStudentTrainer):
 
     def extra_state(self) -> dict:
         """The step counter and the teacher's initial scores."""
-        return {"step": self.step, "teacher_before": dict(self.teacher_before)}
+        return {"step": self.step, "teacher_before": dict(self.teacher_before),
+                "teacher_before_test": dict(self.teacher_before_test)}
 
     def load_extra_state(self, state: dict) -> None:
         """Restore what :meth:`extra_state` returned."""
         self.step = int(state["step"])
         self.teacher_before = dict(state["teacher_before"])
+        self.teacher_before_test = dict(state["teacher_before_test"])
 
-    def _teacher_summary(self, data: SegmentSet, split: Split, target: str) -> dict[str, float]:
-        scores = self.teacher_scores(data, split.val, target)
+    def _teacher_summary(self, data: SegmentSet, index: np.ndarray, target: str) -> dict[str, float]:
+        scores = self.teacher_scores(data, index, target)
         return {"loss": scores.loss, "accuracy": scores.accuracy, "f1": scores.f1,
                 "balanced_accuracy": scores.balanced_accuracy, "auc": scores.auc}
 
     def fit(self, data: SegmentSet, split: Split, target: str) -> TrainResult:
-        """Distil (see :meth:`Trainer.fit`), scoring the teacher on validation before and after."""
+        """Distil (see :meth:`Trainer.fit`), scoring the teacher on validation and test before and after."""
         self._context = (data, split, target)
-        self.teacher_before = self._teacher_summary(data, split, target)
-        result = super().fit(data, split, target)  # a resumed run restores teacher_before
-        self.teacher_after = self._teacher_summary(data, split, target)
+        self.used_split = split
+        self.teacher_before = self._teacher_summary(data, split.val, target)
+        self.teacher_before_test = self._teacher_summary(data, split.test, target)
+        result = super().fit(data, split, target)  # a resumed run restores the teacher's first scores
+        self.teacher_after = self._teacher_summary(data, split.val, target)
+        self.teacher_after_test = self._teacher_summary(data, split.test, target)
         return result
 
     def summary(self) -> dict:
@@ -188,6 +204,7 @@ class Distiller(TeacherStudentTrainer):
         return {"identity": self.identity, "loss": asdict(self.loss_config), "feedback": None,
                 "teaching_steps": self.step,
                 "teacher_before": self.teacher_before, "teacher_after": self.teacher_after,
+                "teacher_before_test": self.teacher_before_test, "teacher_after_test": self.teacher_after_test,
                 "feedback_log": []}
 
 
@@ -230,11 +247,11 @@ def distiller_options(method: str, settings: Mapping[str, Any], preset: str,
 
 
 def finish_distillation(distiller: Distiller, result: TrainResult, out_dir: Path) -> MethodResult:
-    """Save the student's ``scaler.pt`` and the final teacher, and wrap the result for the cache."""
+    """Save ``scaler.pt`` and the final teacher; wrap the result and the split used for the cache."""
     distiller.save_scaler()
     state = {"model": distiller.teacher.state_dict()}
     write_atomically(Path(out_dir) / "teacher_final.pt", lambda stream: torch.save(state, stream))
-    return MethodResult(result, extra=distiller.summary())
+    return MethodResult(result, extra=distiller.summary(), split=distiller.used_split)
 
 
 def run_distillation(cell, data: SegmentSet, split: Split, teacher: Trainer, out_dir: Path, *,
@@ -262,10 +279,10 @@ class FeedbackDistiller(Distiller):
 
     A :class:`Distiller` (its teaching steps, history and
     teacher scores) that follows every ``feedback.every``-th teaching step
-    (:meth:`~mkdbook.feedback.FeedbackConfig.due`) with a
-    :func:`~mkdbook.feedback.feedback_phase` updating the
+    (:meth:`~mkdbook.feedback.FeedbackConfig.due`) with
+    ``feedback.steps`` :func:`~mkdbook.feedback.feedback_phase` updates of the
     teacher. The teacher and its optimiser are saved and restored with every
-    checkpoint, as is the log of feedback phases.
+    checkpoint, as is the log of teacher updates.
 
     Parameters
     ----------
@@ -276,26 +293,36 @@ class FeedbackDistiller(Distiller):
     Attributes
     ----------
     feedback_log : list of dict
-        One row per feedback phase: ``phase``, ``step``, ``epoch``,
-        ``seconds`` and the values :func:`feedback_phase` returns (both
-        gradient norms, the teacher's validation-batch CE, ...).
+        One row per teacher update: ``phase``, ``update``, ``step``,
+        ``epoch``, ``seconds`` and the values :func:`feedback_phase` returns
+        (both gradient norms, the teacher's quiz-batch CE, ...).
     feedback_rows : set of int
         Segments this process drew as feedback batches (for checking that
-        they never include test segments).
+        they come from the declared source and never from test segments).
 
     Notes
     -----
-    Feedback batches. Phase ``p`` (counted from 0) uses batch ``p mod n`` of
-    a permutation of the validation segments drawn from ``(seed, p // n)``,
-    with ``n`` validation batches: every validation segment is used once per
-    ``n`` phases, and the choice depends only on ``p``, so a resumed run
-    draws the same batches. The training batch of a phase is the batch of the
-    teaching step just taken. Test segments are never read before the final
-    evaluation.
+    Which data. With ``feedback_on="quiz"`` (default) :meth:`fit` carves a
+    quiz set out of the training trials (:func:`~mkdbook.splits.with_quiz`)
+    unless the split has one. The teacher's updates use only the quiz set,
+    validation only selects the student's checkpoint, and the student trains
+    on the rest, held out from the quiz set as MetaDistil's is (a student
+    fitted to the quiz trials would turn the quiz objective into a measure of
+    memorisation). With ``feedback_on="validation"`` (the paper's literal
+    protocol) the student trains on all training trials, and validation
+    batches both train the teacher and select the student.
+
+    Feedback batches. Update ``u`` (counted from 0 over the whole run) uses
+    batch ``u mod n`` of a permutation of the source's segments drawn from
+    ``(seed, u // n)``, with ``n`` batches in the source: every segment is
+    used once per ``n`` updates, and the choice depends only on ``u``, so a
+    resumed run draws the same batches. The training batch of a phase is the
+    batch of the teaching step just taken. Test segments are never read
+    except to report scores.
 
     Student selection. The best-validation student is kept (as for every
     trainer); the teacher is kept as it is at the end of training, which is
-    what :attr:`teacher_after` describes.
+    what :attr:`teacher_after` and :attr:`teacher_after_test` describe.
     """
 
     #: The feedback phases change the teacher: it runs on every training batch.
@@ -313,7 +340,7 @@ class FeedbackDistiller(Distiller):
         self._epoch = 0
 
     def identity_extras(self) -> dict:
-        """The distiller's identity and the feedback configuration."""
+        """The distiller's identity and the feedback configuration (its data source included)."""
         return {**super().identity_extras(), "feedback": asdict(self.feedback)}
 
     def train_step(self, batch: dict[str, Tensor], y: Tensor) -> dict[str, float]:
@@ -323,13 +350,18 @@ class FeedbackDistiller(Distiller):
             self._feedback(batch, y)
         return logged
 
-    def feedback_batch(self, phase: int) -> tuple[dict[str, Tensor], Tensor]:
-        """The validation batch and labels of feedback phase ``phase`` (counted from 0).
+    def feedback_source(self) -> np.ndarray:
+        """The segments feedback batches come from (quiz or validation set), once :meth:`fit` runs."""
+        _, split, _ = self._context
+        return split.quiz if self.feedback.feedback_on == "quiz" else split.val
 
-        Batch ``phase mod n`` of a permutation of the validation segments
-        drawn from ``(seed, phase // n)``, where ``n`` is the number of
-        validation batches: each validation segment is used once every ``n``
-        phases, and the batch depends on nothing but the phase number, so a
+    def feedback_batch(self, update: int) -> tuple[dict[str, Tensor], Tensor]:
+        """The held-out batch and labels of teacher update ``update`` (counted from 0).
+
+        Batch ``update mod n`` of a permutation of :meth:`feedback_source`
+        drawn from ``(seed, update // n)``, where ``n`` is the number of
+        batches in the source: each segment is used once every ``n``
+        updates, and the batch depends on nothing but the update number, so a
         resumed run draws the same. The segments drawn are added to
         :attr:`feedback_rows`. Only valid while :meth:`fit` runs.
 
@@ -340,11 +372,12 @@ class FeedbackDistiller(Distiller):
         y : Tensor
             Their labels.
         """
-        data, split, target = self._context
+        data, _, target = self._context
+        source = self.feedback_source()
         size = self.config.batch_size
-        n_batches = -(-len(split.val) // size)
-        cycle, position = divmod(phase, n_batches)
-        order = np.random.default_rng([self.config.seed, 0xFEED, cycle]).permutation(split.val)
+        n_batches = -(-len(source) // size)
+        cycle, position = divmod(update, n_batches)
+        order = np.random.default_rng([self.config.seed, 0xFEED, cycle]).permutation(source)
         rows = np.sort(order[position * size:(position + 1) * size])
         self.feedback_rows.update(int(r) for r in rows)
         arrays = data.batch(rows, self.train_modalities)
@@ -352,13 +385,15 @@ class FeedbackDistiller(Distiller):
         return self._to_device(batch, torch.from_numpy(data.labels(target)[rows]))
 
     def _feedback(self, batch: dict[str, Tensor], y: Tensor) -> None:
-        began = time.perf_counter()
-        val_batch, y_val = self.feedback_batch(len(self.feedback_log))
-        values = feedback_phase(self.teacher_input(), self.model, self.projector, batch, y, val_batch, y_val,
-                                self.teacher_optimizer, self.loss_config, self.feedback)
-        self.feedback_log.append({"phase": len(self.feedback_log) + 1, "step": self.step,
-                                  "epoch": self._epoch, **values,
-                                  "seconds": time.perf_counter() - began})
+        phase = (self.step - self.feedback.warmup_steps) // self.feedback.every
+        for update in range(1, self.feedback.steps + 1):
+            began = time.perf_counter()
+            quiz_batch, y_quiz = self.feedback_batch(len(self.feedback_log))
+            values = feedback_phase(self.teacher_input(), self.model, self.projector, batch, y, quiz_batch, y_quiz,
+                                    self.teacher_optimizer, self.loss_config, self.feedback)
+            self.feedback_log.append({"phase": phase, "update": update, "step": self.step,
+                                      "epoch": self._epoch, **values,
+                                      "seconds": time.perf_counter() - began})
 
     def train_epoch(self, data: SegmentSet, split: Split, target: str, epoch: int) -> dict[str, float]:
         """The distiller's epoch, remembering the epoch number for the feedback log."""
@@ -375,39 +410,60 @@ class FeedbackDistiller(Distiller):
         self.feedback_log = [dict(row) for row in state["feedback_log"]]
 
     def fit(self, data: SegmentSet, split: Split, target: str) -> TrainResult:
-        """Distil with feedback phases (see :meth:`Distiller.fit`).
+        """Distil with feedback phases (see :meth:`Distiller.fit`), on a quiz set carved from ``split`` by default.
 
         Raises
         ------
         ValueError
-            If the validation and test segments overlap (feedback would then
-            tune the teacher on test data).
+            If validation and test overlap, the quiz set overlaps any other
+            part, or ``split`` has a quiz set while ``feedback_on="validation"``.
         """
         if np.intersect1d(split.val, split.test).size:
             raise ValueError(f"{split.describe()}: validation and test segments overlap; the feedback "
                              f"phase must never see test data")
+        if self.feedback.feedback_on == "quiz":
+            if not len(split.quiz):
+                split = with_quiz(split, data, self.feedback.quiz_fraction)
+            others = np.concatenate([split.train, split.val, split.test])
+            if np.intersect1d(split.quiz, others).size:
+                raise ValueError(f"{split.describe()}: the quiz set overlaps another part")
+        elif len(split.quiz):
+            raise ValueError(f"{split.describe()}: has a quiz set, but feedback_on='validation' would "
+                             f"leave it unused; pass the split without one")
         self._epoch = 0
         return super().fit(data, split, target)
 
     def summary(self) -> dict:
-        """The distiller's summary with the feedback configuration, its log and where its batches came from."""
+        """The distiller's summary, the feedback configuration and log, and counts of feedback segments.
+
+        The counts: ``feedback_rows_outside_source`` (quiz or validation set),
+        ``feedback_rows_in_validation``, ``feedback_rows_in_test``.
+        """
         used = np.fromiter(self.feedback_rows, dtype=np.int64)
         _, split, _ = self._context
         return {**super().summary(), "feedback": asdict(self.feedback), "feedback_log": self.feedback_log,
-                "feedback_rows_in_validation": bool(np.isin(used, split.val).all()),
+                "feedback_rows_outside_source": int((~np.isin(used, self.feedback_source())).sum()),
+                "feedback_rows_in_validation": int(np.isin(used, split.val).sum()),
                 "feedback_rows_in_test": int(np.isin(used, split.test).sum())}
 
 
-def run_feedback_distillation(cell, data: SegmentSet, split: Split, teacher: Trainer,
-                              out_dir: Path) -> MethodResult:
+def run_feedback_distillation(cell, data: SegmentSet, split: Split, teacher: Trainer, out_dir: Path,
+                              **fixed: Any) -> MethodResult:
     """The paper's method on one cell: the full :math:`L_S` with feedback phases (a method's run function).
 
     The cell's options are fields of :class:`~mkdbook.losses.DistillationLossConfig`,
     of :class:`~mkdbook.feedback.FeedbackConfig` and ``student_<field>`` overrides
-    of the student network; see :func:`run_distillation` for the files written.
+    of the student network; ``fixed`` are feedback settings that define a
+    method (``student_term=False`` for the fine-tuning control) and that the
+    cell cannot override. See :func:`run_distillation` for the files written;
+    by default the student trains on the split's training trials minus a quiz
+    set (:class:`FeedbackDistiller`).
     """
     loss, own, overrides = distiller_options(cell.method, cell.settings, "fusion", FEEDBACK_OPTIONS)
+    clash = sorted(set(own) & set(fixed))
+    if clash:
+        raise ValueError(f"method {cell.method!r}: option(s) {clash} are fixed by the method")
     student = build_model("student", **data.model_inputs(), seed=cell.seed, **overrides)
     distiller = FeedbackDistiller(student, teacher.model, teacher.scaler, cell.train, out_dir,
-                                  loss=loss, feedback=FeedbackConfig(**own))
+                                  loss=loss, feedback=FeedbackConfig(**own, **fixed))
     return finish_distillation(distiller, distiller.fit(data, split, cell.target), out_dir)

@@ -12,10 +12,10 @@ Feedback phase (:func:`feedback_phase`, this module), every ``k`` teaching steps
 
     .. math:: \\theta_{ts} = \\theta_s - \\alpha \\, \\nabla_{\\theta_s} L_S(\\theta_s, \\theta_T),
 
-    and the teacher is updated on a held-out batch by
+    and the teacher is updated on a held-out *quiz* batch by
 
-    .. math:: \\min_{\\theta_T} \\; \\mathrm{CE}(y_V, f_S(x_V; \\theta_{ts}))
-              + \\lambda_t \\, \\mathrm{CE}(y_V, f_T(x_V; \\theta_T)).
+    .. math:: \\min_{\\theta_T} \\; \\mathrm{CE}(y_Q, f_S(x_Q; \\theta_{ts}))
+              + \\lambda_t \\, \\mathrm{CE}(y_Q, f_T(x_Q; \\theta_T)).
 
     The first term reaches :math:`\\theta_T` only through :math:`\\theta_{ts}`:
     its gradient is
@@ -24,9 +24,14 @@ Feedback phase (:func:`feedback_phase`, this module), every ``k`` teaching steps
     differentiating through the pilot step (``create_graph=True``).
 
 This is the pilot update of MetaDistil (Zhou et al., 2022), which uses the
-student's validation loss alone; Zhang & Lu add the teacher's own
+student's quiz loss alone; Zhang & Lu add the teacher's own
 cross-entropy so that the teacher stays a good classifier while it learns to
-teach. SFTN (Park et al., 2021) pursues the same aim, a teacher that is easy
+teach. The paper takes the held-out batches from the validation set; by
+default this project takes them from a quiz set carved out of the training
+trials (:func:`mkdbook.splits.with_quiz`), as MetaDistil holds its quiz set
+out of the training data, so that validation labels only select checkpoints
+(``FeedbackConfig.feedback_on="validation"`` keeps the paper's protocol).
+SFTN (Park et al., 2021) pursues the same aim, a teacher that is easy
 to learn from, by training the teacher jointly with student branches before
 distillation instead of during it.
 
@@ -39,16 +44,16 @@ Teacher mode in the feedback phase
     Eval mode by default (``FeedbackConfig.teacher_train_mode=False``), for
     both of its forward passes: the pilot step then sees exactly the teacher
     outputs that real teaching steps show the student (they run the teacher
-    in eval mode too), the hypergradient is deterministic, and validation
+    in eval mode too), the hypergradient is deterministic, and quiz
     batches never enter the teacher's batch-norm statistics. With
     ``teacher_train_mode=True`` the teacher runs with dropout (the regime the
     paper trains it in), which makes the objective stochastic and lets both
     batches move its batch-norm running statistics.
 Projector
     Held fixed in the pilot step. With one pilot step, the projector's own
-    update could not reach the validation objective: :math:`\\theta_{ts}`
+    update could not reach the quiz objective: :math:`\\theta_{ts}`
     depends on the projector only through the gradient taken at its current
-    value, and the student's validation logits do not use the projector.
+    value, and the student's quiz logits do not use the projector.
     Holding it fixed is therefore exact, not an approximation, and saves its
     gradient. It still carries the teacher's features into :math:`L_S`, so
     the feature term feeds back to the teacher.
@@ -75,7 +80,7 @@ Works cited:
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -83,11 +88,13 @@ from torch import Tensor, nn
 from torch.func import functional_call
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from mkdbook.checks import check_int, check_number
+from mkdbook.checks import check_int, check_number, check_option
 from mkdbook.losses import DistillationLossConfig, FeatureProjector, LossTerms, cross_entropy, student_loss
+from mkdbook.models.outputs import ModelOutput
 from mkdbook.train import make_adam
 
 __all__ = [
+    "FEEDBACK_SOURCES",
     "FeedbackConfig",
     "FeedbackObjective",
     "feedback_objective",
@@ -98,9 +105,13 @@ __all__ = [
 Batch = Mapping[str, Tensor]
 
 
+#: Where the feedback phase takes its held-out batches from (:attr:`FeedbackConfig.feedback_on`).
+FEEDBACK_SOURCES: tuple[str, ...] = ("quiz", "validation")
+
+
 @dataclass(frozen=True)
 class FeedbackConfig:
-    """How and how often the teacher is updated from the student's feedback.
+    """How, how often and on which data the teacher is updated from the student's feedback.
 
     The paper states none of these values except ``teacher_weight``; the
     defaults are this project's choices.
@@ -109,18 +120,17 @@ class FeedbackConfig:
     ----------
     every : int, default 10
         A feedback phase follows every ``every``-th teaching step (the paper's
-        "set number of iterations"). A feedback phase costs about four
-        teaching steps (see :func:`feedback_phase`), so ten keeps it to about
-        a quarter of the run time while the teacher still moves many times
-        per epoch.
+        "set number of iterations"). A feedback phase costs a few teaching
+        steps (see :func:`feedback_phase`), so ten keeps it to a fraction of
+        the run time while the teacher still moves many times per epoch.
     alpha : float, default 1e-2
         Learning rate of the pilot SGD step. The feedback signal scales with
         ``alpha`` (it is :math:`\\alpha` times a second derivative), so a
         value near the student's effective step size matters more than
         matching its optimiser exactly.
     teacher_weight : float, default 1.0
-        :math:`\\lambda_t`, weight of the teacher's own validation
-        cross-entropy (the paper: 1). Zero gives MetaDistil's objective.
+        :math:`\\lambda_t`, weight of the teacher's own quiz cross-entropy
+        (the paper: 1). Zero gives MetaDistil's objective.
     teacher_lr : float, default 1e-4
         Learning rate of the teacher's Adam optimiser
         (:func:`make_teacher_optimizer`); smaller than a from-scratch rate
@@ -128,14 +138,29 @@ class FeedbackConfig:
         retrained.
     warmup_steps : int, default 0
         Teaching steps before the first feedback phase is due.
-    first_order : bool, default False
-        **Approximation, and a drastic one.** Detaches the pilot step, as
-        first-order MAML does. Here the student's validation loss reaches the
-        teacher *only* through the second derivative, so detaching removes
-        the feedback signal entirely: the teacher is then trained on its own
-        validation cross-entropy alone. Use it as the ablation "feedback phase
-        without the student's signal" and to measure what the second-order
-        term costs, not as a cheap substitute for it.
+    steps : int, default 1
+        Teacher updates per feedback phase, each on the next held-out batch
+        with a pilot step rebuilt from the updated teacher (MetaDistil and
+        the paper: one).
+    student_term : bool, default True
+        Whether the teacher's objective includes the student's quiz loss
+        after the pilot step. ``False`` fine-tunes the teacher on its own
+        quiz cross-entropy alone and computes no pilot step: the ablation
+        control that tells whether a gain of the feedback phase comes from
+        the student's signal or from the teacher seeing more labelled data.
+        (Detaching the pilot step, as first-order MAML does, would give the
+        same update at the price of the pilot: here the student's loss
+        reaches the teacher *only* through the second derivative.)
+    feedback_on : str, default "quiz"
+        Where the held-out batches come from (:data:`FEEDBACK_SOURCES`):
+        ``"quiz"``, a quiz set carved from each subject's training trials
+        (:func:`mkdbook.splits.with_quiz`), which the student then does not
+        train on; or ``"validation"``, the paper's literal protocol, in which
+        the validation labels that select the student's checkpoint also
+        train the teacher.
+    quiz_fraction : float, default 0.125
+        Share of each subject's training trials carved out as the quiz set
+        (``feedback_on="quiz"`` only), in (0, 1).
     teacher_train_mode : bool, default False
         Run the teacher in train mode (dropout on, batch-norm statistics
         updated) during the feedback phase instead of eval mode; see the
@@ -147,15 +172,28 @@ class FeedbackConfig:
     teacher_weight: float = 1.0
     teacher_lr: float = 1e-4
     warmup_steps: int = 0
-    first_order: bool = False
+    steps: int = 1
+    student_term: bool = True
+    feedback_on: str = "quiz"
+    quiz_fraction: float = 0.125
     teacher_train_mode: bool = False
 
     def __post_init__(self) -> None:
         check_int("every", self.every, 1)
         check_int("warmup_steps", self.warmup_steps, 0)
+        check_int("steps", self.steps, 1)
         check_number("alpha", self.alpha, 0.0, strict=True)
         check_number("teacher_lr", self.teacher_lr, 0.0, strict=True)
         check_number("teacher_weight", self.teacher_weight, 0.0)
+        check_option("feedback_on", self.feedback_on, FEEDBACK_SOURCES)
+        if check_number("quiz_fraction", self.quiz_fraction, 0.0, strict=True) >= 1:
+            raise ValueError(f"quiz_fraction must be a finite number in (0, 1), got {self.quiz_fraction!r}")
+        for name in ("student_term", "teacher_train_mode"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if not self.student_term and self.teacher_weight == 0:
+            raise ValueError("student_term=False with teacher_weight=0 leaves the teacher nothing to "
+                             "learn from; set one of them")
 
     def due(self, step: int) -> bool:
         """Whether a feedback phase follows teaching step number ``step`` (counted from 1).
@@ -190,26 +228,28 @@ class FeedbackObjective:
 
     Attributes
     ----------
-    student_val_ce : Tensor
-        :math:`\\mathrm{CE}(y_V, f_S(x_V; \\theta_{ts}))`; depends on the
-        teacher through the pilot step (detached when ``first_order``).
-    teacher_val_ce : Tensor
-        :math:`\\mathrm{CE}(y_V, f_T(x_V; \\theta_T))`, unweighted.
+    student_quiz_ce : Tensor or None
+        :math:`\\mathrm{CE}(y_Q, f_S(x_Q; \\theta_{ts}))`; depends on the
+        teacher through the pilot step. ``None`` without ``student_term``.
+    teacher_quiz_ce : Tensor
+        :math:`\\mathrm{CE}(y_Q, f_T(x_Q; \\theta_T))`, unweighted.
     teacher_weight : float
         :math:`\\lambda_t`.
-    pilot : LossTerms
-        :math:`L_S` of the pilot step on the training batch.
+    pilot : LossTerms or None
+        :math:`L_S` of the pilot step on the training batch; ``None`` without
+        ``student_term``.
     """
 
-    student_val_ce: Tensor
-    teacher_val_ce: Tensor
+    student_quiz_ce: Tensor | None
+    teacher_quiz_ce: Tensor
     teacher_weight: float
-    pilot: LossTerms
+    pilot: LossTerms | None
 
     @property
     def total(self) -> Tensor:
         """The objective the teacher minimises."""
-        return self.student_val_ce + self.teacher_weight * self.teacher_val_ce
+        own = self.teacher_weight * self.teacher_quiz_ce
+        return own if self.student_quiz_ce is None else self.student_quiz_ce + own
 
 
 def feedback_objective(
@@ -218,8 +258,8 @@ def feedback_objective(
     projector: FeatureProjector | None,
     train_batch: Batch,
     y_train: Tensor,
-    val_batch: Batch,
-    y_val: Tensor,
+    quiz_batch: Batch,
+    y_quiz: Tensor,
     loss_config: DistillationLossConfig,
     feedback_config: FeedbackConfig,
 ) -> FeedbackObjective:
@@ -235,7 +275,26 @@ def feedback_objective(
     FeedbackObjective
         Both terms with their graphs to the teacher's parameters.
     """
-    second_order = not feedback_config.first_order
+    with _mode(teacher, feedback_config.teacher_train_mode):
+        with torch.set_grad_enabled(feedback_config.teacher_weight > 0):
+            teacher_quiz = teacher(quiz_batch)
+        student_quiz, pilot = None, None
+        if feedback_config.student_term:
+            student_quiz, pilot = _pilot(teacher, student, projector, train_batch, y_train, quiz_batch,
+                                         loss_config, feedback_config.alpha)
+    return FeedbackObjective(
+        student_quiz_ce=None if student_quiz is None else cross_entropy(student_quiz.logits, y_quiz),
+        teacher_quiz_ce=cross_entropy(teacher_quiz.logits, y_quiz),
+        teacher_weight=feedback_config.teacher_weight,
+        pilot=pilot,
+    )
+
+
+def _pilot(teacher: nn.Module, student: nn.Module, projector: FeatureProjector | None, train_batch: Batch,
+           y_train: Tensor, quiz_batch: Batch, loss_config: DistillationLossConfig,
+           alpha: float) -> tuple[ModelOutput, LossTerms]:
+    # The temporary student's output on the quiz batch, with its graph back
+    # to the teacher through the pilot step, and the pilot's L_S.
     # Detached copies of the parameters: the pilot differentiates with respect
     # to these leaves, so no gradient can ever accumulate in the real
     # student's .grad. Cloned buffers absorb the batch-norm updates that
@@ -243,47 +302,21 @@ def feedback_objective(
     params = {name: p.detach().requires_grad_(p.requires_grad) for name, p in student.named_parameters()}
     buffers = {name: b.clone() for name, b in student.named_buffers()}
     trainable = [name for name, p in params.items() if p.requires_grad]
-
-    with _mode(teacher, feedback_config.teacher_train_mode):
-        # Without the second-order path nothing computed here reaches the
-        # teacher's update, so record no graph that no gradient would use.
-        with torch.set_grad_enabled(second_order):
-            teacher_train = teacher(train_batch)
-        # The pilot's backward pass is itself differentiated. PyTorch's fused
-        # attention kernels (flash, memory-efficient) have no double backward,
-        # so the student's pilot forward runs on the reference ("math")
-        # kernel; every other pass here is differentiated once and keeps the
-        # fast kernels.
-        with sdpa_kernel(SDPBackend.MATH) if second_order else nullcontext():
-            student_train = functional_call(student, (params, buffers), (train_batch,))
-        pilot = student_loss(
-            student_train,
-            teacher_train,
-            y_train,
-            projector,
-            loss_config,
-        )
-        grads = torch.autograd.grad(
-            pilot.total,
-            [params[name] for name in trainable],
-            create_graph=second_order,
-            allow_unused=True,
-        )
-        temporary = dict(params)
-        for name, grad in zip(trainable, grads):
-            if grad is not None:
-                temporary[name] = params[name] - feedback_config.alpha * grad
-        with torch.set_grad_enabled(second_order):
-            student_val = functional_call(student, (temporary, buffers), (val_batch,))
-        with torch.set_grad_enabled(feedback_config.teacher_weight > 0):
-            teacher_val = teacher(val_batch)
-
-    return FeedbackObjective(
-        student_val_ce=cross_entropy(student_val.logits, y_val),
-        teacher_val_ce=cross_entropy(teacher_val.logits, y_val),
-        teacher_weight=feedback_config.teacher_weight,
-        pilot=pilot,
-    )
+    teacher_train = teacher(train_batch)
+    # The pilot's backward pass is itself differentiated. PyTorch's fused
+    # attention kernels (flash, memory-efficient) have no double backward,
+    # so the student's pilot forward runs on the reference ("math") kernel;
+    # every other pass here is differentiated once and keeps the fast kernels.
+    with sdpa_kernel(SDPBackend.MATH):
+        student_train = functional_call(student, (params, buffers), (train_batch,))
+    pilot = student_loss(student_train, teacher_train, y_train, projector, loss_config)
+    grads = torch.autograd.grad(pilot.total, [params[name] for name in trainable],
+                                create_graph=True, allow_unused=True)
+    temporary = dict(params)
+    for name, grad in zip(trainable, grads):
+        if grad is not None:
+            temporary[name] = params[name] - alpha * grad
+    return functional_call(student, (temporary, buffers), (quiz_batch,)), pilot
 
 
 def feedback_phase(
@@ -292,8 +325,8 @@ def feedback_phase(
     projector: FeatureProjector | None,
     train_batch: Batch,
     y_train: Tensor,
-    val_batch: Batch,
-    y_val: Tensor,
+    quiz_batch: Batch,
+    y_quiz: Tensor,
     teacher_optimizer: torch.optim.Optimizer,
     loss_config: DistillationLossConfig,
     feedback_config: FeedbackConfig,
@@ -312,27 +345,32 @@ def feedback_phase(
         Held fixed; see the module notes.
     train_batch, y_train : Mapping of str to Tensor, Tensor
         Training batch and labels for the pilot step.
-    val_batch, y_val : Mapping of str to Tensor, Tensor
-        Validation batch and labels for the teacher's objective. Never test
-        data.
+    quiz_batch, y_quiz : Mapping of str to Tensor, Tensor
+        Held-out batch and labels for the teacher's objective: from the quiz
+        set by default, from the validation set under the paper's literal
+        protocol. Never test data.
     teacher_optimizer : torch.optim.Optimizer
         Over the teacher's parameters (:func:`make_teacher_optimizer`). The
         student's optimiser is not involved.
     loss_config : DistillationLossConfig
         :math:`L_S` of the pilot step; the same as in the teaching phase.
     feedback_config : FeedbackConfig
-        Pilot step size, :math:`\\lambda_t`, modes.
+        Pilot step size, :math:`\\lambda_t`, whether the student's term is
+        included, modes.
 
     Returns
     -------
     dict of str to float
-        ``student_val_ce`` and ``teacher_val_ce`` (the two terms, unweighted),
+        ``teacher_quiz_ce`` (the teacher's own term, unweighted),
         ``teacher_loss`` (the objective), ``grad_norm_via_student`` (norm of
-        the teacher gradient that came through the temporary student; 0 when
-        ``first_order``), ``grad_norm_teacher_ce`` (norm of the gradient of
-        :math:`\\lambda_t \\mathrm{CE}_T`), ``grad_norm_total`` (norm of their
-        sum, the gradient applied), and the pilot step's :math:`L_S` terms as
-        ``pilot_total``, ``pilot_ce``, ``pilot_kl``, ``pilot_mse``.
+        the teacher gradient that came through the temporary student; 0
+        without ``student_term``), ``grad_norm_teacher_ce`` (norm of the
+        gradient of :math:`\\lambda_t \\mathrm{CE}_T`), ``grad_norm_total``
+        (norm of their sum, the gradient applied), ``teacher_step_norm``
+        (norm of the change of the teacher's parameters) and, with
+        ``student_term``, ``student_quiz_ce`` and the pilot step's
+        :math:`L_S` terms as ``pilot_total``, ``pilot_ce``, ``pilot_kl``,
+        ``pilot_mse``.
 
     Notes
     -----
@@ -342,14 +380,12 @@ def feedback_phase(
     student through the pilot's backward pass (about twice a first-order
     backward). Two teacher forward-backward passes dominate, so the cost
     relative to a teaching step (one teacher forward pass without gradient)
-    grows with the teacher/student size ratio. With the default networks
-    (2.4 M and 0.9 M parameters, batches of 32 four-second segments, one CPU
-    thread) a teaching step cost about 1.7 plain student steps and a
-    feedback phase about 4.4 teaching steps (2.6 with ``first_order``): the
-    sum of its passes, none computed twice.
+    grows with the teacher/student size ratio; ``benchmarks/distill.py``
+    measures it. Without ``student_term`` only the teacher's forward and
+    backward pass on the quiz batch remain.
 
     The two gradient paths are taken by separate :func:`torch.autograd.grad`
-    calls on disjoint graphs (the student's validation loss and the teacher's
+    calls on disjoint graphs (the student's quiz loss and the teacher's
     own), so splitting them costs nothing over differentiating their sum.
 
     The student's pilot forward pass runs on PyTorch's reference attention
@@ -357,34 +393,38 @@ def feedback_phase(
     alone is slower (about 20 % for the default student on CPU).
     """
     objective = feedback_objective(
-        teacher, student, projector, train_batch, y_train, val_batch, y_val, loss_config, feedback_config
+        teacher, student, projector, train_batch, y_train, quiz_batch, y_quiz, loss_config, feedback_config
     )
     params = [p for p in teacher.parameters() if p.requires_grad]
-    own = _grads(feedback_config.teacher_weight * objective.teacher_val_ce, params)
-    via_student = _grads(objective.student_val_ce, params)
+    own = _grads(feedback_config.teacher_weight * objective.teacher_quiz_ce, params)
+    via_student = (_grads(objective.student_quiz_ce, params) if objective.student_quiz_ce is not None
+                   else [torch.zeros_like(p) for p in params])
     total = [a + b for a, b in zip(via_student, own)]
 
+    before = [p.detach().clone() for p in params]
     teacher_optimizer.zero_grad(set_to_none=True)
     for p, g in zip(params, total):
         p.grad = g
     teacher_optimizer.step()
 
-    pilot = {f"pilot_{name}": value for name, value in objective.pilot.as_dict().items()}
-    return {
-        "student_val_ce": float(objective.student_val_ce.detach()),
-        "teacher_val_ce": float(objective.teacher_val_ce.detach()),
+    logged = {
+        "teacher_quiz_ce": float(objective.teacher_quiz_ce.detach()),
         "teacher_loss": float(objective.total.detach()),
         "grad_norm_via_student": _norm(via_student),
         "grad_norm_teacher_ce": _norm(own),
         "grad_norm_total": _norm(total),
-        **pilot,
+        "teacher_step_norm": _norm([p.detach() - b for p, b in zip(params, before)]),
     }
+    if objective.student_quiz_ce is not None:
+        logged["student_quiz_ce"] = float(objective.student_quiz_ce.detach())
+        logged.update({f"pilot_{name}": value for name, value in objective.pilot.as_dict().items()})
+    return logged
 
 
 def _grads(loss: Tensor, params: list[Tensor]) -> list[Tensor]:
-    # A loss without a graph (first-order pilot, zero teacher weight) and a
-    # parameter the loss does not use give zero gradients rather than errors
-    # or None, so the two paths can be added and their norms compared.
+    # A loss without a graph (zero teacher weight) and a parameter the loss
+    # does not use give zero gradients rather than errors or None, so the two
+    # paths can be added and their norms compared.
     if not loss.requires_grad:
         return [torch.zeros_like(p) for p in params]
     grads = torch.autograd.grad(loss, params, allow_unused=True)

@@ -171,6 +171,10 @@ METHODS: tuple[Method, ...] = (
                "V1: CE + KL on the teacher's logits", ("hinton2015distilling",)),
     _distilled("fusion", "ablation variant", partial(run_distillation, preset="fusion"),
                "V2: CE + KL + fusion-feature MSE", ("zhang2025multimodal",)),
+    _distilled("fusion+finetune", "ablation variant",
+               partial(run_feedback_distillation, student_term=False),
+               "control for V3: V2 with the teacher fine-tuned on the quiz set by its own CE only "
+               "(V3 without the student term)", ("zhang2025multimodal",)),
     _distilled("fusion+feedback", "proposed", run_feedback_distillation,
                "V3: V2 with the dynamic feedback phase", ("zhang2025multimodal", "zhou2022bert")),
 )

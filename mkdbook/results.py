@@ -220,10 +220,16 @@ class MethodResult:
     extra : dict, default {}
         JSON-serialisable information stored in ``result.json`` under
         ``"extra"`` (for example the teacher's accuracy after feedback).
+    split : Split or None
+        The split the method trained on when it is not the cell's: the same
+        validation and test segments, training segments possibly split
+        further (a quiz set, :func:`mkdbook.splits.with_quiz`). Its parts
+        are what ``result.json`` lists under ``trials``.
     """
 
     train: TrainResult
     extra: Mapping[str, Any] = field(default_factory=dict)
+    split: Split | None = None
 
 
 @dataclass(frozen=True)
@@ -278,6 +284,10 @@ def store_result(cell: Cell, folder: Path, data: SegmentSet, split: Split, outpu
                  seconds: float) -> None:
     """Write a finished cell's ``predictions.npz`` and, last, its ``result.json``."""
     test = output.train.test
+    if output.split is not None:
+        if not (np.array_equal(output.split.val, split.val) and np.array_equal(output.split.test, split.test)):
+            raise RuntimeError(f"{cell.describe()}: the method changed the validation or test segments")
+        split = output.split
     if len(test.predictions) != len(split.test):
         raise RuntimeError(f"{cell.describe()}: {len(test.predictions)} test predictions for "
                            f"{len(split.test)} test segments")
@@ -291,7 +301,7 @@ def store_result(cell: Cell, folder: Path, data: SegmentSet, split: Split, outpu
         "test": test.summary(), "val": output.train.val.summary(),
         "best_epoch": int(output.train.best_epoch), "history": output.train.history,
         "extra": dict(output.extra), "seconds": seconds,
-        "split": {"train": len(split.train), "val": len(split.val), "test": len(split.test),
+        "split": {**{part: len(rows) for part, rows in split.parts().items()},
                   "shared_trials": split.shared_trials},
         "trials": split.trials(data),
         "cell": asdict(cell), "package_version": version, "package_source": source,

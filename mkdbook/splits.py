@@ -13,17 +13,21 @@ All splits are k-fold rotations built on scikit-learn's group splitters: fold
 ``k`` is the test set, fold ``k + 1`` the validation set and the rest is for
 training, so ``n_folds=10`` gives the paper's 8:1:1 proportions and looping
 ``fold`` over ``range(n_folds)`` tests every trial exactly once.
+
+:func:`with_quiz` carves a *quiz* set out of the training trials, for the
+feedback phase of :mod:`mkdbook.feedback`: the teacher is then updated on
+labels that neither select checkpoints (validation) nor score them (test).
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold
 
-from mkdbook.checks import check_option
+from mkdbook.checks import check_number, check_option
 from mkdbook.data.segments import SegmentSet
 
 #: The split protocols by name, as the command line accepts them.
@@ -45,6 +49,9 @@ class Split:
     shared_trials : int
         Trials with segments in more than one set. Zero for the honest splits;
         large for the leaky one.
+    quiz : ndarray of int
+        Segments carved out of the training trials by :func:`with_quiz` for
+        the feedback phase; empty otherwise. Never in ``train``.
     """
 
     kind: str
@@ -55,6 +62,7 @@ class Split:
     val: np.ndarray = field(repr=False)
     test: np.ndarray = field(repr=False)
     shared_trials: int
+    quiz: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64), repr=False)
 
     @property
     def leaks(self) -> bool:
@@ -65,17 +73,45 @@ class Split:
         """The trials of each part as ``"sNN:TT"`` strings (subject, 0-based trial): an audit trail.
 
         Written into every ``metrics.json`` and cached result, so anyone can
-        check which trials trained, selected and tested a model.
+        check which trials trained, selected and tested a model. ``quiz`` is
+        listed only when the split has one (:func:`with_quiz`).
         """
         return {part: sorted({f"s{s:02d}:{t:02d}" for s, t in zip(data.subject[rows].tolist(),
                                                                     data.trial[rows].tolist())})
-                for part, rows in (("train", self.train), ("val", self.val), ("test", self.test))}
+                for part, rows in self.parts().items()}
+
+    def parts(self) -> dict[str, np.ndarray]:
+        """The non-empty parts by name: ``train``, ``quiz`` (when carved), ``val``, ``test``."""
+        parts = {"train": self.train, "quiz": self.quiz, "val": self.val, "test": self.test}
+        return {name: rows for name, rows in parts.items() if name != "quiz" or len(rows)}
 
     def describe(self) -> str:
         """One line for logs and captions."""
+        quiz = f" / {len(self.quiz)} quiz" if len(self.quiz) else ""
         return (f"{self.kind} split, fold {self.fold + 1}/{self.n_folds} (seed {self.seed}): "
-                f"{len(self.train)} train / {len(self.val)} val / {len(self.test)} test segments, "
+                f"{len(self.train)} train{quiz} / {len(self.val)} val / {len(self.test)} test segments, "
                 f"{self.shared_trials} trials shared between sets")
+
+
+def check_disjoint(split: Split, data: SegmentSet) -> None:
+    """Refuse a split whose parts share a segment, or a trial unless the split is the leaky one.
+
+    The commands call it before writing a result, whatever built the split.
+
+    Raises
+    ------
+    ValueError
+        Naming the two parts and how many segments or trials they share.
+    """
+    parts = list(split.parts().items())
+    for i, (name_a, rows_a) in enumerate(parts):
+        for name_b, rows_b in parts[i + 1:]:
+            segments = np.intersect1d(rows_a, rows_b).size
+            trials = 0 if split.kind == "leaky" else np.intersect1d(data.trial_id[rows_a],
+                                                                    data.trial_id[rows_b]).size
+            if segments or trials:
+                raise ValueError(f"{split.describe()}: parts {name_a!r} and {name_b!r} share "
+                                 f"{segments} segments and {trials} trials")
 
 
 def _count_shared_trials(trial_id: np.ndarray, parts: tuple[np.ndarray, ...]) -> int:
@@ -221,3 +257,70 @@ def make_split(data: SegmentSet, kind: str, *, fold: int = 0, n_folds: int = 10,
     builders = {"trial": trial_split, "video": video_split, "subjects": subject_split, "leaky": leaky_split}
     check_option("kind", kind, SPLIT_KINDS)
     return builders[kind](data, fold=fold, n_folds=n_folds, seed=seed)
+
+
+def with_quiz(split: Split, data: SegmentSet, fraction: float = 0.125) -> Split:
+    """Carve a quiz set out of each subject's training trials (trial-level).
+
+    The quiz set is what the feedback phase (:mod:`mkdbook.feedback`) updates
+    the teacher on, as MetaDistil (Zhou et al., 2022) holds its quiz set out
+    of the training data: validation labels then only select checkpoints,
+    and test labels only score them. The students of the feedback variants
+    train on the remaining training trials.
+
+    From every subject with training trials, ``round(fraction * n)`` of its
+    ``n`` training trials (at least one, and at least one left for training)
+    are taken: the trials are shuffled with a generator seeded by
+    ``(split.seed, fold, subject)``, ordered by valence-arousal quadrant, and
+    picked at evenly spaced positions, so every quadrant gives about its
+    share.
+
+    Parameters
+    ----------
+    split : Split
+        Without a quiz set yet.
+    data : SegmentSet
+        The segments ``split`` indexes.
+    fraction : float, default 1/8
+        Share of each subject's training trials that go to the quiz set, in (0, 1).
+
+    Returns
+    -------
+    Split
+        ``split`` with ``train`` reduced and ``quiz`` set; validation and test unchanged.
+
+    Raises
+    ------
+    ValueError
+        If ``fraction`` is outside (0, 1), the split has a quiz set already,
+        or a subject has fewer than two training trials.
+    RuntimeError
+        If a quiz trial also has segments in another part (an honest split
+        never gives one).
+    """
+    if check_number("fraction", fraction, 0.0, strict=True) >= 1:
+        raise ValueError(f"fraction must be a finite number in (0, 1), got {fraction!r}")
+    if len(split.quiz):
+        raise ValueError(f"{split.describe()}: already has a quiz set")
+    quadrant = 2 * data.labels("valence") + data.labels("arousal")
+    quiz_rows = []
+    for subject in np.unique(data.subject[split.train]):
+        rows = split.train[data.subject[split.train] == subject]
+        trials = np.unique(data.trial[rows])
+        if len(trials) < 2:
+            raise ValueError(f"subject {subject} has {len(trials)} training trial(s); a quiz set "
+                             f"needs at least one more than it takes")
+        n_quiz = min(max(1, round(fraction * len(trials))), len(trials) - 1)
+        rng = np.random.default_rng([split.seed, split.fold, int(subject), 0x0412])
+        shuffled = rng.permutation(trials)
+        first_row = {t: rows[data.trial[rows] == t][0] for t in shuffled.tolist()}
+        order = shuffled[np.argsort([quadrant[first_row[t]] for t in shuffled.tolist()], kind="stable")]
+        picked = order[((np.arange(n_quiz) + 0.5) * len(order) / n_quiz).astype(int)]
+        quiz_rows.append(rows[np.isin(data.trial[rows], picked)])
+    quiz = np.sort(np.concatenate(quiz_rows)) if quiz_rows else np.empty(0, np.int64)
+    train = np.setdiff1d(split.train, quiz)
+    parts = (train, quiz, split.val, split.test)
+    shared = _count_shared_trials(data.trial_id, parts)
+    if split.kind != "leaky" and shared:
+        raise RuntimeError(f"{split.describe()}: the quiz set shares {shared} trials with other parts")
+    return replace(split, train=train, quiz=quiz, shared_trials=shared)

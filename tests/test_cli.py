@@ -101,6 +101,15 @@ def test_distill_runs_every_variant(tmp_path, monkeypatch, capsys):
         metrics = json.loads((out / "metrics.json").read_text())
         assert metrics["split"]["shared_trials"] == 0 and 0 <= metrics["test_accuracy"] <= 1
         assert metrics["config"]["method"] == variant
+        # The audit trail: a quiz set only where the teacher is fed back, disjoint from the rest.
+        trials = {part: set(names) for part, names in metrics["trials"].items()}
+        assert set(trials) == ({"train", "quiz", "val", "test"} if variant == "fusion+feedback"
+                               else {"train", "val", "test"})
+        assert all(not trials[a] & trials[b] for a in trials for b in trials if a < b)
+    assert trials["quiz"] and metrics["feedback"]["feedback_on"] == "quiz"
+    assert metrics["feedback_rows_in_validation"] == metrics["feedback_rows_in_test"] == 0
+    assert metrics["feedback_rows_outside_source"] == 0
+    assert {"accuracy", "auc"} <= set(metrics["teacher_after_test"])
     phases = metrics["feedback_log"]
     assert phases and all(p["grad_norm_via_student"] > 0 for p in phases)
     assert capsys.readouterr().out.count("student test accuracy") == 3

@@ -194,3 +194,12 @@ def test_metrics_list_the_trials_of_each_part(cohort, tmp_path):
     assert set(trials) == {"train", "val", "test"} and all(t.startswith("s01:") for t in trials["test"])
     assert not set(trials["train"]) & set(trials["test"]) and not set(trials["val"]) & set(trials["test"])
     assert len(trials["train"]) + len(trials["val"]) + len(trials["test"]) == 40
+
+
+def test_feedback_options_are_refused_where_nothing_is_fed_back(cohort, tmp_path, capsys):
+    out = tmp_path / "run"
+    distill = ["distill", str(cohort), "--target", "valence", "--out", str(out), "--quiet", "--device", "cpu"]
+    says = one_line_error([*distill, "--variant", "fusion", "--feedback-on", "validation"], capsys)
+    assert "--feedback-on apply to --variant fusion+finetune or fusion+feedback, not to 'fusion'" in says
+    assert "argument --feedback-on: invalid choice" in one_line_error([*distill, "--feedback-on", "test"], capsys)
+    assert not out.exists()

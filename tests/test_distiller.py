@@ -1,4 +1,4 @@
-"""The distillation fit loop: loss terms, feedback scheduling, validation-only feedback data, resume, methods."""
+"""The distillation fit loop: loss terms, feedback scheduling, quiz-only feedback data, resume, methods."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from mkdbook.distill import Distiller, FeedbackDistiller
 from mkdbook.feedback import FeedbackConfig
 from mkdbook.losses import DistillationLossConfig
 from mkdbook.models import build_model
-from mkdbook.splits import Split, trial_split
+from mkdbook.splits import Split, trial_split, with_quiz
 from mkdbook.teacher_student import Restandardise
 from mkdbook.train import ChannelScaler, TrainConfig, Trainer
 
@@ -94,7 +94,9 @@ def test_distillation_logs_every_term_and_leaves_the_teacher_alone(teacher):
     assert run.summary()["feedback_log"] == [] and run.step == math.ceil(len(SPLIT.train) / CONFIG.batch_size) * 2
     for name, value in run.teacher.state_dict().items():
         assert torch.equal(value, before[name]), name
-    assert run.teacher_before == run.teacher_after
+    assert run.teacher_before == run.teacher_after and run.teacher_before_test == run.teacher_after_test
+    assert run.teacher_before != run.teacher_before_test  # two different sets were scored
+    assert run.used_split is SPLIT
     assert result.test.accuracy > 0.7
 
 
@@ -105,22 +107,54 @@ def test_hinton_has_no_feature_term(teacher):
     assert "train_mse" not in row and row["train_loss"] == pytest.approx(row["train_ce"] + row["train_kl"], rel=1e-5)
 
 
-def test_feedback_every_k_steps_with_both_gradient_paths(teacher):
+def test_feedback_every_k_steps_with_both_gradient_paths_on_the_quiz_set(teacher):
     every = 7
     run = distiller(teacher, feedback=FeedbackConfig(every=every, alpha=0.1, teacher_lr=1e-3))
     run.fit(DATA, SPLIT, "valence")
     assert [row["step"] for row in run.feedback_log] == list(range(every, run.step + 1, every))
+    assert [row["phase"] for row in run.feedback_log] == list(range(1, len(run.feedback_log) + 1))
     for row in run.feedback_log:
         assert row["grad_norm_via_student"] > 0 and row["grad_norm_teacher_ce"] > 0
-        assert math.isfinite(row["teacher_val_ce"])
+        assert math.isfinite(row["teacher_quiz_ce"]) and row["teacher_step_norm"] > 0
     assert any(not torch.equal(a, b) for a, b in
                zip(run.teacher.state_dict().values(), teacher.model.state_dict().values()))
-    # Every validation segment is visited before any is used again; none is a test segment.
+    # The student trained on the training trials minus the quiz set; the teacher's updates
+    # used only the quiz set: no validation, test or student-training segment.
+    used_split = run.used_split
+    np.testing.assert_array_equal(used_split.val, SPLIT.val)
+    np.testing.assert_array_equal(used_split.test, SPLIT.test)
+    np.testing.assert_array_equal(np.sort(np.concatenate([used_split.train, used_split.quiz])), SPLIT.train)
+    assert run.step == math.ceil(len(used_split.train) / CONFIG.batch_size) * CONFIG.epochs
     used = np.fromiter(run.feedback_rows, dtype=np.int64)
-    assert np.isin(used, SPLIT.val).all() and not np.isin(used, SPLIT.test).any()
-    assert np.isin(used, SPLIT.train).sum() == 0
+    assert np.isin(used, used_split.quiz).all()
     summary = run.summary()
-    assert summary["feedback_rows_in_validation"] and summary["feedback_rows_in_test"] == 0
+    assert summary["feedback_rows_outside_source"] == 0
+    assert summary["feedback_rows_in_validation"] == 0 and summary["feedback_rows_in_test"] == 0
+    assert summary["teacher_after"] != summary["teacher_before"]
+    assert summary["teacher_after_test"] != summary["teacher_before_test"]
+
+
+def test_the_literal_protocol_feeds_back_on_validation_and_trains_on_all_training_trials(teacher):
+    run = distiller(teacher, feedback=FeedbackConfig(every=7, feedback_on="validation", steps=2))
+    run.fit(DATA, SPLIT, "valence")
+    assert run.used_split is SPLIT and not len(run.used_split.quiz)
+    used = np.fromiter(run.feedback_rows, dtype=np.int64)
+    assert np.isin(used, SPLIT.val).all()
+    summary = run.summary()
+    assert summary["feedback_rows_outside_source"] == 0 and summary["feedback_rows_in_test"] == 0
+    # Two teacher updates per phase, each its own row.
+    assert [row["update"] for row in run.feedback_log] == [1, 2] * (len(run.feedback_log) // 2)
+    with pytest.raises(ValueError, match="quiz set"):
+        distiller(teacher, feedback=FeedbackConfig(feedback_on="validation")).fit(
+            DATA, with_quiz(SPLIT, DATA), "valence")
+
+
+def test_the_control_fine_tunes_the_teacher_without_the_student(teacher):
+    run = distiller(teacher, feedback=FeedbackConfig(every=7, student_term=False))
+    run.fit(DATA, SPLIT, "valence")
+    assert run.feedback_log and all(row["grad_norm_via_student"] == 0 and row["teacher_step_norm"] > 0
+                                    for row in run.feedback_log)
+    assert len(run.used_split.quiz) and run.summary()["feedback_rows_outside_source"] == 0
 
 
 def test_feedback_refuses_a_split_whose_validation_is_test(teacher):
@@ -155,6 +189,7 @@ def test_resume_matches_an_uninterrupted_run(teacher, tmp_path):
     assert strip(resumed_result.history) == strip(whole_result.history)
     assert strip(resumed.feedback_log) == strip(whole.feedback_log)
     assert resumed.teacher_before == whole.teacher_before and resumed.teacher_after == whole.teacher_after
+    assert resumed.teacher_after_test == whole.teacher_after_test
     np.testing.assert_array_equal(resumed_result.test.probabilities, whole_result.test.probabilities)
     for name, value in whole.teacher.state_dict().items():
         assert torch.equal(resumed.teacher.state_dict()[name], value), name
@@ -178,7 +213,12 @@ def test_methods_are_registered_and_run_through_the_cache(tmp_path, monkeypatch)
     extras = [json.loads(p.read_text())["extra"] for p in records]
     distilled = [e for e in extras if "feedback_log" in e]
     assert len(distilled) == 1 and distilled[0]["feedback_log"]
-    assert distilled[0]["feedback_rows_in_test"] == 0
+    assert distilled[0]["feedback_rows_in_test"] == 0 and distilled[0]["feedback_rows_in_validation"] == 0
+    record = json.loads(next(p for p in records if "feedback_log" in json.loads(p.read_text())["extra"]).read_text())
+    trials = {part: set(names) for part, names in record["trials"].items()}
+    assert set(trials) == {"train", "quiz", "val", "test"} and trials["quiz"]
+    assert all(not trials[a] & trials[b] for a in trials for b in trials if a < b)
+    assert record["split"]["quiz"] > 0 and record["split"]["val"] + record["split"]["test"] > 0
     with pytest.raises(ValueError, match="unknown option"):
         run_grid(Grid(("fusion",), targets=("valence",), folds=(0,), n_folds=5, train=grid.train,
                       options={"teacher": TEACHER, "fusion": {"every": 3}}), small, progress=False)

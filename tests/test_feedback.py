@@ -178,16 +178,18 @@ def test_gradient_through_temporary_student_is_nonzero(setup, preset):
     assert logged["grad_norm_via_student"] > 1e-6
     assert logged["grad_norm_teacher_ce"] > 1e-6
     assert logged["grad_norm_total"] <= logged["grad_norm_via_student"] + logged["grad_norm_teacher_ce"] + 1e-12
-    assert {"pilot_total", "pilot_ce", "pilot_kl", "student_val_ce", "teacher_val_ce"} <= set(logged)
+    assert {"pilot_total", "pilot_ce", "pilot_kl", "student_quiz_ce", "teacher_quiz_ce"} <= set(logged)
+    assert logged["teacher_step_norm"] > 0
 
 
-def test_gradient_through_temporary_student_vanishes_when_detached(setup):
+def test_without_the_student_term_the_teacher_is_fine_tuned_on_its_own_ce(setup):
     teacher, student, projector, train, y_train, val, y_val = setup
-    config = FeedbackConfig(alpha=0.5, teacher_weight=2.0, first_order=True)
+    config = FeedbackConfig(alpha=0.5, teacher_weight=2.0, student_term=False)
     objective = feedback_objective(
         teacher, student, projector, train, y_train, val, y_val, DistillationLossConfig.fusion(), config
     )
-    assert not objective.student_val_ce.requires_grad
+    # No pilot step is computed at all.
+    assert objective.student_quiz_ce is None and objective.pilot is None
     # What is applied is then exactly the gradient of the teacher's own CE.
     own = torch.autograd.grad(2.0 * F.cross_entropy(teacher(val).logits, y_val), list(teacher.parameters()))
     before = [p.detach().clone() for p in teacher.parameters()]
@@ -195,7 +197,7 @@ def test_gradient_through_temporary_student_vanishes_when_detached(setup):
         teacher, student, projector, train, y_train, val, y_val,
         torch.optim.SGD(teacher.parameters(), lr=1.0), DistillationLossConfig.fusion(), config,
     )
-    assert logged["grad_norm_via_student"] == 0.0
+    assert logged["grad_norm_via_student"] == 0.0 and "student_quiz_ce" not in logged
     assert logged["grad_norm_total"] == pytest.approx(logged["grad_norm_teacher_ce"], rel=1e-12)
     for b, p, g in zip(before, teacher.parameters(), own):
         torch.testing.assert_close(b - p.detach(), g, rtol=1e-12, atol=1e-14)
@@ -310,7 +312,10 @@ def test_feedback_schedule():
 @pytest.mark.parametrize(
     "kwargs, match",
     [({"every": 0}, "every"), ({"alpha": 0.0}, "alpha"), ({"teacher_lr": float("inf")}, "teacher_lr"),
-     ({"teacher_weight": -1.0}, "teacher_weight"), ({"warmup_steps": -1}, "warmup_steps")],
+     ({"teacher_weight": -1.0}, "teacher_weight"), ({"warmup_steps": -1}, "warmup_steps"),
+     ({"steps": 0}, "steps"), ({"feedback_on": "test"}, "feedback_on"), ({"quiz_fraction": 1.0}, "quiz_fraction"),
+     ({"quiz_fraction": 0.0}, "quiz_fraction"), ({"student_term": 1}, "student_term"),
+     ({"student_term": False, "teacher_weight": 0.0}, "nothing to learn")],
 )
 def test_feedback_config_rejects_invalid_values(kwargs, match):
     with pytest.raises(ValueError, match=match):

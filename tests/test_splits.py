@@ -7,7 +7,16 @@ import pytest
 
 from mkdbook.data.layout import DEAP
 from mkdbook.data.segments import SegmentConfig, SegmentSet
-from mkdbook.splits import SPLIT_KINDS, leaky_split, make_split, subject_split, trial_split, video_split
+from mkdbook.splits import (
+    SPLIT_KINDS,
+    check_disjoint,
+    leaky_split,
+    make_split,
+    subject_split,
+    trial_split,
+    video_split,
+    with_quiz,
+)
 
 
 def fake_segments(n_subjects: int = 4) -> SegmentSet:
@@ -135,3 +144,48 @@ def test_the_audit_trail_names_every_trial_once():
     assert len(every) == len(set(every)) == 4 * 40 and "s01:00" in every and "s04:39" in every
     leaky = leaky_split(DATA, fold=0).trials(DATA)
     assert set(leaky["train"]) & set(leaky["test"])  # the leak is visible in the trail
+
+
+@pytest.mark.parametrize("kind", ["trial", "video", "subjects"])
+def test_the_quiz_set_is_an_eighth_of_every_subjects_training_trials(kind):
+    split = make_split(DATA, kind, fold=1, n_folds=4 if kind == "subjects" else 10, seed=2)
+    quizzed = with_quiz(split, DATA)
+    np.testing.assert_array_equal(quizzed.val, split.val)
+    np.testing.assert_array_equal(quizzed.test, split.test)
+    np.testing.assert_array_equal(np.sort(np.concatenate([quizzed.train, quizzed.quiz])), split.train)
+    assert quizzed.shared_trials == 0
+    trials = quizzed.trials(DATA)
+    assert list(trials) == ["train", "quiz", "val", "test"]
+    assert all(not set(trials[a]) & set(trials[b]) for a in trials for b in trials if a < b)
+    for subject in np.unique(DATA.subject[split.train]):
+        n_train = len(np.unique(DATA.trial[split.train][DATA.subject[split.train] == subject]))
+        n_quiz = len(np.unique(DATA.trial[quizzed.quiz][DATA.subject[quizzed.quiz] == subject]))
+        assert n_quiz == round(n_train / 8), (subject, n_train, n_quiz)
+    check_disjoint(quizzed, DATA)
+    assert "quiz" in quizzed.describe()
+
+
+def test_the_quiz_set_follows_the_quadrants_and_the_seed():
+    quadrant = 2 * DATA.labels("valence") + DATA.labels("arousal")
+    quizzed = with_quiz(trial_split(DATA, fold=0, seed=0), DATA)
+    for subject in DATA.subjects:
+        rows = quizzed.quiz[DATA.subject[quizzed.quiz] == subject]
+        assert sorted(np.unique(quadrant[rows]).tolist()) == [0, 1, 2, 3]  # 4 quiz trials, one per quadrant
+    again = with_quiz(trial_split(DATA, fold=0, seed=0), DATA)
+    other = with_quiz(trial_split(DATA, fold=0, seed=1), DATA)
+    np.testing.assert_array_equal(quizzed.quiz, again.quiz)
+    assert not np.array_equal(quizzed.quiz, other.quiz)
+
+
+def test_quiz_arguments_and_overlaps_are_refused():
+    split = trial_split(DATA, fold=0, seed=0)
+    for fraction in (0.0, 1.0, float("nan")):
+        with pytest.raises(ValueError, match="fraction"):
+            with_quiz(split, DATA, fraction)
+    with pytest.raises(ValueError, match="already has a quiz set"):
+        with_quiz(with_quiz(split, DATA), DATA)
+    from dataclasses import replace
+    overlapping = replace(with_quiz(split, DATA), quiz=split.val)
+    with pytest.raises(ValueError, match="'quiz' and 'val' share"):
+        check_disjoint(overlapping, DATA)
+    check_disjoint(leaky_split(DATA, fold=0), DATA)  # shares trials by design, never segments

@@ -8,9 +8,11 @@ from dataclasses import asdict, replace
 from mkdbook.cli.common import add_train_arguments, n_folds, output_folder, positive_float, positive_int, train_config
 
 #: The distillation methods this command runs (rows of :data:`mkdbook.methods.METHODS`).
-VARIANTS: tuple[str, ...] = ("hinton", "fitnets", "fusion", "fusion+feedback")
-#: The feedback options, applicable to ``fusion+feedback`` only.
-_FEEDBACK_ARGUMENTS: tuple[str, ...] = ("every", "alpha", "teacher_lr")
+VARIANTS: tuple[str, ...] = ("hinton", "fitnets", "fusion", "fusion+finetune", "fusion+feedback")
+#: The variants that update the teacher, and so take the feedback options.
+_FEEDBACK_VARIANTS: tuple[str, ...] = ("fusion+finetune", "fusion+feedback")
+#: The feedback options, applicable to those variants only.
+_FEEDBACK_ARGUMENTS: tuple[str, ...] = ("every", "alpha", "teacher_lr", "feedback_on")
 
 #: The sub-command, and its line in ``mkdbook --help`` (which lists it without importing what it runs).
 NAME = "distill"
@@ -25,22 +27,29 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     same training arguments); the student is distilled in ``--out``
     (resumable) and ``metrics.json`` there holds the student's scores as
     ``mkdbook train`` writes them, plus ``teacher_before``/``teacher_after``
-    (validation scores) and ``feedback_log`` (per phase: both gradient norms,
-    the teacher's validation-batch CE, the time taken).
+    (validation scores), ``teacher_before_test``/``teacher_after_test`` and
+    ``feedback_log`` (per teacher update: both gradient norms, the teacher's
+    quiz-batch CE, the time taken). Its ``trials`` list the quiz trials too
+    when the variant carved a quiz set from the training trials.
     """
-    from mkdbook.feedback import FeedbackConfig
+    from mkdbook.feedback import FEEDBACK_SOURCES, FeedbackConfig
 
     defaults = FeedbackConfig()
     parser = subparsers.add_parser(NAME, help=HELP)
     add_train_arguments(parser)
     parser.add_argument("--variant", default="fusion+feedback", choices=VARIANTS,
-                        help="hinton (V1), fitnets, fusion (V2) or fusion+feedback (V3, default)")
+                        help="hinton (V1), fitnets, fusion (V2), fusion+finetune (V3's control: the "
+                             "teacher fine-tuned on the quiz set by its own CE) or fusion+feedback (V3, default)")
     parser.add_argument("--every", type=positive_int, default=None, metavar="K",
                         help=f"teaching steps between feedback phases (default {defaults.every})")
     parser.add_argument("--alpha", type=positive_float, default=None,
                         help=f"pilot step size (default {defaults.alpha:g})")
     parser.add_argument("--teacher-lr", type=positive_float, default=None,
                         help=f"teacher's Adam rate (default {defaults.teacher_lr:g})")
+    parser.add_argument("--feedback-on", default=None, choices=FEEDBACK_SOURCES,
+                        help=f"the teacher's held-out data: a quiz set carved from the training trials "
+                             f"or the validation set, the paper's literal protocol (default "
+                             f"{defaults.feedback_on})")
     parser.set_defaults(run=run)
 
 
@@ -51,13 +60,13 @@ def run(args: argparse.Namespace) -> int:
     from mkdbook.experiments import trained_network
     from mkdbook.methods import method_named
     from mkdbook.results import Cell, freeze_options
-    from mkdbook.splits import make_split
+    from mkdbook.splits import check_disjoint, make_split
     from mkdbook.train import write_metrics
 
     settings = {name: getattr(args, name) for name in _FEEDBACK_ARGUMENTS if getattr(args, name) is not None}
-    if settings and args.variant != "fusion+feedback":
-        raise ValueError(f"--every, --alpha and --teacher-lr apply to --variant fusion+feedback, "
-                         f"not to {args.variant!r}")
+    if settings and args.variant not in _FEEDBACK_VARIANTS:
+        raise ValueError(f"--every, --alpha, --teacher-lr and --feedback-on apply to --variant "
+                         f"{' or '.join(_FEEDBACK_VARIANTS)}, not to {args.variant!r}")
     train = train_config(args, progress=False)
     train.resolved_device()  # a missing CUDA device is reported before any work
     out = output_folder(args.out)
@@ -75,13 +84,18 @@ def run(args: argparse.Namespace) -> int:
     output = method_named(args.variant).run(replace(cell, train=student_train), data, split, teacher, out)
     config = {"method": args.variant, "target": args.target, "data": data.source,
               "train": asdict(student_train), "teacher_cell": asdict(teacher_cell)}
-    write_metrics(output.train, split, config, out / "metrics.json", extra=output.extra,
-                  identity=output.extra["identity"], trials=split.trials(data))
+    used = output.split or split
+    trials = used.trials(data)
+    check_disjoint(used, data)
+    write_metrics(output.train, used, config, out / "metrics.json", extra=output.extra,
+                  identity=output.extra["identity"], trials=trials)
     extra = output.extra
-    print(f"{args.variant} on {args.target}, {split.describe()}")
+    print(f"{args.variant} on {args.target}, {used.describe()}")
     print(f"student test accuracy {output.train.test.accuracy:.3f}, macro-F1 {output.train.test.f1:.3f} "
           f"(best epoch {output.train.best_epoch})")
     print(f"teacher validation accuracy {extra['teacher_before']['accuracy']:.3f} before, "
-          f"{extra['teacher_after']['accuracy']:.3f} after ({len(extra['feedback_log'])} feedback phases)")
+          f"{extra['teacher_after']['accuracy']:.3f} after; test accuracy "
+          f"{extra['teacher_before_test']['accuracy']:.3f} before, {extra['teacher_after_test']['accuracy']:.3f} "
+          f"after ({len(extra['feedback_log'])} teacher updates)")
     print(f"wrote {out / 'metrics.json'}")
     return 0

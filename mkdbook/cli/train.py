@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     """Train, write ``metrics.json`` and the checkpoints into ``--out`` (resumable)."""
     from mkdbook.data import load_segments
     from mkdbook.models import build_model
-    from mkdbook.splits import make_split
+    from mkdbook.splits import check_disjoint, make_split
     from mkdbook.train import Trainer, write_metrics
 
     config = train_config(args, progress=not args.quiet)
@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     model = build_model(args.model, **data.model_inputs(), seed=args.seed)
     trainer = Trainer(model, config, out)
     result = trainer.fit(data, split, args.target)
+    check_disjoint(split, data)
     write_metrics(result, split, {"model": args.model, "target": args.target, "data": data.source,
                                   "train": asdict(config)}, out / "metrics.json", identity=trainer.identity,
                   trials=split.trials(data))
