@@ -140,8 +140,9 @@ class TeacherStudentTrainer(Trainer):
 
     Its default loss is the student objective :math:`L_S`
     (:func:`mkdbook.losses.student_loss`) between chosen features of the two
-    networks; checkpoints, early stopping on the student's validation loss,
-    the final test scores and resume all come from :class:`~mkdbook.train.Trainer`.
+    networks; checkpoints, early stopping on the student's validation score
+    (``TrainConfig.select``), the final test scores and resume all come from
+    :class:`~mkdbook.train.Trainer`.
 
     Parameters
     ----------
