@@ -31,16 +31,13 @@ from mkdbook.batches import STANDARDISATIONS, ChannelScaler, iterate_batches
 from mkdbook.checks import check_int, check_number, check_option
 from mkdbook.data.segments import SegmentSet
 from mkdbook.identity import identity_differences, refuse_other_result, run_identity
-from mkdbook.metrics import Scores, class_prior, predict, score
+from mkdbook.metrics import SELECTIONS, Scores, class_prior, predict, score, selection_criterion
 from mkdbook.models.outputs import ModelOutput
 from mkdbook.splits import Split
 
 
 #: Devices :class:`TrainConfig` accepts.
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
-#: Checkpoint criteria :class:`TrainConfig` accepts: a validation score to
-#: maximise (validation loss breaks ties), or the validation loss alone.
-SELECTIONS: tuple[str, ...] = ("balanced_accuracy", "auc", "loss")
 #: Fields of :class:`TrainConfig` that change what is shown, never what is computed;
 #: they are not part of a run's identity, so toggling them never blocks a resume.
 DISPLAY_FIELDS: tuple[str, ...] = ("progress",)
@@ -381,16 +378,14 @@ class Trainer:
                                         mode=cfg.standardise)
         self.prior = class_prior(data.labels(target)[split.train])
         history: list[dict[str, float]] = []
-        best: tuple[tuple[float, ...], int] = ((-np.inf,), 0)
-        stale, start = 0, 1
+        best, stale, start = ((-np.inf,), 0), 0, 1  # (criterion, epoch) of the best checkpoint
         best_weights = None
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             state = self._resume()
             if state is not None:
-                history, stale = state["history"], state["stale"]
+                history, stale, start = state["history"], state["stale"], state["epoch"] + 1
                 best = (tuple(state["best_criterion"]), state["best_epoch"])
-                start = state["epoch"] + 1
         epochs = tqdm(range(start, cfg.epochs + 1), desc="training", unit="epoch",
                       initial=start - 1, total=cfg.epochs, disable=not cfg.progress)
         for epoch in epochs:
@@ -428,28 +423,12 @@ class Trainer:
     def save_scaler(self) -> None:
         """Write ``scaler.pt`` (the input standardisation) next to ``best.pt``.
 
-        With both files a trained network can be loaded back exactly
-        (:func:`mkdbook.experiments.trained_network`).
+        With both, :func:`mkdbook.experiments.trained_network` loads a network back exactly.
         """
         if self.out_dir is None or self.scaler is None:
             return
         state = self.scaler.state_dict()
         write_atomically(self.out_dir / "scaler.pt", lambda stream: torch.save(state, stream))
-
-
-def selection_criterion(scores: Scores, select: str) -> tuple[float, ...]:
-    """What :meth:`Trainer.fit` maximises to choose a checkpoint, compared as a tuple.
-
-    ``select`` names a validation score (``"balanced_accuracy"`` or ``"auc"``)
-    whose ties the lower validation loss breaks, or ``"loss"`` (the lower the
-    better). A NaN score (a validation set of one class has no AUC) counts as
-    the worst, so the loss alone decides.
-    """
-    check_option("select", select, SELECTIONS)
-    if select == "loss":
-        return (-scores.loss,)
-    value = getattr(scores, select)
-    return (value if math.isfinite(value) else -np.inf, -scores.loss)
 
 
 def write_metrics(result: TrainResult, split: Split, config: dict, path: Path | str,

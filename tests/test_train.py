@@ -11,6 +11,7 @@ from torch import nn
 
 from mkdbook.batches import ChannelScaler
 from mkdbook.data.segments import TRIAL_ID, SegmentConfig, SegmentSet, TrialBaseline
+from mkdbook.features import modality_band_power, score_classifier, standardise_features
 from mkdbook.models.outputs import ModelOutput
 from mkdbook.splits import subject_split, trial_split
 from mkdbook.metrics import class_prior, score
@@ -274,3 +275,33 @@ def test_the_checkpoint_criterion_does_not_reward_a_constant_predictor():
     # Equal scores: the lower loss wins.
     assert selection_criterion(constant, "balanced_accuracy") > selection_criterion(
         score(np.tile([0.4, 0.6], (8, 1)), labels, prior=prior), "balanced_accuracy")
+
+
+@pytest.mark.filterwarnings("ignore:nperseg")  # 32-sample segments: Welch uses one window
+def test_band_power_features_follow_the_same_standardisation():
+    split = trial_split(SHIFTED, fold=0, n_folds=5, seed=0)
+    features = np.hstack([modality_band_power(SHIFTED, name) for name in ("eeg", "eog")])
+    # Baseline: the features of the signal divided by each trial's baseline SD, exactly.
+    where = np.searchsorted(SHIFTED.baseline.trial_id, SHIFTED.trial_id)
+    divided = replace(SHIFTED, signals=(SHIFTED.signals / (SHIFTED.baseline.std[where, :, None] + 1e-6)))
+    expected = np.hstack([modality_band_power(divided, name) for name in ("eeg", "eog")])
+    got = standardise_features(features, SHIFTED, split, "baseline")
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    # Subject: every subject's training features centred with unit spread, from training rows only.
+    scaled = standardise_features(features, SHIFTED, split, "subject")
+    for subject in SHIFTED.subjects:
+        own = split.train[SHIFTED.subject[split.train] == subject]
+        np.testing.assert_allclose(scaled[own].mean(0), 0, atol=1e-9)
+        np.testing.assert_allclose(scaled[own].std(0), 1, atol=1e-6)
+    garbled = features.copy()
+    garbled[split.test] += 100.0
+    np.testing.assert_array_equal(standardise_features(garbled, SHIFTED, split, "subject")[split.train],
+                                  scaled[split.train])
+    # A subject without training trials: the pooled training statistics.
+    held_out = subject_split(SHIFTED, fold=0, n_folds=3, seed=0)
+    pooled = (features - features[held_out.train].mean(0)) / features[held_out.train].std(0)
+    np.testing.assert_allclose(standardise_features(features, SHIFTED, held_out, "subject")[held_out.test],
+                               pooled[held_out.test], rtol=1e-9)
+    np.testing.assert_array_equal(standardise_features(features, SHIFTED, split, "global"), features)
+    scores = score_classifier(scaled, SHIFTED.labels("valence"), split)
+    assert {"balanced_accuracy", "auc", "majority"} <= set(scores)
