@@ -42,7 +42,8 @@ class Profile:
     epochs : int
         Maximum training epochs per network.
     patience : int
-        Early-stopping patience in epochs (validation loss).
+        Early-stopping patience in epochs without a better validation score
+        (:attr:`TrainConfig.select <mkdbook.train.TrainConfig>`).
     n_folds : int
         Folds of the k-fold-by-trial protocol used by experiment grids.
     n_seeds : int
