@@ -156,7 +156,9 @@ def predict(network: nn.Module, scaler: ChannelScaler, data: SegmentSet, index: 
     try:
         for batch, y in iterate_batches(data, index, target, tuple(network.modalities), batch_size):
             batch = scaler({k: v.to(device, non_blocking=True) for k, v in batch.items()})
-            probs.append(torch.softmax(network(batch).logits.float(), 1).cpu().numpy())
+            # The network gets its own modalities only, not the trial ids the scaler read.
+            inputs = {name: batch[name] for name in network.modalities}
+            probs.append(torch.softmax(network(inputs).logits.float(), 1).cpu().numpy())
             labels.append(y.numpy())
     finally:
         network.train(was_training)

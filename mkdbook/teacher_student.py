@@ -126,7 +126,7 @@ def output_width(network: nn.Module, feature: str, data: SegmentSet, index: np.n
     rows = np.sort(np.asarray(index)[:2])
     device = next(network.parameters()).device
     arrays = data.batch(rows, tuple(network.modalities))
-    batch = {k: torch.from_numpy(v).to(device) for k, v in arrays.items()}
+    batch = {k: torch.from_numpy(arrays[k]).to(device) for k in network.modalities}
     was_training = network.training
     network.eval()
     try:
