@@ -13,13 +13,13 @@ from collections.abc import Mapping
 import numpy as np
 from scipy.signal import welch
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, f1_score
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, roc_auc_score
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from mkdbook.checks import check_option
-from mkdbook.data.segments import SegmentSet
+from mkdbook.data.segments import STANDARDISATIONS, SegmentSet
 from mkdbook.splits import Split
 
 #: Frequency bands in Hz (DEAP's EEG is band-passed 4-45 Hz).
@@ -85,6 +85,56 @@ def make_classifier(name: str) -> Pipeline:
     return make_pipeline(StandardScaler(), classifiers[name]())
 
 
+def standardise_features(features: np.ndarray, data: SegmentSet, split: Split, mode: str,
+                         modalities: tuple[str, ...] = ("eeg", "eog"),
+                         bands: Mapping[str, tuple[float, float]] = BANDS) -> np.ndarray:
+    """Band-power features standardised the way the networks' inputs are (:class:`~mkdbook.batches.ChannelScaler`).
+
+    Parameters
+    ----------
+    features : ndarray, shape (n_segments, n_features)
+        :func:`modality_band_power` of each of ``modalities``, side by side.
+    data : SegmentSet
+    split : Split
+        Statistics come from ``split.train`` only.
+    mode : {"subject", "baseline", "global"}
+        ``"subject"``: each feature z-scored with the mean and standard
+        deviation of the subject's own training segments (a subject without
+        training trials gets the pooled training statistics).
+        ``"baseline"``: dividing a channel by its baseline standard deviation
+        :math:`s_b` divides its power by :math:`s_b^2`, so each log band power
+        drops by :math:`2 \\log_{10} s_b` (centring changes no band above 0 Hz):
+        exactly the features of the baseline-normalised signal.
+        ``"global"``: unchanged (the classifier's pipeline z-scores with the
+        pooled training statistics, as it does after every mode).
+
+    Returns
+    -------
+    ndarray, same shape as ``features``
+    """
+    check_option("standardise", mode, STANDARDISATIONS)
+    features = np.asarray(features, dtype=np.float64)
+    if mode == "global":
+        return features
+    if mode == "baseline":
+        if data.baseline is None:
+            raise ValueError("standardise='baseline' needs the trials' baseline statistics, which "
+                             "these segments lack")
+        picks = [c for name in modalities for c in data.layout.picks(name)]
+        row = np.searchsorted(data.baseline.trial_id, data.trial_id)
+        log_sd = np.log10(data.baseline.std[:, picks] + 1e-6)[row]
+        return features - 2 * np.repeat(log_sd, len(bands), axis=1)
+    train = np.asarray(split.train)
+    pooled = features[train].mean(0), features[train].std(0) + 1e-12
+    out = (features - pooled[0]) / pooled[1]
+    for subject in data.subjects:
+        own = train[data.subject[train] == subject]
+        if len(own):
+            rows = data.subject == subject
+            out[rows] = (features[rows] - features[own].mean(0)) / (features[own].std(0) + 1e-12)
+    return out
+
+
 def score_classifier(features: np.ndarray, labels: np.ndarray, split: Split,
                      classifier: str = "logistic") -> dict[str, float]:
     """Fit a classifier on ``split.train`` and score it on ``split.test``.
@@ -92,6 +142,8 @@ def score_classifier(features: np.ndarray, labels: np.ndarray, split: Split,
     Parameters
     ----------
     features : ndarray, shape (n_segments, n_features)
+        Standardise them first with :func:`standardise_features` to match a
+        network's input standardisation.
     labels : ndarray of int, shape (n_segments,)
     split : Split
         Only its train and test sets are used (nothing is tuned).
@@ -101,16 +153,21 @@ def score_classifier(features: np.ndarray, labels: np.ndarray, split: Split,
     Returns
     -------
     dict
-        ``accuracy``, ``f1`` (macro), ``n_test`` (segments) and ``majority``
-        (the accuracy of always answering the training set's majority class).
+        ``accuracy``, ``f1`` (macro), ``balanced_accuracy``, ``auc`` (NaN
+        when the test set holds one class), ``n_test`` (segments) and
+        ``majority`` (the accuracy of always answering the training set's
+        majority class).
     """
     model = make_classifier(classifier).fit(features[split.train], labels[split.train])
     predicted = model.predict(features[split.test])
     truth = labels[split.test]
     majority = np.bincount(labels[split.train], minlength=2).argmax()
+    both = len(np.unique(truth)) == 2
     return {
         "accuracy": accuracy_score(truth, predicted),
         "f1": f1_score(truth, predicted, average="macro"),
+        "balanced_accuracy": balanced_accuracy_score(truth, predicted) if both else float("nan"),
+        "auc": roc_auc_score(truth, model.predict_proba(features[split.test])[:, 1]) if both else float("nan"),
         "n_test": len(truth),
         "majority": float(np.mean(truth == majority)),
     }

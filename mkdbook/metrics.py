@@ -6,6 +6,7 @@ evaluated beside its student and every results table.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 
@@ -15,9 +16,14 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, r
 from torch import nn
 
 from mkdbook.batches import ChannelScaler, iterate_batches
+from mkdbook.checks import check_option
 from mkdbook.data.segments import SegmentSet
 
-__all__ = ["Scores", "auc_score", "class_prior", "predict", "score"]
+__all__ = ["SELECTIONS", "Scores", "auc_score", "class_prior", "predict", "score", "selection_criterion"]
+
+#: Checkpoint criteria (:attr:`mkdbook.train.TrainConfig.select`): a validation
+#: score to maximise (validation loss breaks ties), or the validation loss alone.
+SELECTIONS: tuple[str, ...] = ("balanced_accuracy", "auc", "loss")
 
 
 @dataclass(frozen=True)
@@ -150,8 +156,25 @@ def predict(network: nn.Module, scaler: ChannelScaler, data: SegmentSet, index: 
     try:
         for batch, y in iterate_batches(data, index, target, tuple(network.modalities), batch_size):
             batch = scaler({k: v.to(device, non_blocking=True) for k, v in batch.items()})
-            probs.append(torch.softmax(network(batch).logits.float(), 1).cpu().numpy())
+            # The network gets its own modalities only, not the trial ids the scaler read.
+            inputs = {name: batch[name] for name in network.modalities}
+            probs.append(torch.softmax(network(inputs).logits.float(), 1).cpu().numpy())
             labels.append(y.numpy())
     finally:
         network.train(was_training)
     return np.concatenate(probs), np.concatenate(labels)
+
+
+def selection_criterion(scores: Scores, select: str) -> tuple[float, ...]:
+    """What :meth:`mkdbook.train.Trainer.fit` maximises to choose a checkpoint, compared as a tuple.
+
+    ``select`` names a validation score (``"balanced_accuracy"`` or ``"auc"``)
+    whose ties the lower validation loss breaks, or ``"loss"`` (the lower the
+    better). A NaN score (a validation set of one class has no AUC) counts as
+    the worst, so the loss alone decides.
+    """
+    check_option("select", select, SELECTIONS)
+    if select == "loss":
+        return (-scores.loss,)
+    value = getattr(scores, select)
+    return (value if math.isfinite(value) else -np.inf, -scores.loss)

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from mkdbook.data.segments import SegmentSet
+from mkdbook.data.segments import TRIAL_ID, SegmentSet
 from mkdbook.identity import describe_network
 from mkdbook.losses import DistillationLossConfig, FeatureProjector, student_loss
 from mkdbook.models.outputs import ModelOutput
@@ -63,9 +63,13 @@ class Restandardise(nn.Module):
     """Run a network on inputs standardised for another network.
 
     A batch standardised as :math:`x_s = (x - m_s) / s_s` is mapped, per
-    channel, to the standardisation the wrapped network was trained with,
-    :math:`x_t = (x - m_t) / s_t = x_s \\, s_s / s_t + (m_s - m_t) / s_t`:
-    an exact affine map, the identity when both scalers agree.
+    row and channel, to the standardisation the wrapped network was trained
+    with, :math:`x_t = (x - m_t) / s_t = x_s \\, s_s / s_t + (m_s - m_t) / s_t`:
+    an exact affine map, the identity when both scalers agree. The statistics
+    of each row are those its scaler gives that row's subject or trial
+    (:meth:`~mkdbook.batches.ChannelScaler.statistics`), so a teacher trained
+    with one standardisation and a student trained with another each see
+    their own.
 
     The wrapper owns no parameters: ``parameters()``, ``state_dict()`` and
     ``train()``/``eval()`` reach the wrapped network (``state_dict`` keys gain
@@ -86,14 +90,18 @@ class Restandardise(nn.Module):
         missing = [m for m in self.modalities if m not in source.mean or m not in target.mean]
         if missing:
             raise ValueError(f"the scalers do not cover the modalities {missing} that the network reads")
-        # Plain attributes, not buffers: they are derived from the scalers and
-        # must not enter the wrapped network's state_dict.
-        self._scale = {m: source.std[m] / target.std[m] for m in self.modalities}
-        self._shift = {m: (source.mean[m] - target.mean[m]) / target.std[m] for m in self.modalities}
+        # Plain attributes, not buffers: they must not enter the wrapped network's state_dict.
+        self.source, self.target = source, target
 
     def forward(self, batch: dict[str, Tensor]) -> ModelOutput:  # noqa: D102
-        return self.network({m: batch[m] * self._scale[m].to(batch[m].device)
-                             + self._shift[m].to(batch[m].device) for m in self.modalities})
+        ids = batch.get(TRIAL_ID)
+        inputs = {}
+        for m in self.modalities:
+            x = batch[m]
+            mean_s, std_s = (v.to(x.device) for v in self.source.statistics(m, ids))
+            mean_t, std_t = (v.to(x.device) for v in self.target.statistics(m, ids))
+            inputs[m] = x * (std_s / std_t) + (mean_s - mean_t) / std_t
+        return self.network(inputs)
 
 
 def feature_of(output: ModelOutput, name: str) -> Tensor:
@@ -129,7 +137,7 @@ def output_width(network: nn.Module, feature: str, data: SegmentSet, index: np.n
     rows = np.sort(np.asarray(index)[:2])
     device = next(network.parameters()).device
     arrays = data.batch(rows, tuple(network.modalities))
-    batch = {k: torch.from_numpy(v).to(device) for k, v in arrays.items()}
+    batch = {k: torch.from_numpy(arrays[k]).to(device) for k in network.modalities}
     was_training = network.training
     network.eval()
     try:
@@ -143,8 +151,9 @@ class TeacherStudentTrainer(Trainer):
 
     Its default loss is the student objective :math:`L_S`
     (:func:`mkdbook.losses.student_loss`) between chosen features of the two
-    networks; checkpoints, early stopping on the student's validation loss,
-    the final test scores and resume all come from :class:`~mkdbook.train.Trainer`.
+    networks; checkpoints, early stopping on the student's validation score
+    (``TrainConfig.select``), the final test scores and resume all come from
+    :class:`~mkdbook.train.Trainer`.
 
     Parameters
     ----------

@@ -27,11 +27,11 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from mkdbook.atomic import write_atomically
-from mkdbook.batches import ChannelScaler, iterate_batches
+from mkdbook.batches import STANDARDISATIONS, ChannelScaler, iterate_batches
 from mkdbook.checks import check_int, check_number, check_option
 from mkdbook.data.segments import SegmentSet
 from mkdbook.identity import identity_differences, refuse_other_result, run_identity
-from mkdbook.metrics import Scores, class_prior, predict, score
+from mkdbook.metrics import SELECTIONS, Scores, class_prior, predict, score, selection_criterion
 from mkdbook.models.outputs import ModelOutput
 from mkdbook.splits import Split
 
@@ -59,7 +59,7 @@ class TrainConfig:
     weight_decay : float, default 1e-4
         L2 penalty passed to Adam; finite, >= 0.
     patience : int, default 8
-        Stop after this many epochs without a lower validation loss (>= 1).
+        Stop after this many epochs without a better checkpoint by ``select`` (>= 1).
     seed : int, default 0
         Seeds initialisation-independent randomness: batch order and dropout;
         in [0, 2**32 - 1], the range numpy's generators accept.
@@ -85,6 +85,8 @@ class TrainConfig:
     eval_batch_size: int = 512
     progress: bool = True
     max_batches: int | None = None
+    standardise: str = "subject"
+    select: str = "balanced_accuracy"
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "patience", "eval_batch_size"):
@@ -93,6 +95,8 @@ class TrainConfig:
         check_number("weight_decay", self.weight_decay, 0.0)
         check_int("seed", self.seed, 0, 2**32 - 1)
         check_option("device", self.device, DEVICES)
+        check_option("standardise", self.standardise, STANDARDISATIONS)
+        check_option("select", self.select, SELECTIONS)
         if self.max_batches is not None:
             check_int("max_batches", self.max_batches, 1)
 
@@ -124,10 +128,10 @@ class TrainResult:
     ----------
     history : list of dict
         One row per epoch: ``epoch``, ``train_loss``, ``train_accuracy``,
-        ``val_loss``, ``val_accuracy``, ``val_f1``, ``seconds``, plus any
-        terms a subclass logs.
+        ``val_loss``, ``val_accuracy``, ``val_f1``, ``val_balanced_accuracy``,
+        ``val_auc``, ``seconds``, plus any terms a subclass logs.
     best_epoch : int
-        Epoch (1-based) whose checkpoint had the lowest validation loss.
+        Epoch (1-based) whose checkpoint was best by ``TrainConfig.select``.
     test : Scores
         Scores of the best checkpoint on the test segments.
     val : Scores
@@ -310,11 +314,11 @@ class Trainer:
         """The :class:`~mkdbook.metrics.Scores` on the segments in ``index``, against the training prior."""
         return score(*self.predict(data, index, target), prior=self.prior)
 
-    def _state(self, epoch: int, history: list, best: tuple[float, int], stale: int) -> dict:
+    def _state(self, epoch: int, history: list, best: tuple[tuple[float, ...], int], stale: int) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "parts": {name: part.state_dict() for name, part in self.parts.items()},
                 "scaler": self.scaler.state_dict(), "epoch": epoch, "history": history,
-                "best_loss": best[0], "best_epoch": best[1], "stale": stale,
+                "best_criterion": list(best[0]), "best_epoch": best[1], "stale": stale,
                 "identity": self.identity, "extra": self.extra_state()}
 
     def _save(self, state: dict, name: str) -> None:
@@ -370,17 +374,18 @@ class Trainer:
         cfg = self.config
         self.identity = {**run_identity(self.model, data, split, target, cfg.identity()),
                          **self.identity_extras()}
-        self.scaler = ChannelScaler.fit(data, split.train, self.train_modalities, seed=cfg.seed)
+        self.scaler = ChannelScaler.fit(data, split.train, self.train_modalities, seed=cfg.seed,
+                                        mode=cfg.standardise)
         self.prior = class_prior(data.labels(target)[split.train])
         history: list[dict[str, float]] = []
-        best, stale, start = (np.inf, 0), 0, 1
+        best, stale, start = ((-np.inf,), 0), 0, 1  # (criterion, epoch) of the best checkpoint
         best_weights = None
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             state = self._resume()
             if state is not None:
-                history, best, stale = state["history"], (state["best_loss"], state["best_epoch"]), state["stale"]
-                start = state["epoch"] + 1
+                history, stale, start = state["history"], state["stale"], state["epoch"] + 1
+                best = (tuple(state["best_criterion"]), state["best_epoch"])
         epochs = tqdm(range(start, cfg.epochs + 1), desc="training", unit="epoch",
                       initial=start - 1, total=cfg.epochs, disable=not cfg.progress)
         for epoch in epochs:
@@ -390,10 +395,12 @@ class Trainer:
             row = {"epoch": epoch, **self.train_epoch(data, split, target, epoch)}
             val = self.evaluate(data, split.val, target)
             row.update(val_loss=val.loss, val_accuracy=val.accuracy, val_f1=val.f1,
+                       val_balanced_accuracy=val.balanced_accuracy, val_auc=val.auc,
                        seconds=time.perf_counter() - began)
             history.append(row)
-            if val.loss < best[0]:
-                best, stale = (val.loss, epoch), 0
+            criterion = selection_criterion(val, cfg.select)
+            if criterion > best[0]:
+                best, stale = (criterion, epoch), 0
                 best_weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
                 if self.out_dir is not None:
                     self._save({"model": best_weights, "epoch": epoch, "identity": self.identity}, "best.pt")
@@ -416,8 +423,7 @@ class Trainer:
     def save_scaler(self) -> None:
         """Write ``scaler.pt`` (the input standardisation) next to ``best.pt``.
 
-        With both files a trained network can be loaded back exactly
-        (:func:`mkdbook.experiments.trained_network`).
+        With both, :func:`mkdbook.experiments.trained_network` loads a network back exactly.
         """
         if self.out_dir is None or self.scaler is None:
             return

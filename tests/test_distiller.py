@@ -71,9 +71,13 @@ def strip(rows):
     return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
 
 
-def test_restandardise_feeds_the_teacher_its_own_standardisation(teacher):
-    batch = {k: torch.from_numpy(v) for k, v in DATA.batch(SPLIT.train[:8], ("eeg", "eog")).items()}
-    other = ChannelScaler.fit(DATA, SPLIT.val, ("eeg", "eog"))  # deliberately different statistics
+@pytest.mark.parametrize("mode", ["global", "subject"])
+def test_restandardise_feeds_the_teacher_its_own_standardisation(teacher, mode):
+    assert teacher.scaler.mode == "subject"  # the default
+    rows = np.sort(np.concatenate([SPLIT.train[:4], SPLIT.train[-4:]]))  # both subjects
+    batch = {k: torch.from_numpy(v) for k, v in DATA.batch(rows, ("eeg", "eog")).items()}
+    # Deliberately different statistics, in either mode, per subject or pooled.
+    other = ChannelScaler.fit(DATA, SPLIT.val, ("eeg", "eog"), mode=mode)
     teacher.model.eval()
     wrapped = Restandardise(teacher.model, other, teacher.scaler)
     with torch.no_grad():

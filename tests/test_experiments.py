@@ -123,7 +123,7 @@ def test_key_changes_with_every_configuration_field(monkeypatch):
     }
     changed_train = {"epochs": 4, "batch_size": 9, "lr": 1e-2, "weight_decay": 0.0, "patience": 3,
                      "seed": None, "device": "auto", "eval_batch_size": 64, "progress": True,
-                     "max_batches": 3}
+                     "max_batches": 3, "standardise": "global", "select": "loss"}
     changed_segments = {"segment_seconds": 2.0, "baseline_seconds": 2.0, "threshold": 4.5}
     # Adding a field without adding it here fails, so no field escapes the key.
     assert set(changed_cell) == {f.name for f in fields(Cell)}

@@ -39,11 +39,11 @@ from mkdbook import __version__
 from mkdbook.data.install import Identity, cannot_write, identity, install, remove_abandoned, sibling
 from mkdbook.data.layout import DEAP, Layout
 from mkdbook.data.reader import DeapFormatError, find_subject_files, read_subject_file
-from mkdbook.data.segments import SegmentConfig, SegmentSet, segment_trials
+from mkdbook.data.segments import SegmentConfig, SegmentSet, TrialBaseline, baseline_statistics, segment_trials
 from mkdbook.paths import home
 
 #: Bumped whenever the cache layout changes, so old caches are rebuilt.
-CACHE_FORMAT = 3
+CACHE_FORMAT = 4
 #: File that marks a folder as a simulated cohort and says how it was made.
 SIMULATION_MANIFEST = "mkdbook-simulated.json"
 _CHUNK = 1 << 26
@@ -165,6 +165,9 @@ def _write_cache(files: list[Path], tmp: Path, config: SegmentConfig, layout: La
     block = np.empty((layout.n_trials, per_trial, *shape[1:]), np.float32)
     subject = np.empty(shape[0], np.int16)
     ratings = np.empty((shape[0], len(layout.rating_scales)), np.float32)
+    # Each trial's baseline statistics (the segments drop the baseline itself).
+    baseline = np.zeros((len(files) * layout.n_trials, 2, shape[1]), np.float32)
+    has_baseline = config.baseline_seconds > 0
     sources = []
     with (tmp / "signals.npy").open("xb") as stream:
         crc = _write(stream, _npy_header(shape), 0)
@@ -178,11 +181,15 @@ def _write_cache(files: list[Path], tmp: Path, config: SegmentConfig, layout: La
             segment_trials(recording.data, config, layout, out=block)
             subject[i * rows:(i + 1) * rows] = recording.subject
             ratings[i * rows:(i + 1) * rows] = np.repeat(recording.labels, per_trial, axis=0)
+            if has_baseline:
+                baseline[i * layout.n_trials:(i + 1) * layout.n_trials] = np.stack(
+                    baseline_statistics(recording.data, config, layout), axis=1)
             del recording  # the last view of the file's memory map
             crc = _write(stream, block, crc)
     trial = np.tile(np.repeat(np.arange(layout.n_trials, dtype=np.int16), per_trial), len(files))
     position = np.tile(np.arange(per_trial, dtype=np.int16), len(files) * layout.n_trials)
-    np.savez(tmp / "index.npz", subject=subject, trial=trial, position=position, ratings=ratings)
+    extra = {"baseline": baseline} if has_baseline else {}
+    np.savez(tmp / "index.npz", subject=subject, trial=trial, position=position, ratings=ratings, **extra)
     manifest = {
         "format": CACHE_FORMAT,
         "package_version": __version__,
@@ -270,6 +277,7 @@ def _map(folder: Path, manifest: dict, config: SegmentConfig, layout: Layout) ->
         signals = np.lib.format.open_memmap(folder / "signals.npy", mode="r")
         with np.load(folder / "index.npz") as index:
             columns = {name: index[name] for name in _INDEX_COLUMNS}
+            baseline = index["baseline"] if config.baseline_seconds > 0 else None
     # Damaged bytes can make numpy and zipfile raise nearly anything (BadZipFile,
     # KeyError, struct.error, MemoryError...): whatever it is, the cache is corrupt.
     except Exception as err:
@@ -281,6 +289,14 @@ def _map(folder: Path, manifest: dict, config: SegmentConfig, layout: Layout) ->
             or columns["ratings"].shape != rows + (len(layout.rating_scales),)
             or columns["ratings"].dtype.kind != "f"):
         return "corrupt (signals.npy or index.npz do not hold the recorded arrays)"
+    per_trial = config.segments_per_trial(layout)
+    # Baseline rows are in file order, one per trial: the trial of its first segment.
+    trial_id = columns["subject"][::per_trial].astype(np.int64) * 1000 + columns["trial"][::per_trial]
+    if baseline is not None:
+        if baseline.shape != (len(trial_id), 2, shape[1]):
+            return "corrupt (index.npz holds baseline statistics of the wrong shape)"
+        order = np.argsort(trial_id)
+        trial_id, baseline = trial_id[order], baseline[order]
     return SegmentSet(
         signals=signals,
         subject=columns["subject"].astype(np.int64),
@@ -290,6 +306,7 @@ def _map(folder: Path, manifest: dict, config: SegmentConfig, layout: Layout) ->
         config=config,
         source=manifest["source"],
         layout=layout,
+        baseline=None if baseline is None else TrialBaseline(trial_id, baseline[:, 0], baseline[:, 1]),
     )
 
 

@@ -13,6 +13,15 @@ import numpy as np
 
 from mkdbook.data.layout import DEAP, Layout
 
+#: Key of the trial ids (:attr:`SegmentSet.trial_id`) in every batch dict
+#: :meth:`SegmentSet.batch` returns, beside the modalities: per-subject and
+#: per-trial standardisation (:class:`mkdbook.batches.ChannelScaler`) need them.
+TRIAL_ID = "trial_id"
+#: How segments can be standardised: per subject, per trial by its pre-trial
+#: baseline, or globally (:class:`mkdbook.batches.ChannelScaler`,
+#: :func:`mkdbook.features.standardise_features`).
+STANDARDISATIONS: tuple[str, ...] = ("subject", "baseline", "global")
+
 
 @dataclass(frozen=True)
 class SegmentConfig:
@@ -113,6 +122,48 @@ def segment_trials(data: np.ndarray, config: SegmentConfig = SegmentConfig(),
 
 
 @dataclass(frozen=True)
+class TrialBaseline:
+    """Per-channel mean and standard deviation of every trial's pre-trial baseline.
+
+    The segments drop the baseline (:attr:`SegmentConfig.baseline_seconds`);
+    its statistics are kept so that a trial can be normalised by its own
+    resting seconds, DEAP's classic choice (Koelstra et al., 2012).
+
+    Attributes
+    ----------
+    trial_id : ndarray of int64, shape (n_trials,)
+        The trials' :attr:`SegmentSet.trial_id`, sorted.
+    mean, std : ndarray of float32, shape (n_trials, n_channels)
+        Over the baseline's samples, every channel of the layout.
+    """
+
+    trial_id: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+
+
+def baseline_statistics(data: np.ndarray, config: SegmentConfig = SegmentConfig(),
+                        layout: Layout = DEAP) -> tuple[np.ndarray, np.ndarray] | None:
+    """Mean and standard deviation of each trial's baseline, per channel.
+
+    Parameters
+    ----------
+    data : ndarray, shape (n_trials, n_channels, layout.n_samples)
+        Trials as stored in a subject file.
+
+    Returns
+    -------
+    (mean, std) : ndarrays of float32, shape (n_trials, n_channels), or None
+        ``None`` when ``config.baseline_seconds`` is 0 (no baseline to use).
+    """
+    n = layout.samples(config.baseline_seconds)
+    if n < 1:
+        return None
+    baseline = np.asarray(data[:, :, :n], dtype=np.float64)
+    return baseline.mean(axis=2).astype(np.float32), baseline.std(axis=2).astype(np.float32)
+
+
+@dataclass(frozen=True)
 class SegmentSet:
     """All segments of a cohort with the subject, trial and ratings of each.
 
@@ -135,6 +186,9 @@ class SegmentSet:
     layout : Layout
         The data set's channels, modalities, sampling rate and rating scales.
         Default :data:`~mkdbook.data.layout.DEAP`.
+    baseline : TrialBaseline or None
+        Statistics of every trial's pre-trial baseline (the segment cache
+        stores them); ``None`` when unknown.
     """
 
     signals: np.ndarray
@@ -145,6 +199,7 @@ class SegmentSet:
     config: SegmentConfig
     source: str
     layout: Layout = DEAP
+    baseline: TrialBaseline | None = None
 
     def __post_init__(self) -> None:
         if np.ndim(self.signals) != 3 or self.signals.shape[1] != len(self.layout.channels):
@@ -215,9 +270,13 @@ class SegmentSet:
         """The segments in ``index`` as a dict keyed by modality name, as networks take them.
 
         The rows are read from the memory map once and shared by all modalities.
+        The dict also holds the rows' trial ids under :data:`TRIAL_ID`, which
+        networks ignore and per-subject or per-trial standardisation reads.
         """
         rows = self.signals[index]
-        return {name: _pick_channels(rows, self.layout.picks(name)) for name in modalities}
+        arrays = {name: _pick_channels(rows, self.layout.picks(name)) for name in modalities}
+        arrays[TRIAL_ID] = self.subject[index].astype(np.int64) * 1000 + self.trial[index]
+        return arrays
 
     def model_inputs(self) -> dict[str, Any]:
         """What a network must be told about these segments, as :func:`~mkdbook.models.build_model` takes it.
