@@ -26,6 +26,7 @@ from mkdbook.baselines.cgan import CGANConfig, CGANStudent, CGANTrainer, Conditi
 from mkdbook.baselines.emotionkd import (
     EMOTIONKD_LOSS,
     EMOTIONKD_OPTIONS,
+    DepthFusion,
     EmotionKDConfig,
     EmotionKDStudent,
     EmotionKDTrainer,
@@ -41,6 +42,7 @@ __all__ = [
     "CGANStudent",
     "CGANTrainer",
     "ConditionalDiscriminator",
+    "DepthFusion",
     "EmotionKDConfig",
     "EmotionKDStudent",
     "EmotionKDTrainer",

@@ -1,39 +1,42 @@
 """The EmotionKD baseline (Liu, Jia & Wang, 2023): its student, its loss, its teacher-side feedback.
 
 What we took from the authors' released code (TensorFlow, repository
-``YuchengLiu-Alex/EmotionKD``, folder ``source_code``; read, not used or
-copied) and what differs here:
+``YuchengLiu-Alex/EmotionKD``, folder ``source_code``; read, neither used nor
+copied), and what differs here:
 
-=========================  ==========================================  ==========================================
-part                       released code                               here
-=========================  ==========================================  ==========================================
-student encoder            GSR convolutional head, then three          our EOG stream (the teacher's design:
-                           transformer blocks (64 wide, 8 heads),      front end + 3 encoder layers, 64 wide),
-                           every block's output kept                   every layer's output kept
-                           (``Transformer_model.py``)
-fusion of depths           ``MultiDepthFusion``: per depth a score     :class:`DepthFusion`: the same form, one
-                           ``softsign(BN(Dense(ReLU(BN(Dense(x))))))``  score block per depth on every token
-                           multiplies that depth's tokens; the three
-                           are summed, then flattened
-                           (``Attention.py``, ``Buildmodel.py``)
-classifier                 dropout 0.5, three dense layers of 128      the same
-                           without activation, dense to the classes
-                           (``BasicModule.py``)
-student loss               ``MLKDLoss``: CE + e2 KL(soft labels)       CE + 0.1 KL + 1 feature MSE
-                           + e3 MSE(teacher feature, student           (:data:`EMOTIONKD_LOSS`), KL at T = 1
-                           feature); "final training" uses
-                           e1 : e2 : e3 = 1 : 0.1 : 1
-                           (``Distill_zoo.py``, ``Buildmodel.py``)
-features matched           the teacher's fused IMF output (flattened)  the teacher's IMF, through a learned
-                           and the student's fused depths; how their   linear regressor on the student side
-                           widths agree is not in the release          (:class:`~mkdbook.losses.FeatureProjector`)
-teacher-side feedback      ``feedback_Loss``: e1 CE(y, teacher) +      the same loss, weights 1 and 1; the
-                           e2 CE(y, student prediction), e1 = e2 = 1,  student's prediction enters as a
-                           the student's prediction entering as an     constant, as in the release, so the
-                           input of the layer                          teacher's gradient is its own CE's
-schedule of feedback       not released (no training script)           our choice: one teacher step after every
-                                                                        teaching step, on the same training batch
-=========================  ==========================================  ==========================================
+Student encoder
+    Released (``Buildmodel.py``, ``Transformer_model.py``): a convolutional
+    GSR head, then three transformer blocks (64 wide, 8 heads), the output
+    of every block kept. Here: our EOG stream (the teacher's design, front
+    end and three encoder layers, 64 wide), the output of every layer kept.
+Fusion of the three depths
+    Released (``Attention.py``, ``MultiDepthFusion``): per depth a score
+    ``softsign(BN(Dense(ReLU(BN(Dense(x))))))`` multiplies that depth's
+    tokens element-wise; the three products are summed, then flattened.
+    Here: the same form (:class:`DepthFusion`).
+Classifier
+    Released (``BasicModule.py``): dropout 0.5, three dense layers of 128
+    without activation, a dense layer to the classes. Here: the same.
+Student loss
+    Released (``Distill_zoo.py``, ``MLKDLoss``): e1 CE + e2 KL to the
+    teacher's soft labels + e3 MSE between a teacher and a student feature;
+    ``Buildmodel.py`` sets e1 : e2 : e3 = 1 : 0.1 : 1 for its "final
+    training". Here: the same weights (:data:`EMOTIONKD_LOSS`), the KL at
+    temperature 1 as there.
+Features matched
+    Released: the teacher's fused (IMF) output and the student's fused
+    depths, both flattened; how their widths agree is not in the release.
+    Here: the teacher's IMF and the student's fused depths, through a
+    learned linear regressor on the student side
+    (:class:`~mkdbook.losses.FeatureProjector`).
+Teacher-side feedback
+    Released (``Distill_zoo.py``, ``feedback_Loss``): e1 CE(y, teacher) +
+    e2 CE(y, student prediction), e1 = e2 = 1, the student's prediction
+    entering the layer as an input. Here: the same loss and weights.
+Schedule of the feedback
+    Not released (there is no training script). Here, our choice: one
+    teacher step after every teaching step, on the same training batch, with
+    Adam at the proposed method's teacher learning rate.
 
 Because the student's cross-entropy enters the released feedback loss as an
 input tensor, it contributes a value but no gradient to the teacher: as
