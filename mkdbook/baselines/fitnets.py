@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from mkdbook.atomic import write_atomically
 from mkdbook.batches import ChannelScaler
@@ -60,7 +60,7 @@ from mkdbook.results import MethodResult
 from mkdbook.seeding import seeded
 from mkdbook.splits import Split
 from mkdbook.teacher_student import TeacherStudentTrainer, feature_of, output_width
-from mkdbook.train import Trainer
+from mkdbook.train import TrainConfig, Trainer
 
 __all__ = ["FITNETS_OPTIONS", "FitNetsConfig", "HintTrainer", "run_fitnets"]
 
@@ -125,8 +125,9 @@ class HintTrainer(TeacherStudentTrainer):
         The regressor, from the guided layer's width to the hint's.
     """
 
-    def __init__(self, student, teacher, teacher_scaler: ChannelScaler, config, out_dir: Path, *,
-                 guided: str, hint: str, projector: FeatureProjector) -> None:
+    def __init__(self, student: nn.Module, teacher: nn.Module, teacher_scaler: ChannelScaler,
+                 config: TrainConfig, out_dir: Path, *, guided: str, hint: str,
+                 projector: FeatureProjector) -> None:
         super().__init__(student, teacher, teacher_scaler, config, out_dir, loss=None,
                          student_feature=guided, teacher_feature=hint, projector=projector)
         self.teacher.requires_grad_(False)
@@ -182,6 +183,7 @@ class _KDStage(Distiller):
         self.fitnets = fitnets
 
     def identity_extras(self) -> dict:
+        """The distiller's identity and the FitNets settings (stage 1 decides stage 2's start)."""
         return {**super().identity_extras(), "fitnets": asdict(self.fitnets)}
 
 
