@@ -13,8 +13,9 @@ loop (:class:`Distiller`), and the fit loop of the paper's full method,
 from the student's progress.
 
 The ablation variants V1 (Hinton KD: CE + KL) and V2 (the full :math:`L_S`)
-and the FitNets baseline (CE + feature MSE) are distillers that differ only
-in their loss weights (:data:`mkdbook.losses.LOSS_PRESETS`); the book's
+are distillers that differ only in their loss weights
+(:data:`mkdbook.losses.LOSS_PRESETS`); the FitNets baseline
+(:mod:`mkdbook.baselines.fitnets`) runs a distiller as its second stage. The book's
 appendix, *The method at a glance*, lists what the paper leaves open and
 what we chose.
 """

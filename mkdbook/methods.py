@@ -39,7 +39,7 @@ from pathlib import Path
 
 from torch import nn
 
-from mkdbook.baselines import run_cgan, run_emotionkd
+from mkdbook.baselines import run_cgan, run_emotionkd, run_fitnets
 from mkdbook.checks import check_option
 from mkdbook.data.segments import SegmentSet
 from mkdbook.distill import run_distillation, run_feedback_distillation
@@ -160,13 +160,15 @@ METHODS: tuple[Method, ...] = (
              ("zhang2025multimodal",)),
     _network("student-concat", "student baseline", "the student with HDF replaced by concatenation",
              ("zhang2025multimodal",)),
-    _distilled("fitnets", "distillation baseline", partial(run_distillation, preset="fitnets"),
-               "CE + projected feature MSE", ("romero2015fitnets",)),
+    _distilled("fitnets", "distillation baseline", run_fitnets,
+               "FitNets: hint training of the student's middle layer, then KD (T = 4)",
+               ("romero2015fitnets", "hinton2015distilling")),
     _distilled("emotionkd", "distillation baseline", run_emotionkd,
-               "EmotionKD-style CE + KL + feature MSE, transformer student", ("liu2023emotionkd",)),
+               "EmotionKD: student fusing three encoder depths, CE + 0.1 KL + feature MSE, "
+               "teacher updated by its feedback loss", ("liu2023emotionkd",)),
     _distilled("cgan", "distillation baseline", run_cgan,
-               "conditional GAN hallucinating the teacher's features from EOG",
-               ("mirza2014conditional", "hoffman2016learning")),
+               "conditional GAN generating the teacher's multimodal features from EOG, conditioned on EOG",
+               ("yan2021simplifying", "mirza2014conditional", "hoffman2016learning")),
     _distilled("hinton", "ablation variant", partial(run_distillation, preset="hinton"),
                "V1: CE + KL on the teacher's logits", ("hinton2015distilling",)),
     _distilled("fusion", "ablation variant", partial(run_distillation, preset="fusion"),

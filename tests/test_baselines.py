@@ -1,8 +1,9 @@
-"""The CGAN and EmotionKD baselines: training, logged terms, EOG-only inference, resume."""
+"""The FitNets, CGAN and EmotionKD baselines: training, logged terms, EOG-only inference, resume."""
 
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from mkdbook import baselines
 from mkdbook.data.layout import DEAP
 from mkdbook.data.segments import SegmentConfig, SegmentSet
 from mkdbook.methods import method_named
-from mkdbook.models import build_model
+from mkdbook.models import FrontEndConfig, StreamConfig, build_model
 from mkdbook.results import Cell, MethodResult
 from mkdbook.splits import trial_split
 from mkdbook.teacher_student import TeacherStudentTrainer
@@ -80,8 +81,10 @@ def fresh_teacher(teacher: Trainer) -> Trainer:
 
 
 #: Student-network overrides per method: the CGAN encoder is the HDF student,
-#: the EmotionKD student the single-stream EOG network (no fusion widths).
-STUDENT_SMALL = {"cgan": SMALL, "emotionkd": STREAM_SMALL}
+#: the EmotionKD student its own network (no fusion widths), FitNets' the HDF
+#: student, guided at its one tap by the teacher's EEG stream.
+STUDENT_SMALL = {"cgan": SMALL, "emotionkd": STREAM_SMALL,
+                 "fitnets": {**{f"student_{k}": v for k, v in SMALL.items()}, "guided": "x1"}}
 
 
 def cell(method: str, **settings) -> Cell:
@@ -92,18 +95,22 @@ def cell(method: str, **settings) -> Cell:
 EXPECTED_TERMS = {
     "cgan": {"train_loss", "train_ce", "train_adv", "train_rec", "train_disc_loss", "train_d_real",
              "train_d_fake"},
-    "emotionkd": {"train_loss", "train_ce", "train_kl", "train_mse"},
+    "emotionkd": {"train_loss", "train_ce", "train_kl", "train_mse", "train_teacher_ce",
+                  "train_feedback_loss"},
+    "fitnets": {"train_loss", "train_ce", "train_kl"},
 }
 
 
 def test_in_the_method_table():
-    for name in ("cgan", "emotionkd"):
+    for name in ("cgan", "emotionkd", "fitnets"):
         method = method_named(name)
         assert method.needs_teacher and method.teacher == "teacher" and method.role == "distillation baseline"
 
 
-@pytest.mark.parametrize("method", ["cgan", "emotionkd"])
-def test_trains_logs_terms_and_uses_only_eog_at_test_time(method, teacher, tmp_path, monkeypatch):
+@pytest.mark.parametrize("method, settings", [("cgan", {}), ("cgan", {"condition": "label"}),
+                                               ("emotionkd", {}), ("emotionkd", {"feedback": False}),
+                                               ("fitnets", {})])
+def test_trains_logs_terms_and_uses_only_eog_at_test_time(method, settings, teacher, tmp_path, monkeypatch):
     t = fresh_teacher(teacher)
     before = {k: v.clone() for k, v in t.model.state_dict().items()}
     built = {}
@@ -117,23 +124,26 @@ def test_trains_logs_terms_and_uses_only_eog_at_test_time(method, teacher, tmp_p
         built["trainer"] = self
 
     monkeypatch.setattr(TeacherStudentTrainer, "__init__", spy_init)
-    output = method_named(method).run(cell(method), DATA, SPLIT, t, tmp_path)
+    output = method_named(method).run(cell(method, **settings), DATA, SPLIT, t, tmp_path)
     # The student network only ever receives EOG, in training and evaluation.
     assert keys and all(k == {"eog"} for k in keys)
     assert isinstance(output, MethodResult)
     result = output.train
     assert len(result.history) == 2 and result.test.n == len(SPLIT.test)
+    expected = EXPECTED_TERMS[method] - ({"train_teacher_ce", "train_feedback_loss"} if settings else set())
     for row in result.history:
-        assert EXPECTED_TERMS[method] <= set(row)
-        assert all(np.isfinite(row[k]) for k in EXPECTED_TERMS[method])
+        assert expected <= set(row)
+        assert all(np.isfinite(row[k]) for k in expected)
     assert (tmp_path / "best.pt").is_file() and (tmp_path / "scaler.pt").is_file()
     if method == "cgan":
         # The classifier is the teacher's head, unchanged by training.
         best = torch.load(tmp_path / "best.pt", weights_only=True)["model"]
         torch.testing.assert_close(best["classifier.weight"], t.model.classifier.weight)
-    # The teacher is frozen: its weights did not move.
-    for name, value in t.model.state_dict().items():
-        assert torch.equal(value, before[name]), name
+    if method == "fitnets":
+        assert (tmp_path / "hints.pt").is_file() and len(output.extra["hint_history"]) == 1
+    # The teacher is frozen, except in EmotionKD with its feedback loss.
+    moved = [name for name, value in t.model.state_dict().items() if not torch.equal(value, before[name])]
+    assert bool(moved) == (method == "emotionkd" and settings.get("feedback", True))
 
     trainer = built["trainer"]
     assert trainer.modalities == ("eog",)
@@ -196,4 +206,94 @@ def test_emotionkd_same_seed_same_numbers(teacher, tmp_path):
     a = method_named("emotionkd").run(one, DATA, SPLIT, fresh_teacher(teacher), tmp_path / "a")
     b = method_named("emotionkd").run(one, DATA, SPLIT, fresh_teacher(teacher), tmp_path / "b")
     np.testing.assert_array_equal(a.train.test.probabilities, b.train.test.probabilities)
-    assert a.extra["feedback"] is False and a.extra["student_feature"] == "pooled"
+    # The released code's final-training weights, and its feedback on by default.
+    assert a.extra["feedback"] is True and (a.extra["loss"]["ce"], a.extra["loss"]["kl"], a.extra["loss"]["mse"]) \
+        == (1.0, 0.1, 1.0)
+
+
+def test_emotionkd_student_fuses_every_depth():
+    student = baselines.EmotionKDStudent(DEAP.channel_counts(), n_times=N_TIMES).eval()
+    x = {"eog": torch.randn(3, 2, N_TIMES)}
+    out = student(x)
+    n_tokens, width = student.stream.front_end.n_tokens, student.config.stream.d_model
+    assert out.features.shape == (3, n_tokens * width) and out.logits.shape == (3, 2)
+    assert sorted(out.taps) == ["score_1", "score_2", "score_3"]
+    # Softsign scores lie in (-1, 1), one per token and channel of each depth.
+    assert all(s.shape == (3, n_tokens, width) and s.abs().max() < 1 for s in out.taps.values())
+    # Silencing each depth's score block changes the fused features: every depth contributes.
+    for depth in range(3):
+        with torch.no_grad():
+            student.fusion.scores[depth][-3].weight.zero_()
+            student.fusion.scores[depth][-3].bias.zero_()
+            changed = student(x).features
+        assert not torch.allclose(changed, out.features)
+        out = student(x)
+
+
+def test_emotionkd_feedback_is_the_teachers_own_cross_entropy(teacher):
+    # The student's CE enters the feedback loss as a constant (as in the released code):
+    # the teacher's step is the same whatever the student predicts.
+    steps = []
+    for seed in (0, 1):
+        t = fresh_teacher(teacher)
+        stream = StreamConfig(front_end=FrontEndConfig(n_temporal_filters=2), d_model=8, n_heads=2,
+                              ff_width=8, depth=1)
+        student = baselines.EmotionKDStudent(DEAP.channel_counts(), n_times=N_TIMES,
+                                             config=baselines.EmotionKDConfig(stream))
+        torch.manual_seed(seed)
+        for p in student.parameters():
+            p.data.normal_()
+        trainer = baselines.EmotionKDTrainer(student, t, CONFIG)
+        trainer.scaler = t.scaler
+        raw = {k: torch.from_numpy(v) for k, v in DATA.batch(SPLIT.train[:8], ("eog", "eeg")).items()}
+        y = torch.from_numpy(DATA.labels("valence")[SPLIT.train[:8]])
+        batch, y = trainer._to_device(raw, y)
+        torch.manual_seed(0)
+        logged = trainer._feedback_step(batch, y)
+        steps.append(({k: v.clone() for k, v in t.model.state_dict().items()}, logged))
+    (first, one), (second, two) = steps
+    assert one["feedback_loss"] != two["feedback_loss"]
+    assert one["teacher_ce"] == pytest.approx(two["teacher_ce"])
+    for name in first:
+        torch.testing.assert_close(first[name], second[name])
+
+
+def test_cgan_conditions_on_eog_by_default():
+    assert baselines.CGANConfig().condition == "eog"
+    with pytest.raises(ValueError, match="condition"):
+        baselines.CGANConfig(condition="noise")
+
+
+def test_fitnets_stage_1_trains_only_up_to_the_guided_layer(teacher, tmp_path):
+    t = fresh_teacher(teacher)
+    student = build_model("student", n_channels=DEAP.channel_counts(), n_times=N_TIMES, seed=0,
+                          **{**SMALL, "depth": 2, "taps": (1, 2)})
+    before = {k: v.clone() for k, v in student.state_dict().items()}
+    hints = baselines.HintTrainer(student, t.model, t.scaler, CONFIG, tmp_path, guided="x1", hint="eeg_1",
+                                  projector=baselines.fitnets.FeatureProjector(16, 8))
+    history = hints.fit_hints(DATA, SPLIT, "valence")
+    assert len(history) == CONFIG.epochs and all(np.isfinite(r["train_hint"]) for r in history)
+    moved = {k for k, v in student.state_dict().items() if not torch.equal(v, before[k])}
+    # Front end, layer 1 and its readout move; layer 2, its readout, the fusion and the head do not.
+    assert any(k.startswith("stream.stream.front_end") for k in moved)
+    assert any(k.startswith("stream.stream.layers.0") for k in moved)
+    assert any(k.startswith("stream.readouts.1") for k in moved)
+    assert not [k for k in moved if k.startswith(("stream.stream.layers.1", "stream.readouts.2", "fusion",
+                                                   "classifier"))]
+    # A second call reads hints.pt back instead of training again.
+    again = baselines.HintTrainer(build_model("student", n_channels=DEAP.channel_counts(), n_times=N_TIMES,
+                                              seed=3, **{**SMALL, "depth": 2, "taps": (1, 2)}),
+                                  t.model, t.scaler, CONFIG, tmp_path, guided="x1", hint="eeg_1",
+                                  projector=baselines.fitnets.FeatureProjector(16, 8))
+    assert again.fit_hints(DATA, SPLIT, "valence") == history
+    for k, v in again.model.state_dict().items():
+        torch.testing.assert_close(v, student.state_dict()[k])
+
+
+def test_fitnets_settings_are_checked():
+    with pytest.raises(ValueError, match="hint_epochs"):
+        baselines.FitNetsConfig(hint_epochs=0)
+    assert baselines.FitNetsConfig().epochs_of_stage_1(12) == 3
+    assert baselines.FitNetsConfig().epochs_of_stage_1(2) == 1
+    with pytest.raises(ValueError, match="unknown option"):
+        method_named("fitnets").run(cell("fitnets", lambda_=1), DATA, SPLIT, None, Path("unused"))

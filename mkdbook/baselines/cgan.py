@@ -1,12 +1,21 @@
-"""The CGAN baseline: hallucinate the teacher's fusion features from EOG, with a conditional adversary.
+"""The CGAN baseline: generate the teacher's multimodal features from EOG, with a conditional adversary.
 
-**Our reconstruction.** Zhang & Lu (2025) list a "CGAN" baseline without
-describing it; :class:`CGANTrainer` says what we built and why.
+Zhang & Lu (2025) compare with a "CGAN" baseline and cite Yan, Zhao & Lu
+(2021), who generate *multimodal* (EEG + eye movement) features from eye
+movement features alone with a conditional GAN, the eye features being the
+condition, and classify the generated features with a classifier trained on
+real multimodal features. That is what :class:`CGANTrainer` builds by
+default (``condition="eog"``); ``condition="label"`` conditions the
+discriminator on the class label instead (Mirza & Osindero's original form),
+a variant kept for comparison. :class:`CGANTrainer` says what comes from
+which source and what is our decision.
 
 Works cited:
 
 * Z. Zhang and G. Lu, "Multimodal Knowledge Distillation for Emotion Recognition," Brain
   Sciences 15(7):707, 2025.
+* X. Yan, L.-M. Zhao and B.-L. Lu, "Simplifying Multimodal Emotion Recognition with Single
+  Eye Movement Modality," ACM Multimedia 2021, pp. 1057-1063.
 * M. Mirza and S. Osindero, "Conditional Generative Adversarial Nets," arXiv:1411.1784,
   2014.
 * J. Hoffman, S. Gupta and T. Darrell, "Learning with Side Information through Modality
@@ -15,7 +24,6 @@ Works cited:
   Convolutional Generative Adversarial Networks," ICLR 2016.
 * P. Isola, J.-Y. Zhu, T. Zhou and A. A. Efros, "Image-to-Image Translation with
   Conditional Adversarial Networks," CVPR 2017.
-
 """
 
 from __future__ import annotations
@@ -97,27 +105,35 @@ class CGANStudent(nn.Module):
 
 
 class ConditionalDiscriminator(nn.Module):
-    """Discriminator ``D(f, y)`` of a conditional GAN on feature vectors.
+    """Discriminator ``D(f, c)`` of a conditional GAN on feature vectors.
 
-    As in Mirza & Osindero (2014), the condition (the class label, one-hot)
-    is concatenated to the discriminator's input. Two hidden layers with
-    LeakyReLU and dropout, one logit out (real = teacher features).
+    As in Mirza & Osindero (2014), the condition ``c`` is concatenated to
+    the discriminator's input: the EOG features of the segment (Yan et al.,
+    2021) or the one-hot class label. Two hidden layers with LeakyReLU and
+    dropout, one logit out (real = teacher features).
+
+    Parameters
+    ----------
+    in_features : int
+        Width of the judged features.
+    condition_width : int
+        Width of the condition (the EOG feature width, or the number of classes).
+    hidden : int
+    dropout : float
     """
 
-    def __init__(self, in_features: int, n_classes: int = 2, hidden: int = 256,
+    def __init__(self, in_features: int, condition_width: int = 2, hidden: int = 256,
                  dropout: float = 0.2) -> None:
         super().__init__()
-        self.n_classes = n_classes
         self.net = nn.Sequential(
-            nn.Linear(in_features + n_classes, hidden), nn.LeakyReLU(0.2), nn.Dropout(dropout),
+            nn.Linear(in_features + condition_width, hidden), nn.LeakyReLU(0.2), nn.Dropout(dropout),
             nn.Linear(hidden, hidden), nn.LeakyReLU(0.2), nn.Dropout(dropout),
             nn.Linear(hidden, 1),
         )
 
-    def forward(self, features: Tensor, y: Tensor) -> Tensor:
-        """Real/fake logit, shape (B,)."""
-        condition = F.one_hot(y, self.n_classes).to(features.dtype)
-        return self.net(torch.cat([features, condition], dim=1)).squeeze(1)
+    def forward(self, features: Tensor, condition: Tensor) -> Tensor:
+        """Real/fake logit, shape (B,), of ``features`` given ``condition`` (B, condition_width)."""
+        return self.net(torch.cat([features, condition.to(features.dtype)], dim=1)).squeeze(1)
 
 
 @dataclass(frozen=True)
@@ -126,6 +142,12 @@ class CGANConfig:
 
     Attributes
     ----------
+    condition : {"eog", "label"}, default "eog"
+        What the discriminator is conditioned on. ``"eog"``: the segment's
+        EOG features (the encoder's output, held constant for the
+        discriminator), as Yan et al. (2021) condition on eye movement
+        features; ``"label"``: the one-hot class label (Mirza & Osindero,
+        2014), the variant.
     adv_weight : float, default 0.1
         Weight of the generator's adversarial loss. Small next to the
         reconstruction term, as in conditional image-to-image GANs where the
@@ -148,6 +170,7 @@ class CGANConfig:
         Its Adam uses betas (0.5, 0.999) (Radford et al., 2016, DCGAN).
     """
 
+    condition: str = "eog"
     adv_weight: float = 0.1
     rec_weight: float = 1.0
     ce_weight: float = 1.0
@@ -160,6 +183,7 @@ class CGANConfig:
     def __post_init__(self) -> None:
         for name in ("adv_weight", "rec_weight", "ce_weight"):
             check_number(name, getattr(self, name), 0.0)
+        check_option("condition", self.condition, ("eog", "label"))
         check_option("reconstruction", self.reconstruction, ("l1", "l2"))
         check_option("classifier", self.classifier, ("teacher", "train"))
         check_int("generator_hidden", self.generator_hidden, 1)
@@ -174,28 +198,41 @@ CGAN_OPTIONS: tuple[str, ...] = tuple(f.name for f in fields(CGANConfig))
 
 
 class CGANTrainer(TeacherStudentTrainer):
-    """Conditional-GAN cross-modal transfer: hallucinate the teacher's features from EOG.
+    """Conditional-GAN cross-modal transfer: generate the teacher's multimodal features from EOG.
 
-    **Our reconstruction.** Zhang & Lu (2025) list a "CGAN" baseline without
-    describing it. We build the standard form of cross-modal feature
-    hallucination with a conditional adversary:
+    After Yan, Zhao & Lu (2021), the reference Zhang & Lu (2025) give for
+    their CGAN baseline: a generator maps eye (here EOG) features to
+    multimodal features, a discriminator conditioned on the eye features
+    tells real multimodal features from generated ones, and a classifier
+    trained on real multimodal features classifies the generated ones at
+    test time, when only the eye signal is recorded.
 
     * *generator* ``G(E(x_eog))``: the EOG student network ``E`` (its HDF
-      features) followed by an MLP into the teacher's feature space (IMF);
-    * *discriminator* ``D(f, y)``, conditioned on the class label by
-      concatenation (Mirza & Osindero, 2014): real pairs are the frozen
-      teacher's IMF features of the EEG+EOG segment with its label, fake
-      pairs the generated features with the same label;
+      features) followed by an MLP (LeakyReLU, as Yan et al.'s fully
+      connected generator) into the teacher's feature space (IMF);
+    * *discriminator* ``D(f, c)`` with the condition ``c = E(x_eog)``
+      (``condition="eog"``, default; held constant for the discriminator,
+      which judges the pair and does not train the encoder) or the one-hot
+      label (``condition="label"``): real pairs are the frozen teacher's IMF
+      features of the EEG+EOG segment with the segment's condition, fake
+      pairs the generated features with the same condition;
     * a *reconstruction* term pulling generated features to the teacher's
       features of the same segment, as the hallucination network of Hoffman
       et al. (2016) regresses the depth network's features from RGB;
-    * a *classifier* on the generated features (by default a frozen copy of
-      the teacher's head, see :class:`CGANConfig`).
+    * a *classifier* on the generated features: by default a frozen copy of
+      the teacher's head, a classifier trained on real multimodal features
+      as in Yan et al. (see :class:`CGANConfig`).
+
+    What differs from Yan et al.: their real multimodal features come from
+    a bimodal deep autoencoder on hand-made EEG and eye-movement features,
+    ours from the trained teacher's IMF; their eye features are hand-made,
+    ours are learned by the encoder ``E`` together with the generator; the
+    reconstruction term and its weight are our choice.
 
     Per training batch, one discriminator step then one generator step::
 
-        L_D = BCE(D(F_T, y), 1) + BCE(D(G, y), 0)              (G detached)
-        L_G = ce * CE(y, C(G)) + adv * BCE(D(G, y), 1) + rec * |G - F_T|
+        L_D = BCE(D(F_T, c), 1) + BCE(D(G, c), 0)              (G detached)
+        L_G = ce * CE(y, C(G)) + adv * BCE(D(G, c), 1) + rec * |G - F_T|
 
     At test time only ``C(G(E(x_eog)))`` runs: no EEG, no teacher, no
     discriminator. The discriminator and its optimiser are part of the
@@ -210,9 +247,11 @@ class CGANTrainer(TeacherStudentTrainer):
                  out_dir: Path | str | None = None, cgan: CGANConfig = CGANConfig(),
                  n_classes: int = 2) -> None:
         self.cgan = cgan
+        self.n_classes = n_classes
         width = model.generator[-1].out_features
+        condition_width = model.generator[0].in_features if cgan.condition == "eog" else n_classes
         with seeded(config.seed * 7919 + 1):
-            self.discriminator = ConditionalDiscriminator(width, n_classes, cgan.disc_hidden)
+            self.discriminator = ConditionalDiscriminator(width, condition_width, cgan.disc_hidden)
         super().__init__(model, teacher.model, teacher.scaler, config, out_dir, loss=None)
         self.teacher.requires_grad_(False)
         self.discriminator.to(self.device)
@@ -237,10 +276,14 @@ class CGANTrainer(TeacherStudentTrainer):
         self.discriminator.train()
         out = self.model({k: batch[k] for k in self.modalities})
         fake = out.features
+        if self.cgan.condition == "eog":
+            condition = out.taps["encoder"].detach()
+        else:
+            condition = F.one_hot(y, self.n_classes)
 
-        # Discriminator step on (teacher features, y) vs (generated, y).
-        real_logit = self.discriminator(real, y)
-        fake_logit = self.discriminator(fake.detach(), y)
+        # Discriminator step on (teacher features, c) vs (generated, c).
+        real_logit = self.discriminator(real, condition)
+        fake_logit = self.discriminator(fake.detach(), condition)
         disc_loss = (F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit))
                      + F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit)))
         self.disc_optimizer.zero_grad(set_to_none=True)
@@ -250,7 +293,7 @@ class CGANTrainer(TeacherStudentTrainer):
         # Generator (encoder + generator [+ classifier]) step; D is not updated here.
         self.discriminator.requires_grad_(False)
         try:
-            gen_logit = self.discriminator(fake, y)
+            gen_logit = self.discriminator(fake, condition)
         finally:
             self.discriminator.requires_grad_(True)
         adv = F.binary_cross_entropy_with_logits(gen_logit, torch.ones_like(gen_logit))
