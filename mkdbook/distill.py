@@ -15,9 +15,8 @@ from the student's progress.
 The ablation variants V1 (Hinton KD: CE + KL) and V2 (the full :math:`L_S`)
 are distillers that differ only in their loss weights
 (:data:`mkdbook.losses.LOSS_PRESETS`); the FitNets baseline
-(:mod:`mkdbook.baselines.fitnets`) runs a distiller as its second stage. The book's
-appendix, *The method at a glance*, lists what the paper leaves open and
-what we chose.
+(:mod:`mkdbook.baselines.fitnets`) runs a distiller as its second stage. The
+appendix, *The method at a glance*, lists what the paper leaves open.
 """
 
 from __future__ import annotations
@@ -43,16 +42,8 @@ from mkdbook.splits import Split, with_quiz
 from mkdbook.teacher_student import TeacherStudentTrainer
 from mkdbook.train import Trainer, TrainResult
 
-__all__ = [
-    "FEEDBACK_OPTIONS",
-    "LOSS_OPTIONS",
-    "Distiller",
-    "FeedbackDistiller",
-    "distiller_options",
-    "run_distillation",
-    "run_feedback_distillation",
-    "teaching_step",
-]
+__all__ = ["FEEDBACK_OPTIONS", "LOSS_OPTIONS", "Distiller", "FeedbackDistiller", "distiller_options",
+           "run_distillation", "run_feedback_distillation", "teaching_step"]
 
 #: Options of a distillation cell, besides ``student_<field>`` overrides of the student network.
 LOSS_OPTIONS: tuple[str, ...] = tuple(f.name for f in fields(DistillationLossConfig))
@@ -461,8 +452,7 @@ def run_feedback_distillation(cell, data: SegmentSet, split: Split, teacher: Tra
     set (:class:`FeedbackDistiller`).
     """
     loss, own, overrides = distiller_options(cell.method, cell.settings, "fusion", FEEDBACK_OPTIONS)
-    clash = sorted(set(own) & set(fixed))
-    if clash:
+    if clash := sorted(set(own) & set(fixed)):
         raise ValueError(f"method {cell.method!r}: option(s) {clash} are fixed by the method")
     student = build_model("student", **data.model_inputs(), seed=cell.seed, **overrides)
     distiller = FeedbackDistiller(student, teacher.model, teacher.scaler, cell.train, out_dir,
