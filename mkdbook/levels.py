@@ -19,7 +19,7 @@ import pandas as pd
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
 from mkdbook.data.segments import SegmentSet
-from mkdbook.features import BANDS, band_power, make_classifier
+from mkdbook.features import BANDS, band_power, make_classifier, standardise_features
 from mkdbook.splits import make_split
 
 
@@ -46,33 +46,6 @@ class TargetLevels:
 TARGET_LEVELS = TargetLevels()
 
 
-def standardise_per_subject(features: np.ndarray, subject: np.ndarray, train: np.ndarray) -> np.ndarray:
-    """Standardise every subject's features by the mean and SD of that subject's training rows.
-
-    Parameters
-    ----------
-    features : ndarray, shape (n_segments, n_features)
-    subject : ndarray, shape (n_segments,)
-        Subject of each row.
-    train : ndarray of int
-        Rows whose statistics may be used; validation and test rows never are.
-
-    Returns
-    -------
-    ndarray, shape (n_segments, n_features)
-        A new array; a subject without training rows is left unscaled.
-    """
-    out = np.array(features, dtype=np.float64)
-    in_train = np.zeros(len(features), bool)
-    in_train[train] = True
-    for person in np.unique(subject):
-        rows = subject == person
-        fit = rows & in_train
-        if fit.any():
-            out[rows] = (out[rows] - out[fit].mean(axis=0)) / (out[fit].std(axis=0) + 1e-12)
-    return out
-
-
 def cross_validated_scores(features: np.ndarray, labels: np.ndarray, data: SegmentSet, *,
                            split: str = "trial", n_folds: int = 10, seed: int = 0) -> np.ndarray:
     """Out-of-fold decision scores of the band-power logistic regression, every segment tested once.
@@ -88,7 +61,7 @@ def cross_validated_scores(features: np.ndarray, labels: np.ndarray, data: Segme
     scores = np.full(len(labels), np.nan)
     for fold in range(n_folds):
         part = make_split(data, split, fold=fold, n_folds=n_folds, seed=seed)
-        scaled = standardise_per_subject(features, data.subject, part.train)
+        scaled = standardise_features(features, data, part, "subject")
         model = make_classifier("logistic").fit(scaled[part.train], labels[part.train])
         scores[part.test] = model.decision_function(scaled[part.test])
     return scores

@@ -34,7 +34,7 @@ from mkdbook.data.simulate import (
     simulate_latents,
     simulate_subject,
 )
-from mkdbook.levels import TARGET_LEVELS, check_levels, information_levels, standardise_per_subject
+from mkdbook.levels import TARGET_LEVELS, check_levels, information_levels
 
 N_SUBJECTS = 3
 SLACK = 0.10
@@ -73,17 +73,6 @@ def test_check_levels_names_what_is_missed() -> None:
     missed = check_levels(table(0.66, 0.67, 0.67))
     assert len(missed) == 5 and "EOG AUC on valence" in missed[0]
     assert check_levels(table(0.66, 0.70, 0.72), slack=0.03) == []
-
-
-def test_standardisation_uses_training_rows_only() -> None:
-    rng = np.random.default_rng(0)
-    features, subject = rng.normal(size=(40, 3)), np.repeat([1, 2], 20)
-    train = np.r_[0:10, 20:30]
-    changed = features.copy()
-    changed[10:20] += 100.0   # test rows of subject 1
-    a, b = standardise_per_subject(features, subject, train), standardise_per_subject(changed, subject, train)
-    assert np.allclose(a[train], b[train])
-    assert np.allclose(a[train][:10].mean(axis=0), 0) and np.allclose(a[train][:10].std(axis=0), 1)
 
 
 def test_latent_state_on_disk(cohort: Path) -> None:
