@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -33,3 +34,17 @@ def test_chapters_are_committed_without_outputs_and_name_their_kernel(chapter):
 
 def test_there_are_nine_chapters():
     assert len(CHAPTERS) == 9
+
+
+def test_the_bibliography_parses_and_holds_every_cited_key():
+    from pybtex.database import parse_file
+
+    bib = Path(__file__).parents[1] / "references.bib"
+    entries = parse_file(bib).entries
+    # pybtex folds an entry that lost its closing brace into the previous one; count them apart.
+    assert len(entries) == len(re.findall(r"^@", bib.read_text(), flags=re.M))
+    pages = [*Path(__file__).parents[1].glob("book/*.ipynb"), *Path(__file__).parents[1].glob("book/*.md")]
+    cited = {key.strip() for page in pages
+             for group in re.findall(r"\{cite(?::[a-z]+)?\}`([^`]+)`", page.read_text())
+             for key in group.split(",")}
+    assert cited and cited <= set(entries), sorted(cited - set(entries))
