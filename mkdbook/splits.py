@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 import numpy as np
 from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold
@@ -192,14 +193,28 @@ def trial_split(data: SegmentSet, *, fold: int = 0, n_folds: int = 10, seed: int
     for subject in data.subjects:
         rows = np.flatnonzero(data.subject == subject)
         state = int(np.random.SeedSequence([seed, int(subject)]).generate_state(1)[0])
-        splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=state)
-        with warnings.catch_warnings():
-            # A quadrant rarer than n_folds is spread as well as it can be; that is fine.
-            warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
-            folds = list(splitter.split(rows, quadrant[rows], groups=data.trial[rows]))
-        for k, (_, test) in enumerate(folds):
-            fold_of[rows[test]] = k
+        fold_of[rows] = _deal_trials(data.trial[rows].astype(np.int64).tobytes(),
+                                     quadrant[rows].astype(np.int64).tobytes(), n_folds, state)
     return _make("trial", data, fold_of, fold, n_folds, seed)
+
+
+@lru_cache(maxsize=256)
+def _deal_trials(trials: bytes, quadrants: bytes, n_folds: int, state: int) -> np.ndarray:
+    """The fold of each of one subject's segments, from its segments' trials and quadrants (int64 bytes).
+
+    Cached, because a cross-validation asks for the same dealing once per
+    fold, and the splitter's cost grows with the number of folds.
+    """
+    groups, strata = np.frombuffer(trials, np.int64), np.frombuffer(quadrants, np.int64)
+    splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=state)
+    fold_of = np.empty(len(groups), np.int64)
+    with warnings.catch_warnings():
+        # A quadrant rarer than n_folds is spread as well as it can be; that is fine.
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        for k, (_, test) in enumerate(splitter.split(groups, strata, groups=groups)):
+            fold_of[test] = k
+    fold_of.flags.writeable = False   # shared by every later call
+    return fold_of
 
 
 def video_split(data: SegmentSet, *, fold: int = 0, n_folds: int = 10, seed: int = 0) -> Split:
