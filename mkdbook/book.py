@@ -33,7 +33,8 @@ import random
 import re
 import textwrap
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from io import StringIO
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -60,7 +61,7 @@ if TYPE_CHECKING:
 
     from mkdbook.experiments import Grid
 
-__all__ = ["book_cohort", "comparison_grid", "markdown_table", "method_table", "show", "start"]
+__all__ = ["book_cohort", "comparison_grid", "markdown_table", "method_table", "show", "start", "stored_table"]
 
 
 def book_cohort(variant: str = "default", *, seed: int = 0, profile: Profile | None = None) -> Path:
@@ -158,6 +159,83 @@ def start(seed: int = 0, variant: str = "default") -> tuple[Profile, SegmentSet]
     data = load_segments(book_cohort(variant, profile=profile), progress=False)
     print(f"profile: {profile.name}; data: {data.source}")
     return profile, data
+
+
+def stored_table(name: str, compute: Callable[[], pd.DataFrame], **settings: Any) -> pd.DataFrame:
+    """A chapter's table, computed once and read back from the result cache afterwards.
+
+    For the analyses that train no network but take a minute (the
+    cross-validated band-power classifiers of chapters 1 and 2): every build
+    re-executes every chapter, and the trained networks come from the result
+    cache, so these would otherwise be the slowest part of a rebuild. The
+    table lives in ``$MKDBOOK_HOME/results/tables/<key>.json``, where the
+    key hashes ``name``, ``settings``, the package source (as every cell's
+    key does, :func:`mkdbook.results.package_fingerprint`) and the source of
+    ``compute`` and of the chapter's own functions that it calls by name.
+
+    Parameters
+    ----------
+    name : str
+        What the table is, for the key and for a reader of the cache.
+    compute : callable
+        Returns the table; called only when no stored copy exists.
+    **settings
+        Every value the table depends on besides code: numbers and strings,
+        arrays (hashed), segment sets (their content fingerprint), and
+        lists, tuples and dicts of these.
+
+    Returns
+    -------
+    DataFrame
+        Read back with 15 significant digits (pandas' JSON table format,
+        which keeps the column types).
+    """
+    from mkdbook.atomic import write_atomically
+    from mkdbook.results import package_fingerprint, results_dir
+
+    payload = {"table": name, "settings": _identity(settings), "code": _chapter_code(compute),
+               "package": package_fingerprint()}
+    key = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+    path = results_dir() / "tables" / f"{key}.json"
+    if path.exists():
+        return pd.read_json(StringIO(path.read_text()), orient="table")
+    table = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = table.to_json(orient="table", double_precision=15)
+    write_atomically(path, lambda stream: stream.write(text.encode()))
+    return table
+
+
+def _identity(value: Any) -> Any:
+    """A JSON-serialisable stand-in for ``value`` that changes whenever it does."""
+    from mkdbook.data.fingerprint import fingerprint_data
+
+    if isinstance(value, SegmentSet):
+        return fingerprint_data(value)
+    if isinstance(value, np.ndarray):
+        return hashlib.sha256(np.ascontiguousarray(value).tobytes() + repr(value.shape).encode()).hexdigest()
+    if isinstance(value, dict):
+        return [[_identity(key), _identity(item)] for key, item in value.items()]
+    if isinstance(value, (list, tuple)):
+        return [_identity(item) for item in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"stored_table: cannot identify a setting of type {type(value).__name__}")
+
+
+def _chapter_code(compute: Callable[..., Any]) -> list[str]:
+    """Source of ``compute`` and of the notebook functions it reaches by name (the package has its own hash)."""
+    seen: list[Callable[..., Any]] = []
+    pending = [compute]
+    while pending:
+        function = pending.pop()
+        if function in seen:
+            continue
+        seen.append(function)
+        names = function.__code__.co_names
+        pending += [value for name in names if inspect.isfunction(value := function.__globals__.get(name))
+                    and value.__module__ == compute.__module__]
+    return [inspect.getsource(function) for function in seen]
 
 
 def show(obj: Any, *, docstring: bool = True) -> Code:

@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -181,3 +182,36 @@ def test_markdown_table_writes_a_pipe_table_with_escapes():
     text = book.markdown_table(frame).data
     assert text.splitlines() == ["| row | a | b |", "| --- | --- | --- |", "| r | x\\|y | two lines |"]
     assert book.markdown_table(frame, index=False).data.splitlines()[0] == "| a | b |"
+
+
+def _two_rows(scale: float) -> pd.DataFrame:
+    return pd.DataFrame({"name": ["a", "b"], "value": [scale / 3, 2 * scale / 3], "n": [1, 2]})
+
+
+def test_stored_table_computes_once_per_settings_and_reads_back_the_same_table(monkeypatch, tmp_path):
+    monkeypatch.setenv("MKDBOOK_HOME", str(tmp_path))
+    calls = []
+
+    def compute(scale: float) -> pd.DataFrame:
+        calls.append(scale)
+        return _two_rows(scale)
+
+    def one() -> pd.DataFrame:
+        return compute(1.0)
+
+    first = book.stored_table("toy", one, scale=1.0, weights=np.arange(3.0))
+    again = book.stored_table("toy", one, scale=1.0, weights=np.arange(3.0))
+    pd.testing.assert_frame_equal(first, again)
+    assert calls == [1.0]
+    book.stored_table("toy", lambda: compute(2.0), scale=2.0, weights=np.arange(3.0))
+    book.stored_table("toy", one, scale=1.0, weights=np.arange(4.0))
+    assert calls == [1.0, 2.0, 1.0]
+    assert len(list((tmp_path / "results" / "tables").glob("*.json"))) == 3
+
+
+def test_stored_table_keys_on_the_code_it_calls_and_refuses_unknown_settings(monkeypatch, tmp_path):
+    monkeypatch.setenv("MKDBOOK_HOME", str(tmp_path))
+    code = book._chapter_code(lambda: _two_rows(1.0))
+    assert any("def _two_rows" in source for source in code)
+    with pytest.raises(TypeError, match="cannot identify a setting of type object"):
+        book.stored_table("toy", lambda: _two_rows(1.0), what=object())
