@@ -206,3 +206,17 @@ def test_workflow_builds_caches_and_publishes_the_book():
     assert deploy["needs"] == "build"
     assert [step["uses"].split("@")[0] for step in deploy["steps"]] == ["actions/deploy-pages"]
     assert deploy["permissions"] == {"pages": "write", "id-token": "write"}
+
+
+def test_the_workflow_tags_the_release_the_colab_cell_installs():
+    import mkdbook
+
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "book.yml").read_text())
+    release = workflow["jobs"]["release"]
+    assert release["permissions"] == {"contents": "write"} and release["needs"] == "build"
+    script = release["steps"][-1]["run"]
+    version = re.search(r"sed -n '(.*?)' ([\w/.]+)", script)
+    found = subprocess.run(["sed", "-n", version.group(1), version.group(2)], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert found == mkdbook.__version__
+    assert 'git tag "v$version"' in script and f"@v{mkdbook.__version__}" in _colab_cell()
