@@ -100,6 +100,7 @@ __all__ = [
     "feedback_objective",
     "feedback_phase",
     "make_teacher_optimizer",
+    "teacher_forward",
 ]
 
 Batch = Mapping[str, Tensor]
@@ -195,6 +196,16 @@ class FeedbackConfig:
             raise ValueError("student_term=False with teacher_weight=0 leaves the teacher nothing to "
                              "learn from; set one of them")
 
+    @property
+    def shares_teaching_pass(self) -> bool:
+        """Whether the phase can reuse the teaching step's teacher pass (:func:`teacher_forward`).
+
+        The pilot step needs the teacher on the training batch, and a teaching
+        step runs it there in eval mode: the same pass unless
+        ``teacher_train_mode`` asks for train mode or no pilot is computed.
+        """
+        return self.student_term and not self.teacher_train_mode
+
     def due(self, step: int) -> bool:
         """Whether a feedback phase follows teaching step number ``step`` (counted from 1).
 
@@ -220,6 +231,19 @@ def _mode(module: nn.Module, training: bool) -> Iterator[None]:
         yield
     finally:
         module.train(previous)
+
+
+def teacher_forward(teacher: nn.Module, batch: Batch) -> ModelOutput:
+    """The teacher's eval-mode output on a training batch, with its graph to the teacher's parameters.
+
+    A teaching step that a feedback phase follows learns from this output
+    detached and hands it to :func:`feedback_phase` (``teacher_train``), which
+    then does not run the teacher on that batch again: the eval-mode pass the
+    teaching step needs is the pass the pilot step differentiates (when
+    :attr:`FeedbackConfig.shares_teaching_pass`). Only the graph is extra.
+    """
+    with _mode(teacher, False), torch.enable_grad():
+        return teacher(batch)
 
 
 @dataclass(frozen=True)
@@ -262,6 +286,7 @@ def feedback_objective(
     y_quiz: Tensor,
     loss_config: DistillationLossConfig,
     feedback_config: FeedbackConfig,
+    teacher_train: ModelOutput | None = None,
 ) -> FeedbackObjective:
     """Build the temporary student from the current teacher and evaluate the teacher's objective.
 
@@ -269,18 +294,26 @@ def feedback_objective(
     for (restoring its mode afterwards); the arguments are those of
     :func:`feedback_phase`. Exposed separately so that the objective can be
     evaluated (for example by finite differences) without updating anything.
+    A pass ``teacher_train`` from :func:`teacher_forward` on ``train_batch``
+    replaces the teacher's pass there.
 
     Returns
     -------
     FeedbackObjective
         Both terms with their graphs to the teacher's parameters.
     """
+    shared = teacher_train is not None
+    if shared and not (feedback_config.shares_teaching_pass and teacher_train.logits.requires_grad):
+        raise ValueError("teacher_train must come from teacher_forward, under a configuration that shares "
+                         "it (FeedbackConfig.shares_teaching_pass)")
     with _mode(teacher, feedback_config.teacher_train_mode):
         with torch.set_grad_enabled(feedback_config.teacher_weight > 0):
             teacher_quiz = teacher(quiz_batch)
         student_quiz, pilot = None, None
         if feedback_config.student_term:
-            student_quiz, pilot = _pilot(teacher, student, projector, train_batch, y_train, quiz_batch,
+            if teacher_train is None:
+                teacher_train = teacher(train_batch)
+            student_quiz, pilot = _pilot(teacher_train, student, projector, train_batch, y_train, quiz_batch,
                                          loss_config, feedback_config.alpha)
     return FeedbackObjective(
         student_quiz_ce=None if student_quiz is None else cross_entropy(student_quiz.logits, y_quiz),
@@ -290,19 +323,16 @@ def feedback_objective(
     )
 
 
-def _pilot(teacher: nn.Module, student: nn.Module, projector: FeatureProjector | None, train_batch: Batch,
+def _pilot(teacher_train: ModelOutput, student: nn.Module, projector: FeatureProjector | None, train_batch: Batch,
            y_train: Tensor, quiz_batch: Batch, loss_config: DistillationLossConfig,
            alpha: float) -> tuple[ModelOutput, LossTerms]:
-    # The temporary student's output on the quiz batch, with its graph back
-    # to the teacher through the pilot step, and the pilot's L_S.
-    # Detached copies of the parameters: the pilot differentiates with respect
-    # to these leaves, so no gradient can ever accumulate in the real
-    # student's .grad. Cloned buffers absorb the batch-norm updates that
-    # train-mode forward passes write in place.
+    # The temporary student's quiz output, with its graph back to the teacher
+    # through the pilot step, and the pilot's L_S. The pilot differentiates
+    # detached copies of the parameters, so nothing accumulates in the real
+    # student's .grad; cloned buffers absorb train-mode batch-norm updates.
     params = {name: p.detach().requires_grad_(p.requires_grad) for name, p in student.named_parameters()}
     buffers = {name: b.clone() for name, b in student.named_buffers()}
     trainable = [name for name, p in params.items() if p.requires_grad]
-    teacher_train = teacher(train_batch)
     # The pilot's backward pass is itself differentiated. PyTorch's fused
     # attention kernels (flash, memory-efficient) have no double backward,
     # so the student's pilot forward runs on the reference ("math") kernel;
@@ -312,10 +342,8 @@ def _pilot(teacher: nn.Module, student: nn.Module, projector: FeatureProjector |
     pilot = student_loss(student_train, teacher_train, y_train, projector, loss_config)
     grads = torch.autograd.grad(pilot.total, [params[name] for name in trainable],
                                 create_graph=True, allow_unused=True)
-    temporary = dict(params)
-    for name, grad in zip(trainable, grads):
-        if grad is not None:
-            temporary[name] = params[name] - alpha * grad
+    temporary = {**params, **{name: params[name] - alpha * grad
+                              for name, grad in zip(trainable, grads) if grad is not None}}
     return functional_call(student, (temporary, buffers), (quiz_batch,)), pilot
 
 
@@ -330,6 +358,7 @@ def feedback_phase(
     teacher_optimizer: torch.optim.Optimizer,
     loss_config: DistillationLossConfig,
     feedback_config: FeedbackConfig,
+    teacher_train: ModelOutput | None = None,
 ) -> dict[str, float]:
     """One teacher update from the feedback of a one-step pilot student.
 
@@ -357,6 +386,9 @@ def feedback_phase(
     feedback_config : FeedbackConfig
         Pilot step size, :math:`\\lambda_t`, whether the student's term is
         included, modes.
+    teacher_train : ModelOutput, optional
+        The teaching step's :func:`teacher_forward` on ``train_batch``, reused
+        instead of running the teacher there again.
 
     Returns
     -------
@@ -374,27 +406,20 @@ def feedback_phase(
 
     Notes
     -----
-    Cost: the pilot step is a student and a teacher forward pass plus a
-    student backward pass that records its own graph; the update then runs
-    the teacher forward and backward on each batch and differentiates the
-    student through the pilot's backward pass (about twice a first-order
-    backward). Two teacher forward-backward passes dominate, so the cost
-    relative to a teaching step (one teacher forward pass without gradient)
-    grows with the teacher/student size ratio; ``benchmarks/distill.py``
-    measures it. Without ``student_term`` only the teacher's forward and
-    backward pass on the quiz batch remain.
-
-    The two gradient paths are taken by separate :func:`torch.autograd.grad`
-    calls on disjoint graphs (the student's quiz loss and the teacher's
-    own), so splitting them costs nothing over differentiating their sum.
-
-    The student's pilot forward pass runs on PyTorch's reference attention
-    kernel because the fused ones cannot be differentiated twice; that pass
-    alone is slower (about 20 % for the default student on CPU).
+    Cost, in passes over one batch. Teacher: forward and backward on the
+    quiz batch, backward on the training batch, and a forward there unless
+    ``teacher_train`` is given. Student: forward and a graph-recording
+    backward on the training batch (the pilot), forward and backward on the
+    quiz batch, and one pass back through the pilot's backward (the second
+    order, about one more backward). The teacher's passes dominate, so the
+    cost relative to a teaching step grows with the teacher/student size
+    ratio; ``benchmarks/distill.py`` measures it. Without ``student_term``
+    only the teacher's passes on the quiz batch remain. The two gradient
+    paths are taken by separate :func:`torch.autograd.grad` calls on disjoint
+    graphs, so splitting them costs nothing over differentiating their sum.
     """
-    objective = feedback_objective(
-        teacher, student, projector, train_batch, y_train, quiz_batch, y_quiz, loss_config, feedback_config
-    )
+    objective = feedback_objective(teacher, student, projector, train_batch, y_train, quiz_batch, y_quiz,
+                                   loss_config, feedback_config, teacher_train)
     params = [p for p in teacher.parameters() if p.requires_grad]
     own = _grads(feedback_config.teacher_weight * objective.teacher_quiz_ce, params)
     via_student = (_grads(objective.student_quiz_ce, params) if objective.student_quiz_ce is not None

@@ -11,7 +11,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from mkdbook.distill import teaching_step
-from mkdbook.feedback import FeedbackConfig, feedback_objective, feedback_phase, make_teacher_optimizer
+from mkdbook.feedback import (
+    FeedbackConfig,
+    feedback_objective,
+    feedback_phase,
+    make_teacher_optimizer,
+    teacher_forward,
+)
 from mkdbook.losses import DistillationLossConfig, FeatureProjector
 from mkdbook.models.outputs import ModelOutput
 
@@ -158,6 +164,40 @@ def test_teacher_gradient_matches_central_finite_differences(setup, teacher_weig
             flat[i] = original
             flat_numeric[i] = (upper - lower) / (2 * eps)
         torch.testing.assert_close(grad, numeric, rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("teacher_weight", [0.0, 1.0])
+def test_reusing_the_teaching_steps_teacher_pass_changes_nothing(setup, teacher_weight):
+    teacher, student, projector, train, y_train, val, y_val = setup
+    config = FeedbackConfig(alpha=0.5, teacher_weight=teacher_weight)
+    start = copy.deepcopy(teacher.state_dict())
+    updated, logs = [], []
+    for shared in (False, True):
+        teacher.load_state_dict(start)
+        teacher.train()  # teacher_forward must switch to eval itself and switch back
+        teacher_train = teacher_forward(teacher, train) if shared else None
+        assert teacher.training
+        teacher.eval()
+        logs.append(feedback_phase(teacher, student, projector, train, y_train, val, y_val,
+                                   torch.optim.SGD(teacher.parameters(), lr=1.0),
+                                   DistillationLossConfig.fusion(), config, teacher_train))
+        updated.append(copy.deepcopy(teacher.state_dict()))
+    assert logs[0] == logs[1]
+    _assert_identical(updated[0], updated[1])
+
+
+@pytest.mark.parametrize("config", [FeedbackConfig(teacher_train_mode=True), FeedbackConfig(student_term=False)])
+def test_a_teacher_pass_is_shared_only_where_it_is_the_pilots(setup, config):
+    teacher, student, projector, train, y_train, val, y_val = setup
+    assert not config.shares_teaching_pass
+    with pytest.raises(ValueError, match="shares_teaching_pass"):
+        feedback_objective(teacher, student, projector, train, y_train, val, y_val, DistillationLossConfig.fusion(),
+                           config, teacher_forward(teacher, train))
+    shared = teacher_forward(teacher, train)  # without its graph, no gradient could reach the teacher
+    detached = type(shared)(shared.logits.detach(), shared.features.detach())
+    with pytest.raises(ValueError, match="teacher_forward"):
+        feedback_objective(teacher, student, projector, train, y_train, val, y_val, DistillationLossConfig.fusion(),
+                           FeedbackConfig(), detached)
 
 
 def _norms(setup, loss_config, feedback_config):
