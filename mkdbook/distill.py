@@ -340,12 +340,11 @@ class FeedbackDistiller(Distiller):
         return logged
 
     def teacher_output(self, batch: dict[str, Tensor]) -> ModelOutput:
-        """The teacher's output on a training batch; before a feedback phase, kept with its graph for it."""
+        """The teacher's output on a training batch; before a feedback phase, its pilot's part kept with its graph."""
         if not (self.feedback.shares_teaching_pass and self.feedback.due(self.step + 1)):
             return super().teacher_output(batch)
-        self._shared = out = teacher_forward(self.teacher_input(), batch)
-        return ModelOutput(out.logits.detach(), None if out.features is None else out.features.detach(),
-                           {name: tap.detach() for name, tap in out.taps.items()})
+        whole, self._shared = teacher_forward(self.teacher_input(), batch, self.feedback)
+        return whole
 
     def feedback_source(self) -> np.ndarray:
         """The segments feedback batches come from (quiz or validation set), once :meth:`fit` runs."""

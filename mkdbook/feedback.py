@@ -40,32 +40,26 @@ is the fit loop that schedules it (:meth:`FeedbackConfig.due`) between teaching 
 
 Design decisions (the paper is silent on each)
 ----------------------------------------------
-Teacher mode in the feedback phase
-    Eval mode by default (``FeedbackConfig.teacher_train_mode=False``), for
-    both of its forward passes: the pilot step then sees exactly the teacher
-    outputs that real teaching steps show the student (they run the teacher
-    in eval mode too), the hypergradient is deterministic, and quiz
-    batches never enter the teacher's batch-norm statistics. With
-    ``teacher_train_mode=True`` the teacher runs with dropout (the regime the
-    paper trains it in), which makes the objective stochastic and lets both
-    batches move its batch-norm running statistics.
+Teacher mode
+    Eval mode by default (``FeedbackConfig.teacher_train_mode=False``): the
+    pilot step sees the teacher outputs that teaching steps show the student,
+    the hypergradient is deterministic, and quiz batches never enter the
+    teacher's batch-norm statistics. ``teacher_train_mode=True`` runs it with
+    dropout (its training regime), a stochastic objective.
 Projector
-    Held fixed in the pilot step. With one pilot step, the projector's own
-    update could not reach the quiz objective: :math:`\\theta_{ts}`
-    depends on the projector only through the gradient taken at its current
-    value, and the student's quiz logits do not use the projector.
-    Holding it fixed is therefore exact, not an approximation, and saves its
-    gradient. It still carries the teacher's features into :math:`L_S`, so
-    the feature term feeds back to the teacher.
+    Held fixed in the pilot step, which is exact: :math:`\theta_{ts}` depends
+    on the projector only through the gradient at its current value, and the
+    student's quiz logits do not use it. It still carries the teacher's
+    features into :math:`L_S`, so the feature term feeds back to the teacher.
 Student mode and buffers
-    The temporary student runs in the mode the real student is in (train
-    mode during fitting), so the pilot step sees the same batch statistics
-    and dropout as a teaching step. It is evaluated with
-    :func:`torch.func.functional_call` on detached copies of the student's
-    parameters and *clones* of its buffers, so batch-norm running statistics
-    written during the pilot step land in the clones. The real student's
-    parameters, ``.grad`` fields, buffers and optimiser state are never
-    touched.
+    The temporary student runs in the real student's mode (train mode during
+    fitting), with :func:`torch.func.functional_call` on detached copies of
+    its parameters and clones of its buffers: the real student's parameters,
+    ``.grad``, buffers and optimiser state are never touched.
+Pilot segments
+    Every second segment of the training batch (``FeedbackConfig.pilot_stride``),
+    which halves the pilot's cost; its eval-mode teacher pass is shared
+    with the teaching step before it (:func:`teacher_forward`).
 
 Works cited:
 
@@ -121,22 +115,18 @@ class FeedbackConfig:
     ----------
     every : int, default 10
         A feedback phase follows every ``every``-th teaching step (the paper's
-        "set number of iterations"). A feedback phase costs a few teaching
-        steps (see :func:`feedback_phase`), so ten keeps it to a fraction of
-        the run time while the teacher still moves many times per epoch.
+        "set number of iterations"). A phase costs a few teaching steps, so
+        ten keeps it a fraction of the run while the teacher moves often.
     alpha : float, default 1e-2
-        Learning rate of the pilot SGD step. The feedback signal scales with
-        ``alpha`` (it is :math:`\\alpha` times a second derivative), so a
-        value near the student's effective step size matters more than
-        matching its optimiser exactly.
+        Learning rate of the pilot SGD step. The feedback signal is
+        :math:`\\alpha` times a second derivative, so a value near the
+        student's effective step size matters more than matching its optimiser.
     teacher_weight : float, default 1.0
         :math:`\\lambda_t`, weight of the teacher's own quiz cross-entropy
         (the paper: 1). Zero gives MetaDistil's objective.
     teacher_lr : float, default 1e-4
-        Learning rate of the teacher's Adam optimiser
-        (:func:`make_teacher_optimizer`); smaller than a from-scratch rate
-        because the teacher arrives pretrained and should be adjusted, not
-        retrained.
+        Learning rate of the teacher's Adam optimiser (:func:`make_teacher_optimizer`);
+        small, because the pretrained teacher is to be adjusted, not retrained.
     warmup_steps : int, default 0
         Teaching steps before the first feedback phase is due.
     steps : int, default 1
@@ -146,19 +136,17 @@ class FeedbackConfig:
     student_term : bool, default True
         Whether the teacher's objective includes the student's quiz loss
         after the pilot step. ``False`` fine-tunes the teacher on its own
-        quiz cross-entropy alone and computes no pilot step: the ablation
-        control that tells whether a gain of the feedback phase comes from
-        the student's signal or from the teacher seeing more labelled data.
-        (Detaching the pilot step, as first-order MAML does, would give the
-        same update at the price of the pilot: here the student's loss
-        reaches the teacher *only* through the second derivative.)
+        quiz cross-entropy alone, with no pilot step: the control that tells
+        whether a gain comes from the student's signal or from the teacher
+        seeing more labelled data (a first-order, detached pilot would give
+        the same update: the student's loss reaches the teacher *only*
+        through the second derivative).
     feedback_on : str, default "quiz"
         Where the held-out batches come from (:data:`FEEDBACK_SOURCES`):
         ``"quiz"``, a quiz set carved from each subject's training trials
-        (:func:`mkdbook.splits.with_quiz`), which the student then does not
-        train on; or ``"validation"``, the paper's literal protocol, in which
-        the validation labels that select the student's checkpoint also
-        train the teacher.
+        (:func:`mkdbook.splits.with_quiz`) that the student does not train
+        on; or ``"validation"``, the paper's literal protocol, in which the
+        labels that select the student's checkpoint also train the teacher.
     quiz_fraction : float, default 0.125
         Share of each subject's training trials carved out as the quiz set
         (``feedback_on="quiz"`` only), in (0, 1).
@@ -166,6 +154,12 @@ class FeedbackConfig:
         Run the teacher in train mode (dropout on, batch-norm statistics
         updated) during the feedback phase instead of eval mode; see the
         module notes.
+    pilot_stride : int, default 2
+        The pilot step learns from every ``pilot_stride``-th segment of the
+        training batch (:meth:`pilot_rows`; 1: all), which shrinks its cost
+        and the teacher's backward pass there in proportion. To first order in
+        ``alpha`` the objective is linear in the pilot's gradient, a mean over
+        segments, so a sample estimates the same teacher gradient, noisier.
     """
 
     every: int = 10
@@ -178,9 +172,11 @@ class FeedbackConfig:
     feedback_on: str = "quiz"
     quiz_fraction: float = 0.125
     teacher_train_mode: bool = False
+    pilot_stride: int = 2
 
     def __post_init__(self) -> None:
         check_int("every", self.every, 1)
+        check_int("pilot_stride", self.pilot_stride, 1)
         check_int("warmup_steps", self.warmup_steps, 0)
         check_int("steps", self.steps, 1)
         check_number("alpha", self.alpha, 0.0, strict=True)
@@ -198,13 +194,15 @@ class FeedbackConfig:
 
     @property
     def shares_teaching_pass(self) -> bool:
-        """Whether the phase can reuse the teaching step's teacher pass (:func:`teacher_forward`).
+        """Whether the phase can reuse the teaching step's eval-mode teacher pass (:func:`teacher_forward`).
 
-        The pilot step needs the teacher on the training batch, and a teaching
-        step runs it there in eval mode: the same pass unless
-        ``teacher_train_mode`` asks for train mode or no pilot is computed.
+        It can unless ``teacher_train_mode`` asks for train mode or there is no pilot step.
         """
         return self.student_term and not self.teacher_train_mode
+
+    def pilot_rows(self, batch: Batch) -> dict[str, Tensor]:
+        """The segments of a training batch (rows of each tensor) that the pilot step learns from."""
+        return {key: value[::self.pilot_stride] for key, value in batch.items()}
 
     def due(self, step: int) -> bool:
         """Whether a feedback phase follows teaching step number ``step`` (counted from 1).
@@ -233,17 +231,33 @@ def _mode(module: nn.Module, training: bool) -> Iterator[None]:
         module.train(previous)
 
 
-def teacher_forward(teacher: nn.Module, batch: Batch) -> ModelOutput:
-    """The teacher's eval-mode output on a training batch, with its graph to the teacher's parameters.
+def teacher_forward(teacher: nn.Module, batch: Batch, config: FeedbackConfig) -> tuple[ModelOutput, ModelOutput]:
+    """The teacher's eval-mode pass on a training batch, shared by a teaching step and the phase after it.
 
-    A teaching step that a feedback phase follows learns from this output
-    detached and hands it to :func:`feedback_phase` (``teacher_train``), which
-    then does not run the teacher on that batch again: the eval-mode pass the
-    teaching step needs is the pass the pilot step differentiates (when
-    :attr:`FeedbackConfig.shares_teaching_pass`). Only the graph is extra.
+    Returns the output on the whole batch, detached, for the teaching step,
+    and that on the pilot's segments (:meth:`FeedbackConfig.pilot_rows`) with
+    its graph, for :func:`feedback_phase` (``teacher_train``), which then does
+    not run the teacher on the training batch. Each segment runs once; eval
+    mode treats segments independently, so the first output is the pass on
+    the whole batch (bit for bit on the CPUs tested).
     """
-    with _mode(teacher, False), torch.enable_grad():
-        return teacher(batch)
+    chosen = torch.zeros(len(next(iter(batch.values()))), dtype=torch.bool)
+    chosen[::config.pilot_stride] = True
+    with _mode(teacher, False):
+        with torch.enable_grad():
+            pilot = teacher(config.pilot_rows(batch))
+        with torch.no_grad():
+            rest = teacher({k: v[~chosen.to(v.device)] for k, v in batch.items()}) if config.pilot_stride > 1 else pilot
+
+    def merge(part: Tensor | None, other: Tensor | None) -> Tensor | None:
+        if part is None or rest is pilot:
+            return None if part is None else part.detach()
+        whole = part.new_empty((len(chosen), *part.shape[1:]))
+        whole[chosen.to(part.device)], whole[~chosen.to(part.device)] = part.detach(), other
+        return whole
+
+    return ModelOutput(merge(pilot.logits, rest.logits), merge(pilot.features, rest.features),
+                       {name: merge(tap, rest.taps[name]) for name, tap in pilot.taps.items()}), pilot
 
 
 @dataclass(frozen=True)
@@ -260,7 +274,7 @@ class FeedbackObjective:
     teacher_weight : float
         :math:`\\lambda_t`.
     pilot : LossTerms or None
-        :math:`L_S` of the pilot step on the training batch; ``None`` without
+        :math:`L_S` of the pilot step on its segments; ``None`` without
         ``student_term``.
     """
 
@@ -276,18 +290,10 @@ class FeedbackObjective:
         return own if self.student_quiz_ce is None else self.student_quiz_ce + own
 
 
-def feedback_objective(
-    teacher: nn.Module,
-    student: nn.Module,
-    projector: FeatureProjector | None,
-    train_batch: Batch,
-    y_train: Tensor,
-    quiz_batch: Batch,
-    y_quiz: Tensor,
-    loss_config: DistillationLossConfig,
-    feedback_config: FeedbackConfig,
-    teacher_train: ModelOutput | None = None,
-) -> FeedbackObjective:
+def feedback_objective(teacher: nn.Module, student: nn.Module, projector: FeatureProjector | None,
+                       train_batch: Batch, y_train: Tensor, quiz_batch: Batch, y_quiz: Tensor,
+                       loss_config: DistillationLossConfig, feedback_config: FeedbackConfig,
+                       teacher_train: ModelOutput | None = None) -> FeedbackObjective:
     """Build the temporary student from the current teacher and evaluate the teacher's objective.
 
     Runs the teacher in the mode ``feedback_config.teacher_train_mode`` asks
@@ -295,25 +301,26 @@ def feedback_objective(
     :func:`feedback_phase`. Exposed separately so that the objective can be
     evaluated (for example by finite differences) without updating anything.
     A pass ``teacher_train`` from :func:`teacher_forward` on ``train_batch``
-    replaces the teacher's pass there.
+    (its pilot's output) replaces the teacher's pass there.
 
     Returns
     -------
     FeedbackObjective
         Both terms with their graphs to the teacher's parameters.
     """
-    shared = teacher_train is not None
-    if shared and not (feedback_config.shares_teaching_pass and teacher_train.logits.requires_grad):
-        raise ValueError("teacher_train must come from teacher_forward, under a configuration that shares "
-                         "it (FeedbackConfig.shares_teaching_pass)")
+    pilot_batch, y_pilot = feedback_config.pilot_rows(train_batch), y_train[::feedback_config.pilot_stride]
+    if teacher_train is not None and not (feedback_config.shares_teaching_pass and teacher_train.logits.requires_grad
+                                          and len(teacher_train.logits) == len(y_pilot)):
+        raise ValueError("teacher_train must be the pilot's output from teacher_forward, under a configuration "
+                         "that shares it (FeedbackConfig.shares_teaching_pass)")
     with _mode(teacher, feedback_config.teacher_train_mode):
         with torch.set_grad_enabled(feedback_config.teacher_weight > 0):
             teacher_quiz = teacher(quiz_batch)
         student_quiz, pilot = None, None
         if feedback_config.student_term:
             if teacher_train is None:
-                teacher_train = teacher(train_batch)
-            student_quiz, pilot = _pilot(teacher_train, student, projector, train_batch, y_train, quiz_batch,
+                teacher_train = teacher(pilot_batch)
+            student_quiz, pilot = _pilot(teacher_train, student, projector, pilot_batch, y_pilot, quiz_batch,
                                          loss_config, feedback_config.alpha)
     return FeedbackObjective(
         student_quiz_ce=None if student_quiz is None else cross_entropy(student_quiz.logits, y_quiz),
@@ -347,19 +354,10 @@ def _pilot(teacher_train: ModelOutput, student: nn.Module, projector: FeaturePro
     return functional_call(student, (temporary, buffers), (quiz_batch,)), pilot
 
 
-def feedback_phase(
-    teacher: nn.Module,
-    student: nn.Module,
-    projector: FeatureProjector | None,
-    train_batch: Batch,
-    y_train: Tensor,
-    quiz_batch: Batch,
-    y_quiz: Tensor,
-    teacher_optimizer: torch.optim.Optimizer,
-    loss_config: DistillationLossConfig,
-    feedback_config: FeedbackConfig,
-    teacher_train: ModelOutput | None = None,
-) -> dict[str, float]:
+def feedback_phase(teacher: nn.Module, student: nn.Module, projector: FeatureProjector | None,
+                   train_batch: Batch, y_train: Tensor, quiz_batch: Batch, y_quiz: Tensor,
+                   teacher_optimizer: torch.optim.Optimizer, loss_config: DistillationLossConfig,
+                   feedback_config: FeedbackConfig, teacher_train: ModelOutput | None = None) -> dict[str, float]:
     """One teacher update from the feedback of a one-step pilot student.
 
     Parameters
@@ -373,7 +371,8 @@ def feedback_phase(
     projector : FeatureProjector or None
         Held fixed; see the module notes.
     train_batch, y_train : Mapping of str to Tensor, Tensor
-        Training batch and labels for the pilot step.
+        Training batch and labels; the pilot step learns from
+        :meth:`FeedbackConfig.pilot_rows` of them.
     quiz_batch, y_quiz : Mapping of str to Tensor, Tensor
         Held-out batch and labels for the teacher's objective: from the quiz
         set by default, from the validation set under the paper's literal
@@ -387,8 +386,8 @@ def feedback_phase(
         Pilot step size, :math:`\\lambda_t`, whether the student's term is
         included, modes.
     teacher_train : ModelOutput, optional
-        The teaching step's :func:`teacher_forward` on ``train_batch``, reused
-        instead of running the teacher there again.
+        The pilot's output of the teaching step's :func:`teacher_forward` on
+        ``train_batch``, reused instead of running the teacher there again.
 
     Returns
     -------
@@ -407,11 +406,12 @@ def feedback_phase(
     Notes
     -----
     Cost, in passes over one batch. Teacher: forward and backward on the
-    quiz batch, backward on the training batch, and a forward there unless
+    quiz batch, backward on the pilot's segments, and a forward there unless
     ``teacher_train`` is given. Student: forward and a graph-recording
-    backward on the training batch (the pilot), forward and backward on the
-    quiz batch, and one pass back through the pilot's backward (the second
-    order, about one more backward). The teacher's passes dominate, so the
+    backward on the pilot's segments, forward and backward on the quiz
+    batch, and one pass back through the pilot's backward (the second
+    order, about one more backward). The pilot's passes cover
+    ``1 / pilot_stride`` of a batch. The teacher's passes dominate, so the
     cost relative to a teaching step grows with the teacher/student size
     ratio; ``benchmarks/distill.py`` measures it. Without ``student_term``
     only the teacher's passes on the quiz batch remain. The two gradient
