@@ -35,6 +35,7 @@ Nothing is asserted. Run from the repository root::
 
     python benchmarks/distill.py [--batch 64] [--repeats 7] [--threads 2] [--device cpu|cuda]
                                  [--segments 4096] [--amp bf16] [--clock wall|cpu] [--json OUT.json]
+                                 [--pilot-stride 2] [--own-ce]
 
 ``--amp bf16`` runs all three under bfloat16 :func:`torch.autocast`;
 ``--clock cpu`` times the CPU time of this process instead of wall time
@@ -83,6 +84,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--segments", type=int, default=4096,
                         help="rows of the stored teacher outputs the batch is looked up in (default 4096)")
+    parser.add_argument("--pilot-stride", type=int, default=FeedbackConfig().pilot_stride,
+                        help="the pilot learns from every n-th segment (default: FeedbackConfig's)")
     parser.add_argument("--own-ce", action="store_true",
                         help="also time the feedback phase without the student's term (the teacher's own CE)")
     parser.add_argument("--amp", choices=("off", "bf16"), default="off",
@@ -102,7 +105,9 @@ def main(argv: list[str] | None = None) -> None:
     optimizer = torch.optim.Adam(params, lr=1e-4)
     plain_optimizer = torch.optim.Adam(student.parameters(), lr=1e-4)
     loss = DistillationLossConfig.fusion()
-    feedback = FeedbackConfig()
+    if args.pilot_stride < 1:
+        parser.error(f"--pilot-stride must be an integer >= 1, got {args.pilot_stride}")
+    feedback = FeedbackConfig(pilot_stride=args.pilot_stride)
     teacher_optimizer = make_teacher_optimizer(teacher, feedback)
     train, y = _batch(args.batch, device, gen)
     val, y_val = _batch(args.batch, device, gen)
@@ -178,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"distillation with feedback every {every} steps / plain training = {overall:.2f}")
     if args.json:
         record = {"torch": torch.__version__, "device": str(device), "amp": args.amp, "batch": args.batch,
-                  "clock": args.clock, "threads": torch.get_num_threads(), "load_average": load,
+                  "clock": args.clock, "threads": torch.get_num_threads(), "load_average": load, "pilot_stride": args.pilot_stride,
                   "median_seconds": median, "teaching_over_plain": median["teaching"] / median["plain"],
                   "stored_over_plain": median["stored"] / median["plain"],
                   "feedback_over_teaching": median["feedback"] / median["teaching"],
