@@ -14,10 +14,20 @@ stored
     The same step for a fixed teacher, whose outputs on the training segments
     are computed once (:mod:`mkdbook.teacher_outputs`): the batch's outputs are
     looked up in a table of ``--segments`` rows instead of running the teacher.
-feedback
-    :func:`mkdbook.feedback.feedback_phase`: the second-order pilot step and
-    the teacher's update (``--own-ce`` adds the control without the student's
-    term, :attr:`FeedbackConfig.student_term` false).
+teaching + feedback
+    A teaching step followed by :func:`mkdbook.feedback.feedback_phase` (the
+    second-order pilot step and the teacher's update), as
+    :class:`mkdbook.distill.FeedbackDistiller` takes them: the teaching step
+    keeps the pilot's part of its teacher pass with its graph
+    (:func:`mkdbook.feedback.teacher_forward`) and the phase reuses it. The
+    cost of a feedback phase is this minus a teaching step. Timed with the
+    default pilot (every second segment) and with the whole batch
+    (``pilot_stride=1``).
+feedback as before
+    The phase alone with a whole-batch pilot, running the teacher on the
+    training batch itself, as before the pass was shared and the pilot
+    thinned. ``--own-ce`` adds the control without the student's term
+    (:attr:`FeedbackConfig.student_term` false).
 
 It prints the median seconds of each and the ratios, next to the goals
 (a stored-teacher step at most 1.15x plain, feedback at most 3x teaching).
@@ -25,6 +35,7 @@ Nothing is asserted. Run from the repository root::
 
     python benchmarks/distill.py [--batch 64] [--repeats 7] [--threads 2] [--device cpu|cuda]
                                  [--segments 4096] [--amp bf16] [--clock wall|cpu] [--json OUT.json]
+                                 [--pilot-stride 2] [--own-ce]
 
 ``--amp bf16`` runs all three under bfloat16 :func:`torch.autocast`;
 ``--clock cpu`` times the CPU time of this process instead of wall time
@@ -47,7 +58,7 @@ import torch
 
 from mkdbook.data.layout import DEAP
 from mkdbook.distill import teaching_step
-from mkdbook.feedback import FeedbackConfig, feedback_phase, make_teacher_optimizer
+from mkdbook.feedback import FeedbackConfig, feedback_phase, make_teacher_optimizer, teacher_forward
 from mkdbook.losses import DistillationLossConfig, FeatureProjector
 from mkdbook.models import build_model, count_parameters
 from mkdbook.teacher_outputs import TeacherOutputs
@@ -73,6 +84,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--segments", type=int, default=4096,
                         help="rows of the stored teacher outputs the batch is looked up in (default 4096)")
+    parser.add_argument("--pilot-stride", type=int, default=FeedbackConfig().pilot_stride,
+                        help="the pilot learns from every n-th segment (default: FeedbackConfig's)")
     parser.add_argument("--own-ce", action="store_true",
                         help="also time the feedback phase without the student's term (the teacher's own CE)")
     parser.add_argument("--amp", choices=("off", "bf16"), default="off",
@@ -92,7 +105,9 @@ def main(argv: list[str] | None = None) -> None:
     optimizer = torch.optim.Adam(params, lr=1e-4)
     plain_optimizer = torch.optim.Adam(student.parameters(), lr=1e-4)
     loss = DistillationLossConfig.fusion()
-    feedback = FeedbackConfig()
+    if args.pilot_stride < 1:
+        parser.error(f"--pilot-stride must be an integer >= 1, got {args.pilot_stride}")
+    feedback = FeedbackConfig(pilot_stride=args.pilot_stride)
     teacher_optimizer = make_teacher_optimizer(teacher, feedback)
     train, y = _batch(args.batch, device, gen)
     val, y_val = _batch(args.batch, device, gen)
@@ -111,11 +126,22 @@ def main(argv: list[str] | None = None) -> None:
     def teaching_stored() -> None:
         teaching_step(student, teacher, projector, train, y, optimizer, loss, teacher_out=stored.lookup(rows))
 
+    def teaching_feedback(config: FeedbackConfig) -> Callable[[], None]:
+        def run() -> None:
+            whole, pilot = teacher_forward(teacher, train, config)
+            teaching_step(student, teacher, projector, train, y, optimizer, loss, teacher_out=whole)
+            feedback_phase(teacher, student, projector, train, y, val, y_val, teacher_optimizer, loss, config, pilot)
+        return run
+
     def phase(config: FeedbackConfig) -> Callable[[], None]:
         return lambda: feedback_phase(teacher, student, projector, train, y, val, y_val, teacher_optimizer,
                                       loss, config)
 
-    jobs = {"plain": plain, "teaching": teaching, "stored": teaching_stored, "feedback": phase(feedback)}
+    whole_pilot = FeedbackConfig(pilot_stride=1)
+    jobs = {"plain": plain, "teaching": teaching, "stored": teaching_stored,
+            "teaching + feedback": teaching_feedback(feedback),
+            "teaching + feedback, whole pilot": teaching_feedback(whole_pilot),
+            "feedback as before": phase(whole_pilot)}
     if args.own_ce:
         jobs["feedback (own CE only)"] = phase(FeedbackConfig(student_term=False))
     if args.amp == "bf16":
@@ -132,17 +158,24 @@ def main(argv: list[str] | None = None) -> None:
             _sync(device)
             times[name].append(clock() - began)
     median = {name: statistics.median(values) for name, values in times.items()}
+    median["feedback"] = median["teaching + feedback"] - median["teaching"]
+    median["feedback, whole pilot"] = median["teaching + feedback, whole pilot"] - median["teaching"]
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"device {device}, {torch.get_num_threads()} threads, batch {args.batch}, {args.clock} clock, "
           f"load average {load:.1f}")
     print(f"student {count_parameters(student):,} parameters, teacher {count_parameters(teacher):,}")
-    for name, value in median.items():
-        spread = max(times[name]) - min(times[name])
-        print(f"{name:>24}: {value * 1e3:8.1f} ms  (range {spread * 1e3:.1f} ms over {args.repeats})")
+    for name, value in times.items():
+        spread = max(value) - min(value)
+        print(f"{name:>32}: {median[name] * 1e3:8.1f} ms  (range {spread * 1e3:.1f} ms over {args.repeats})")
+    for name in ("feedback", "feedback, whole pilot"):
+        print(f"{name:>32}: {median[name] * 1e3:8.1f} ms  (teaching + {name} minus teaching)")
     print(f"stored / plain      = {median['stored'] / median['plain']:.2f}  (goal <= 1.15; fixed teachers)")
     print(f"teaching / plain    = {median['teaching'] / median['plain']:.2f}  (teacher run on every batch)")
     print(f"feedback / teaching = {median['feedback'] / median['teaching']:.2f}  (goal <= 3)")
+    whole = median["feedback, whole pilot"] / median["teaching"]
+    before = median["feedback as before"] / median["teaching"]
+    print(f"feedback with a whole-batch pilot / teaching = {whole:.2f}; as before (teacher run again) = {before:.2f}")
     if args.own_ce:
         print(f"own-CE feedback / teaching = {median['feedback (own CE only)'] / median['teaching']:.2f}")
     every = FeedbackConfig().every
@@ -150,10 +183,11 @@ def main(argv: list[str] | None = None) -> None:
     print(f"distillation with feedback every {every} steps / plain training = {overall:.2f}")
     if args.json:
         record = {"torch": torch.__version__, "device": str(device), "amp": args.amp, "batch": args.batch,
-                  "clock": args.clock, "threads": torch.get_num_threads(), "load_average": load,
+                  "clock": args.clock, "threads": torch.get_num_threads(), "load_average": load, "pilot_stride": args.pilot_stride,
                   "median_seconds": median, "teaching_over_plain": median["teaching"] / median["plain"],
                   "stored_over_plain": median["stored"] / median["plain"],
                   "feedback_over_teaching": median["feedback"] / median["teaching"],
+                  "feedback_whole_pilot_over_teaching": whole, "feedback_as_before_over_teaching": before,
                   "distillation_over_plain": overall}
         with open(args.json, "w", encoding="utf-8") as stream:
             json.dump(record, stream, indent=1)

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from mkdbook.atomic import write_atomically
 from mkdbook.data.segments import SegmentSet
-from mkdbook.feedback import FeedbackConfig, feedback_phase, make_teacher_optimizer
+from mkdbook.feedback import FeedbackConfig, feedback_phase, make_teacher_optimizer, teacher_forward
 from mkdbook.losses import DistillationLossConfig, FeatureProjector, student_loss
 from mkdbook.models import build_model
 from mkdbook.models.outputs import ModelOutput
@@ -219,9 +219,8 @@ def distiller_options(method: str, settings: Mapping[str, Any], preset: str,
 
     Returns
     -------
-    loss : DistillationLossConfig
-    own_settings : dict
-    student_overrides : dict
+    tuple of DistillationLossConfig, dict, dict
+        The loss, the settings named in ``own``, the student's overrides.
 
     Raises
     ------
@@ -304,13 +303,11 @@ class FeedbackDistiller(Distiller):
     protocol) the student trains on all training trials, and validation
     batches both train the teacher and select the student.
 
-    Feedback batches. Update ``u`` (counted from 0 over the whole run) uses
-    batch ``u mod n`` of a permutation of the source's segments drawn from
-    ``(seed, u // n)``, with ``n`` batches in the source: every segment is
-    used once per ``n`` updates, and the choice depends only on ``u``, so a
-    resumed run draws the same batches. The training batch of a phase is the
-    batch of the teaching step just taken. Test segments are never read
-    except to report scores.
+    Batches. The held-out batch of each update is :meth:`feedback_batch`;
+    the training batch of a phase is that of the teaching step just taken,
+    whose eval-mode teacher pass the phase reuses
+    (:attr:`~mkdbook.feedback.FeedbackConfig.shares_teaching_pass`). Test
+    segments are never read except to report scores.
 
     Student selection. The best-validation student is kept (as for every
     trainer); the teacher is kept as it is at the end of training, which is
@@ -329,7 +326,7 @@ class FeedbackDistiller(Distiller):
         self.add_part("teacher_optimizer", self.teacher_optimizer)
         self.feedback_log: list[dict[str, float]] = []
         self.feedback_rows: set[int] = set()
-        self._epoch = 0
+        self._epoch, self._shared = 0, None
 
     def identity_extras(self) -> dict:
         """The distiller's identity and the feedback configuration (its data source included)."""
@@ -341,6 +338,13 @@ class FeedbackDistiller(Distiller):
         if self.feedback.due(self.step):
             self._feedback(batch, y)
         return logged
+
+    def teacher_output(self, batch: dict[str, Tensor]) -> ModelOutput:
+        """The teacher's output on a training batch; before a feedback phase, its pilot's part kept with its graph."""
+        if not (self.feedback.shares_teaching_pass and self.feedback.due(self.step + 1)):
+            return super().teacher_output(batch)
+        whole, self._shared = teacher_forward(self.teacher_input(), batch, self.feedback)
+        return whole
 
     def feedback_source(self) -> np.ndarray:
         """The segments feedback batches come from (quiz or validation set), once :meth:`fit` runs."""
@@ -355,20 +359,14 @@ class FeedbackDistiller(Distiller):
         batches in the source: each segment is used once every ``n``
         updates, and the batch depends on nothing but the update number, so a
         resumed run draws the same. The segments drawn are added to
-        :attr:`feedback_rows`. Only valid while :meth:`fit` runs.
-
-        Returns
-        -------
-        batch : dict of str to Tensor
-            The segments' inputs in this trainer's standardisation, on its device.
-        y : Tensor
-            Their labels.
+        :attr:`feedback_rows`. Only valid while :meth:`fit` runs. Returns the
+        segments' inputs, in this trainer's standardisation and on its device,
+        and their labels.
         """
         data, _, target = self._context
         source = self.feedback_source()
         size = self.config.batch_size
-        n_batches = -(-len(source) // size)
-        cycle, position = divmod(update, n_batches)
+        cycle, position = divmod(update, -(-len(source) // size))  # -(-a // b): batches in the source
         order = np.random.default_rng([self.config.seed, 0xFEED, cycle]).permutation(source)
         rows = np.sort(order[position * size:(position + 1) * size])
         self.feedback_rows.update(int(r) for r in rows)
@@ -378,14 +376,15 @@ class FeedbackDistiller(Distiller):
 
     def _feedback(self, batch: dict[str, Tensor], y: Tensor) -> None:
         phase = (self.step - self.feedback.warmup_steps) // self.feedback.every
+        shared, self._shared = self._shared, None  # valid for the first update only: it moves the teacher
         for update in range(1, self.feedback.steps + 1):
             began = time.perf_counter()
             quiz_batch, y_quiz = self.feedback_batch(len(self.feedback_log))
             values = feedback_phase(self.teacher_input(), self.model, self.projector, batch, y, quiz_batch, y_quiz,
-                                    self.teacher_optimizer, self.loss_config, self.feedback)
-            self.feedback_log.append({"phase": phase, "update": update, "step": self.step,
-                                      "epoch": self._epoch, **values,
-                                      "seconds": time.perf_counter() - began})
+                                    self.teacher_optimizer, self.loss_config, self.feedback,
+                                    shared if update == 1 else None)
+            self.feedback_log.append({"phase": phase, "update": update, "step": self.step, "epoch": self._epoch,
+                                      **values, "seconds": time.perf_counter() - began})
 
     def train_epoch(self, data: SegmentSet, split: Split, target: str, epoch: int) -> dict[str, float]:
         """The distiller's epoch, remembering the epoch number for the feedback log."""

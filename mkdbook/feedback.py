@@ -40,32 +40,26 @@ is the fit loop that schedules it (:meth:`FeedbackConfig.due`) between teaching 
 
 Design decisions (the paper is silent on each)
 ----------------------------------------------
-Teacher mode in the feedback phase
-    Eval mode by default (``FeedbackConfig.teacher_train_mode=False``), for
-    both of its forward passes: the pilot step then sees exactly the teacher
-    outputs that real teaching steps show the student (they run the teacher
-    in eval mode too), the hypergradient is deterministic, and quiz
-    batches never enter the teacher's batch-norm statistics. With
-    ``teacher_train_mode=True`` the teacher runs with dropout (the regime the
-    paper trains it in), which makes the objective stochastic and lets both
-    batches move its batch-norm running statistics.
+Teacher mode
+    Eval mode by default (``FeedbackConfig.teacher_train_mode=False``): the
+    pilot step sees the teacher outputs that teaching steps show the student,
+    the hypergradient is deterministic, and quiz batches never enter the
+    teacher's batch-norm statistics. ``teacher_train_mode=True`` runs it with
+    dropout (its training regime), a stochastic objective.
 Projector
-    Held fixed in the pilot step. With one pilot step, the projector's own
-    update could not reach the quiz objective: :math:`\\theta_{ts}`
-    depends on the projector only through the gradient taken at its current
-    value, and the student's quiz logits do not use the projector.
-    Holding it fixed is therefore exact, not an approximation, and saves its
-    gradient. It still carries the teacher's features into :math:`L_S`, so
-    the feature term feeds back to the teacher.
+    Held fixed in the pilot step, which is exact: :math:`\theta_{ts}` depends
+    on the projector only through the gradient at its current value, and the
+    student's quiz logits do not use it. It still carries the teacher's
+    features into :math:`L_S`, so the feature term feeds back to the teacher.
 Student mode and buffers
-    The temporary student runs in the mode the real student is in (train
-    mode during fitting), so the pilot step sees the same batch statistics
-    and dropout as a teaching step. It is evaluated with
-    :func:`torch.func.functional_call` on detached copies of the student's
-    parameters and *clones* of its buffers, so batch-norm running statistics
-    written during the pilot step land in the clones. The real student's
-    parameters, ``.grad`` fields, buffers and optimiser state are never
-    touched.
+    The temporary student runs in the real student's mode (train mode during
+    fitting), with :func:`torch.func.functional_call` on detached copies of
+    its parameters and clones of its buffers: the real student's parameters,
+    ``.grad``, buffers and optimiser state are never touched.
+Pilot segments
+    Every second segment of the training batch (``FeedbackConfig.pilot_stride``),
+    which halves the pilot's cost; its eval-mode teacher pass is shared
+    with the teaching step before it (:func:`teacher_forward`).
 
 Works cited:
 
@@ -100,6 +94,7 @@ __all__ = [
     "feedback_objective",
     "feedback_phase",
     "make_teacher_optimizer",
+    "teacher_forward",
 ]
 
 Batch = Mapping[str, Tensor]
@@ -120,22 +115,18 @@ class FeedbackConfig:
     ----------
     every : int, default 10
         A feedback phase follows every ``every``-th teaching step (the paper's
-        "set number of iterations"). A feedback phase costs a few teaching
-        steps (see :func:`feedback_phase`), so ten keeps it to a fraction of
-        the run time while the teacher still moves many times per epoch.
+        "set number of iterations"). A phase costs a few teaching steps, so
+        ten keeps it a fraction of the run while the teacher moves often.
     alpha : float, default 1e-2
-        Learning rate of the pilot SGD step. The feedback signal scales with
-        ``alpha`` (it is :math:`\\alpha` times a second derivative), so a
-        value near the student's effective step size matters more than
-        matching its optimiser exactly.
+        Learning rate of the pilot SGD step. The feedback signal is
+        :math:`\\alpha` times a second derivative, so a value near the
+        student's effective step size matters more than matching its optimiser.
     teacher_weight : float, default 1.0
         :math:`\\lambda_t`, weight of the teacher's own quiz cross-entropy
         (the paper: 1). Zero gives MetaDistil's objective.
     teacher_lr : float, default 1e-4
-        Learning rate of the teacher's Adam optimiser
-        (:func:`make_teacher_optimizer`); smaller than a from-scratch rate
-        because the teacher arrives pretrained and should be adjusted, not
-        retrained.
+        Learning rate of the teacher's Adam optimiser (:func:`make_teacher_optimizer`);
+        small, because the pretrained teacher is to be adjusted, not retrained.
     warmup_steps : int, default 0
         Teaching steps before the first feedback phase is due.
     steps : int, default 1
@@ -145,19 +136,17 @@ class FeedbackConfig:
     student_term : bool, default True
         Whether the teacher's objective includes the student's quiz loss
         after the pilot step. ``False`` fine-tunes the teacher on its own
-        quiz cross-entropy alone and computes no pilot step: the ablation
-        control that tells whether a gain of the feedback phase comes from
-        the student's signal or from the teacher seeing more labelled data.
-        (Detaching the pilot step, as first-order MAML does, would give the
-        same update at the price of the pilot: here the student's loss
-        reaches the teacher *only* through the second derivative.)
+        quiz cross-entropy alone, with no pilot step: the control that tells
+        whether a gain comes from the student's signal or from the teacher
+        seeing more labelled data (a first-order, detached pilot would give
+        the same update: the student's loss reaches the teacher *only*
+        through the second derivative).
     feedback_on : str, default "quiz"
         Where the held-out batches come from (:data:`FEEDBACK_SOURCES`):
         ``"quiz"``, a quiz set carved from each subject's training trials
-        (:func:`mkdbook.splits.with_quiz`), which the student then does not
-        train on; or ``"validation"``, the paper's literal protocol, in which
-        the validation labels that select the student's checkpoint also
-        train the teacher.
+        (:func:`mkdbook.splits.with_quiz`) that the student does not train
+        on; or ``"validation"``, the paper's literal protocol, in which the
+        labels that select the student's checkpoint also train the teacher.
     quiz_fraction : float, default 0.125
         Share of each subject's training trials carved out as the quiz set
         (``feedback_on="quiz"`` only), in (0, 1).
@@ -165,6 +154,12 @@ class FeedbackConfig:
         Run the teacher in train mode (dropout on, batch-norm statistics
         updated) during the feedback phase instead of eval mode; see the
         module notes.
+    pilot_stride : int, default 2
+        The pilot step learns from every ``pilot_stride``-th segment of the
+        training batch (:meth:`pilot_rows`; 1: all), which shrinks its cost
+        and the teacher's backward pass there in proportion. To first order in
+        ``alpha`` the objective is linear in the pilot's gradient, a mean over
+        segments, so a sample estimates the same teacher gradient, noisier.
     """
 
     every: int = 10
@@ -177,9 +172,11 @@ class FeedbackConfig:
     feedback_on: str = "quiz"
     quiz_fraction: float = 0.125
     teacher_train_mode: bool = False
+    pilot_stride: int = 2
 
     def __post_init__(self) -> None:
         check_int("every", self.every, 1)
+        check_int("pilot_stride", self.pilot_stride, 1)
         check_int("warmup_steps", self.warmup_steps, 0)
         check_int("steps", self.steps, 1)
         check_number("alpha", self.alpha, 0.0, strict=True)
@@ -194,6 +191,18 @@ class FeedbackConfig:
         if not self.student_term and self.teacher_weight == 0:
             raise ValueError("student_term=False with teacher_weight=0 leaves the teacher nothing to "
                              "learn from; set one of them")
+
+    @property
+    def shares_teaching_pass(self) -> bool:
+        """Whether the phase can reuse the teaching step's eval-mode teacher pass (:func:`teacher_forward`).
+
+        It can unless ``teacher_train_mode`` asks for train mode or there is no pilot step.
+        """
+        return self.student_term and not self.teacher_train_mode
+
+    def pilot_rows(self, batch: Batch) -> dict[str, Tensor]:
+        """The segments of a training batch (rows of each tensor) that the pilot step learns from."""
+        return {key: value[::self.pilot_stride] for key, value in batch.items()}
 
     def due(self, step: int) -> bool:
         """Whether a feedback phase follows teaching step number ``step`` (counted from 1).
@@ -222,6 +231,35 @@ def _mode(module: nn.Module, training: bool) -> Iterator[None]:
         module.train(previous)
 
 
+def teacher_forward(teacher: nn.Module, batch: Batch, config: FeedbackConfig) -> tuple[ModelOutput, ModelOutput]:
+    """The teacher's eval-mode pass on a training batch, shared by a teaching step and the phase after it.
+
+    Returns the output on the whole batch, detached, for the teaching step,
+    and that on the pilot's segments (:meth:`FeedbackConfig.pilot_rows`) with
+    its graph, for :func:`feedback_phase` (``teacher_train``), which then does
+    not run the teacher on the training batch. Each segment runs once; eval
+    mode treats segments independently, so the first output is the pass on
+    the whole batch (bit for bit on the CPUs tested).
+    """
+    chosen = torch.zeros(len(next(iter(batch.values()))), dtype=torch.bool)
+    chosen[::config.pilot_stride] = True
+    with _mode(teacher, False):
+        with torch.enable_grad():
+            pilot = teacher(config.pilot_rows(batch))
+        with torch.no_grad():
+            rest = teacher({k: v[~chosen.to(v.device)] for k, v in batch.items()}) if config.pilot_stride > 1 else pilot
+
+    def merge(part: Tensor | None, other: Tensor | None) -> Tensor | None:
+        if part is None or rest is pilot:
+            return None if part is None else part.detach()
+        whole = part.new_empty((len(chosen), *part.shape[1:]))
+        whole[chosen.to(part.device)], whole[~chosen.to(part.device)] = part.detach(), other
+        return whole
+
+    return ModelOutput(merge(pilot.logits, rest.logits), merge(pilot.features, rest.features),
+                       {name: merge(tap, rest.taps[name]) for name, tap in pilot.taps.items()}), pilot
+
+
 @dataclass(frozen=True)
 class FeedbackObjective:
     """The feedback-phase objective, split into its two paths to the teacher.
@@ -236,7 +274,7 @@ class FeedbackObjective:
     teacher_weight : float
         :math:`\\lambda_t`.
     pilot : LossTerms or None
-        :math:`L_S` of the pilot step on the training batch; ``None`` without
+        :math:`L_S` of the pilot step on its segments; ``None`` without
         ``student_term``.
     """
 
@@ -252,35 +290,37 @@ class FeedbackObjective:
         return own if self.student_quiz_ce is None else self.student_quiz_ce + own
 
 
-def feedback_objective(
-    teacher: nn.Module,
-    student: nn.Module,
-    projector: FeatureProjector | None,
-    train_batch: Batch,
-    y_train: Tensor,
-    quiz_batch: Batch,
-    y_quiz: Tensor,
-    loss_config: DistillationLossConfig,
-    feedback_config: FeedbackConfig,
-) -> FeedbackObjective:
+def feedback_objective(teacher: nn.Module, student: nn.Module, projector: FeatureProjector | None,
+                       train_batch: Batch, y_train: Tensor, quiz_batch: Batch, y_quiz: Tensor,
+                       loss_config: DistillationLossConfig, feedback_config: FeedbackConfig,
+                       teacher_train: ModelOutput | None = None) -> FeedbackObjective:
     """Build the temporary student from the current teacher and evaluate the teacher's objective.
 
     Runs the teacher in the mode ``feedback_config.teacher_train_mode`` asks
     for (restoring its mode afterwards); the arguments are those of
     :func:`feedback_phase`. Exposed separately so that the objective can be
     evaluated (for example by finite differences) without updating anything.
+    A pass ``teacher_train`` from :func:`teacher_forward` on ``train_batch``
+    (its pilot's output) replaces the teacher's pass there.
 
     Returns
     -------
     FeedbackObjective
         Both terms with their graphs to the teacher's parameters.
     """
+    pilot_batch, y_pilot = feedback_config.pilot_rows(train_batch), y_train[::feedback_config.pilot_stride]
+    if teacher_train is not None and not (feedback_config.shares_teaching_pass and teacher_train.logits.requires_grad
+                                          and len(teacher_train.logits) == len(y_pilot)):
+        raise ValueError("teacher_train must be the pilot's output from teacher_forward, under a configuration "
+                         "that shares it (FeedbackConfig.shares_teaching_pass)")
     with _mode(teacher, feedback_config.teacher_train_mode):
         with torch.set_grad_enabled(feedback_config.teacher_weight > 0):
             teacher_quiz = teacher(quiz_batch)
         student_quiz, pilot = None, None
         if feedback_config.student_term:
-            student_quiz, pilot = _pilot(teacher, student, projector, train_batch, y_train, quiz_batch,
+            if teacher_train is None:
+                teacher_train = teacher(pilot_batch)
+            student_quiz, pilot = _pilot(teacher_train, student, projector, pilot_batch, y_pilot, quiz_batch,
                                          loss_config, feedback_config.alpha)
     return FeedbackObjective(
         student_quiz_ce=None if student_quiz is None else cross_entropy(student_quiz.logits, y_quiz),
@@ -290,19 +330,16 @@ def feedback_objective(
     )
 
 
-def _pilot(teacher: nn.Module, student: nn.Module, projector: FeatureProjector | None, train_batch: Batch,
+def _pilot(teacher_train: ModelOutput, student: nn.Module, projector: FeatureProjector | None, train_batch: Batch,
            y_train: Tensor, quiz_batch: Batch, loss_config: DistillationLossConfig,
            alpha: float) -> tuple[ModelOutput, LossTerms]:
-    # The temporary student's output on the quiz batch, with its graph back
-    # to the teacher through the pilot step, and the pilot's L_S.
-    # Detached copies of the parameters: the pilot differentiates with respect
-    # to these leaves, so no gradient can ever accumulate in the real
-    # student's .grad. Cloned buffers absorb the batch-norm updates that
-    # train-mode forward passes write in place.
+    # The temporary student's quiz output, with its graph back to the teacher
+    # through the pilot step, and the pilot's L_S. The pilot differentiates
+    # detached copies of the parameters, so nothing accumulates in the real
+    # student's .grad; cloned buffers absorb train-mode batch-norm updates.
     params = {name: p.detach().requires_grad_(p.requires_grad) for name, p in student.named_parameters()}
     buffers = {name: b.clone() for name, b in student.named_buffers()}
     trainable = [name for name, p in params.items() if p.requires_grad]
-    teacher_train = teacher(train_batch)
     # The pilot's backward pass is itself differentiated. PyTorch's fused
     # attention kernels (flash, memory-efficient) have no double backward,
     # so the student's pilot forward runs on the reference ("math") kernel;
@@ -312,25 +349,15 @@ def _pilot(teacher: nn.Module, student: nn.Module, projector: FeatureProjector |
     pilot = student_loss(student_train, teacher_train, y_train, projector, loss_config)
     grads = torch.autograd.grad(pilot.total, [params[name] for name in trainable],
                                 create_graph=True, allow_unused=True)
-    temporary = dict(params)
-    for name, grad in zip(trainable, grads):
-        if grad is not None:
-            temporary[name] = params[name] - alpha * grad
+    temporary = {**params, **{name: params[name] - alpha * grad
+                              for name, grad in zip(trainable, grads) if grad is not None}}
     return functional_call(student, (temporary, buffers), (quiz_batch,)), pilot
 
 
-def feedback_phase(
-    teacher: nn.Module,
-    student: nn.Module,
-    projector: FeatureProjector | None,
-    train_batch: Batch,
-    y_train: Tensor,
-    quiz_batch: Batch,
-    y_quiz: Tensor,
-    teacher_optimizer: torch.optim.Optimizer,
-    loss_config: DistillationLossConfig,
-    feedback_config: FeedbackConfig,
-) -> dict[str, float]:
+def feedback_phase(teacher: nn.Module, student: nn.Module, projector: FeatureProjector | None,
+                   train_batch: Batch, y_train: Tensor, quiz_batch: Batch, y_quiz: Tensor,
+                   teacher_optimizer: torch.optim.Optimizer, loss_config: DistillationLossConfig,
+                   feedback_config: FeedbackConfig, teacher_train: ModelOutput | None = None) -> dict[str, float]:
     """One teacher update from the feedback of a one-step pilot student.
 
     Parameters
@@ -344,7 +371,8 @@ def feedback_phase(
     projector : FeatureProjector or None
         Held fixed; see the module notes.
     train_batch, y_train : Mapping of str to Tensor, Tensor
-        Training batch and labels for the pilot step.
+        Training batch and labels; the pilot step learns from
+        :meth:`FeedbackConfig.pilot_rows` of them.
     quiz_batch, y_quiz : Mapping of str to Tensor, Tensor
         Held-out batch and labels for the teacher's objective: from the quiz
         set by default, from the validation set under the paper's literal
@@ -357,6 +385,9 @@ def feedback_phase(
     feedback_config : FeedbackConfig
         Pilot step size, :math:`\\lambda_t`, whether the student's term is
         included, modes.
+    teacher_train : ModelOutput, optional
+        The pilot's output of the teaching step's :func:`teacher_forward` on
+        ``train_batch``, reused instead of running the teacher there again.
 
     Returns
     -------
@@ -374,27 +405,21 @@ def feedback_phase(
 
     Notes
     -----
-    Cost: the pilot step is a student and a teacher forward pass plus a
-    student backward pass that records its own graph; the update then runs
-    the teacher forward and backward on each batch and differentiates the
-    student through the pilot's backward pass (about twice a first-order
-    backward). Two teacher forward-backward passes dominate, so the cost
-    relative to a teaching step (one teacher forward pass without gradient)
-    grows with the teacher/student size ratio; ``benchmarks/distill.py``
-    measures it. Without ``student_term`` only the teacher's forward and
-    backward pass on the quiz batch remain.
-
-    The two gradient paths are taken by separate :func:`torch.autograd.grad`
-    calls on disjoint graphs (the student's quiz loss and the teacher's
-    own), so splitting them costs nothing over differentiating their sum.
-
-    The student's pilot forward pass runs on PyTorch's reference attention
-    kernel because the fused ones cannot be differentiated twice; that pass
-    alone is slower (about 20 % for the default student on CPU).
+    Cost, in passes over one batch. Teacher: forward and backward on the
+    quiz batch, backward on the pilot's segments, and a forward there unless
+    ``teacher_train`` is given. Student: forward and a graph-recording
+    backward on the pilot's segments, forward and backward on the quiz
+    batch, and one pass back through the pilot's backward (the second
+    order, about one more backward). The pilot's passes cover
+    ``1 / pilot_stride`` of a batch. The teacher's passes dominate, so the
+    cost relative to a teaching step grows with the teacher/student size
+    ratio; ``benchmarks/distill.py`` measures it. Without ``student_term``
+    only the teacher's passes on the quiz batch remain. The two gradient
+    paths are taken by separate :func:`torch.autograd.grad` calls on disjoint
+    graphs, so splitting them costs nothing over differentiating their sum.
     """
-    objective = feedback_objective(
-        teacher, student, projector, train_batch, y_train, quiz_batch, y_quiz, loss_config, feedback_config
-    )
+    objective = feedback_objective(teacher, student, projector, train_batch, y_train, quiz_batch, y_quiz,
+                                   loss_config, feedback_config, teacher_train)
     params = [p for p in teacher.parameters() if p.requires_grad]
     own = _grads(feedback_config.teacher_weight * objective.teacher_quiz_ce, params)
     via_student = (_grads(objective.student_quiz_ce, params) if objective.student_quiz_ce is not None

@@ -111,6 +111,28 @@ def test_hinton_has_no_feature_term(teacher):
     assert "train_mse" not in row and row["train_loss"] == pytest.approx(row["train_ce"] + row["train_kl"], rel=1e-5)
 
 
+class Unshared(FeedbackConfig):
+    """The feedback phase runs the teacher on the training batch again."""
+
+    shares_teaching_pass = False
+
+
+def test_sharing_the_teaching_steps_teacher_pass_changes_no_number(teacher):
+    runs = [distiller(teacher, feedback=kind(every=3, alpha=0.1, teacher_lr=1e-3))
+            for kind in (FeedbackConfig, Unshared)]
+    rows = [0, 0]  # segments the teacher ran on
+    for i, run in enumerate(runs):
+        run.teacher.register_forward_hook(lambda _, __, out, i=i: rows.__setitem__(i, rows[i] + len(out.logits)))
+    results = [run.fit(DATA, SPLIT, "valence") for run in runs]
+    n_phases = len(runs[0].feedback_log)
+    # Unshared, each phase runs the teacher again on the pilot's half of a training batch.
+    assert n_phases >= 5 and n_phases <= rows[1] - rows[0] <= n_phases * CONFIG.batch_size // 2
+    assert strip(runs[0].feedback_log) == strip(runs[1].feedback_log)
+    assert [strip([row]) for row in results[0].history] == [strip([row]) for row in results[1].history]
+    for a, b in zip(runs[0].teacher.state_dict().values(), runs[1].teacher.state_dict().values()):
+        assert torch.equal(a, b)
+
+
 def test_feedback_every_k_steps_with_both_gradient_paths_on_the_quiz_set(teacher):
     every = 7
     run = distiller(teacher, feedback=FeedbackConfig(every=every, alpha=0.1, teacher_lr=1e-3))

@@ -11,7 +11,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from mkdbook.distill import teaching_step
-from mkdbook.feedback import FeedbackConfig, feedback_objective, feedback_phase, make_teacher_optimizer
+from mkdbook.feedback import (
+    FeedbackConfig,
+    feedback_objective,
+    feedback_phase,
+    make_teacher_optimizer,
+    teacher_forward,
+)
 from mkdbook.losses import DistillationLossConfig, FeatureProjector
 from mkdbook.models.outputs import ModelOutput
 
@@ -106,9 +112,11 @@ def setup():
     return teacher, student, projector, train, y_train, val, y_val
 
 
-def reference_objective(teacher, student, projector, train, y_train, val, y_val, alpha, teacher_weight):
+def reference_objective(teacher, student, projector, train, y_train, val, y_val, alpha, teacher_weight, stride):
     """The feedback objective built independently: deep-copy the student, take one
-    plain SGD step on the explicit L_S (1:1:1, T = 1), evaluate on validation."""
+    plain SGD step on the explicit L_S (1:1:1, T = 1) on every stride-th training
+    segment, evaluate on validation."""
+    train, y_train = {k: v[::stride] for k, v in train.items()}, y_train[::stride]
     temporary = copy.deepcopy(student)
     with torch.no_grad():
         teacher_out = teacher(train)
@@ -126,14 +134,14 @@ def reference_objective(teacher, student, projector, train, y_train, val, y_val,
     return value.item()
 
 
-@pytest.mark.parametrize("teacher_weight", [0.0, 1.0])
-def test_teacher_gradient_matches_central_finite_differences(setup, teacher_weight):
+@pytest.mark.parametrize("teacher_weight, stride", [(0.0, 1), (1.0, 1), (0.0, 2), (1.0, 2)])
+def test_teacher_gradient_matches_central_finite_differences(setup, teacher_weight, stride):
     # teacher_weight = 0 isolates the second-order path (MetaDistil's objective).
     teacher, student, projector, train, y_train, val, y_val = setup
-    config = FeedbackConfig(alpha=0.5, teacher_weight=teacher_weight)
+    config = FeedbackConfig(alpha=0.5, teacher_weight=teacher_weight, pilot_stride=stride)
     args = (student, projector, train, y_train, val, y_val)
     before = [p.detach().clone() for p in teacher.parameters()]
-    expected_value = reference_objective(teacher, *args, config.alpha, config.teacher_weight)
+    expected_value = reference_objective(teacher, *args, config.alpha, config.teacher_weight, stride)
 
     # With plain SGD at lr 1 the step taken is exactly minus the gradient applied.
     sgd = torch.optim.SGD(teacher.parameters(), lr=1.0)
@@ -152,12 +160,56 @@ def test_teacher_gradient_matches_central_finite_differences(setup, teacher_weig
         for i in range(flat.numel()):
             original = flat[i].item()
             flat[i] = original + eps
-            upper = reference_objective(teacher, *args, config.alpha, config.teacher_weight)
+            upper = reference_objective(teacher, *args, config.alpha, config.teacher_weight, stride)
             flat[i] = original - eps
-            lower = reference_objective(teacher, *args, config.alpha, config.teacher_weight)
+            lower = reference_objective(teacher, *args, config.alpha, config.teacher_weight, stride)
             flat[i] = original
             flat_numeric[i] = (upper - lower) / (2 * eps)
         torch.testing.assert_close(grad, numeric, rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("teacher_weight, stride", [(0.0, 1), (1.0, 2), (1.0, 3)])
+def test_reusing_the_teaching_steps_teacher_pass_changes_nothing(setup, teacher_weight, stride):
+    teacher, student, projector, train, y_train, val, y_val = setup
+    config = FeedbackConfig(alpha=0.5, teacher_weight=teacher_weight, pilot_stride=stride)
+    start = copy.deepcopy(teacher.state_dict())
+    updated, logs = [], []
+    for shared in (False, True):
+        teacher.load_state_dict(start)
+        teacher.train()  # teacher_forward must switch to eval itself and switch back
+        teacher_train = None
+        if shared:
+            whole, teacher_train = teacher_forward(teacher, train, config)
+            with torch.no_grad():
+                expected = teacher.eval()(train)
+            # The teaching step's output is the pass on the whole batch, detached.
+            assert not whole.logits.requires_grad and teacher_train.logits.requires_grad
+            torch.testing.assert_close(whole.logits, expected.logits, rtol=1e-12, atol=0)
+            torch.testing.assert_close(whole.features, expected.features, rtol=1e-12, atol=0)
+            teacher.train()
+        assert teacher.training
+        teacher.eval()
+        logs.append(feedback_phase(teacher, student, projector, train, y_train, val, y_val,
+                                   torch.optim.SGD(teacher.parameters(), lr=1.0),
+                                   DistillationLossConfig.fusion(), config, teacher_train))
+        updated.append(copy.deepcopy(teacher.state_dict()))
+    assert logs[0] == logs[1]
+    _assert_identical(updated[0], updated[1])
+
+
+@pytest.mark.parametrize("config", [FeedbackConfig(teacher_train_mode=True), FeedbackConfig(student_term=False)])
+def test_a_teacher_pass_is_shared_only_where_it_is_the_pilots(setup, config):
+    teacher, student, projector, train, y_train, val, y_val = setup
+    assert not config.shares_teaching_pass
+    whole, pilot = teacher_forward(teacher, train, FeedbackConfig())
+    with pytest.raises(ValueError, match="shares_teaching_pass"):
+        feedback_objective(teacher, student, projector, train, y_train, val, y_val, DistillationLossConfig.fusion(),
+                           config, pilot)
+    # The whole batch's output has no graph and the wrong rows; a detached pilot output has no graph.
+    for wrong in (whole, type(pilot)(pilot.logits.detach(), pilot.features.detach())):
+        with pytest.raises(ValueError, match="teacher_forward"):
+            feedback_objective(teacher, student, projector, train, y_train, val, y_val,
+                               DistillationLossConfig.fusion(), FeedbackConfig(), wrong)
 
 
 def _norms(setup, loss_config, feedback_config):
@@ -315,6 +367,7 @@ def test_feedback_schedule():
      ({"teacher_weight": -1.0}, "teacher_weight"), ({"warmup_steps": -1}, "warmup_steps"),
      ({"steps": 0}, "steps"), ({"feedback_on": "test"}, "feedback_on"), ({"quiz_fraction": 1.0}, "quiz_fraction"),
      ({"quiz_fraction": 0.0}, "quiz_fraction"), ({"student_term": 1}, "student_term"),
+     ({"pilot_stride": 0}, "pilot_stride"),
      ({"student_term": False, "teacher_weight": 0.0}, "nothing to learn")],
 )
 def test_feedback_config_rejects_invalid_values(kwargs, match):
