@@ -47,7 +47,7 @@ Teacher mode
     teacher's batch-norm statistics. ``teacher_train_mode=True`` runs it with
     dropout (its training regime), a stochastic objective.
 Projector
-    Held fixed in the pilot step, which is exact: :math:`\theta_{ts}` depends
+    Held fixed in the pilot step, which is exact: :math:`\\theta_{ts}` depends
     on the projector only through the gradient at its current value, and the
     student's quiz logits do not use it. It still carries the teacher's
     features into :math:`L_S`, so the feature term feeds back to the teacher.

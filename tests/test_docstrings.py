@@ -75,3 +75,25 @@ def test_the_check_catches_a_paragraph_after_the_last_attribute():
 @pytest.mark.parametrize("name", ["x", "a, b", "**kwargs", "student, teacher, **kwargs"])
 def test_plain_entry_names_pass(name):
     assert ENTRY_NAME.match(name)
+
+
+# What TeX written with one backslash in a plain string becomes: "\theta" a tab,
+# "\beta" a backspace, "\rho" a carriage return, "\alpha" a bell, "\frac" a form feed.
+CONTROL = re.compile(r"[\a\b\t\r\v\f]")
+
+
+def _raw_docstrings():
+    for module in _modules():
+        for where, obj in _documented(module):
+            if isinstance(doc := getattr(obj, "__doc__", None), str):
+                yield where, doc
+
+
+def test_no_docstring_holds_the_control_character_of_a_single_backslash():
+    found = [f"{where}: {doc[max(0, m.start() - 30):m.end() + 10]!r}"
+             for where, doc in _raw_docstrings() if (m := CONTROL.search(doc))]
+    assert not found, "write TeX in docstrings with a double backslash:\n" + "\n".join(found)
+
+
+def test_the_control_character_check_catches_a_single_backslash_theta():
+    assert CONTROL.search(":math:`\theta`") and not CONTROL.search(":math:`\\theta`")
