@@ -34,8 +34,8 @@ import re
 import textwrap
 import warnings
 from collections.abc import Callable, Sequence
-from io import StringIO
 from dataclasses import asdict
+from io import StringIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 

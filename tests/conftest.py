@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 
 # Under pytest-xdist every worker gets one thread (and so does every process
-# it starts): two workers with a thread pool per core each would make four
-# threads on a two-core machine, which wait on each other.
+# it starts): workers with a thread pool per core each would start more
+# threads than there are cores, and those threads wait on each other.
 if os.environ.get("PYTEST_XDIST_WORKER"):
     for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(variable, "1")
