@@ -20,8 +20,11 @@ Run from the repository root::
 cohorts and cached results then count as already made); by default both
 parts start from an empty temporary folder. Nothing is asserted: each line
 prints the wall time, the goal, their ratio and the command's exit status,
-plus the load average, since other processes slow every number down;
-``--json`` also writes them as JSON.
+plus the load average, since other processes slow every number down; a
+table of each chapter's time follows (the fast part's from pytest's JUnit
+report, the sum of the chapter's cells; the default part's from the
+execution time Jupyter Book records for each page). ``--json`` also writes
+them as JSON.
 """
 
 from __future__ import annotations
@@ -29,11 +32,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pickle
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import xml.etree.ElementTree as ElementTree
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,15 +63,15 @@ def _tool(name: str) -> str:
     return str(local) if local.exists() else (shutil.which(name) or name)
 
 
-def parts(build_dir: Path) -> dict[str, Part]:
+def parts(scratch: Path) -> dict[str, Part]:
     return {
         "fast": Part("fast profile, nbval over book/",
                      (sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env",
-                      "-p", "no:cacheprovider", "-q", "book"),
+                      "-p", "no:cacheprovider", "-q", f"--junitxml={scratch / 'fast.xml'}", "book"),
                      "fast", 10 * 60),
         "default": Part("default profile, jupyter-book build from scratch",
                         (_tool("jupyter-book"), "build", ".", "-W", "--keep-going",
-                         "--path-output", str(build_dir)),
+                         "--path-output", str(scratch / "build")),
                         "default", 30 * 60),
     }
 
@@ -90,14 +96,16 @@ def main(argv: list[str] | None = None) -> int:
 
     scratch = Path(tempfile.mkdtemp(prefix="mkdbook-bench-"))
     chosen = [args.only] if args.only else ["fast", "default"]
-    table = parts(scratch / "build")
+    table = parts(scratch)
     results = []
+    chapters = {}
     try:
         for name in chosen:
             home = args.home if (name == "fast" and args.home) else scratch / f"home-{name}"
             home.mkdir(parents=True, exist_ok=True)
             seconds, status = run(table[name], home, scratch / f"{name}.log")
             results.append((table[name], seconds, status))
+            chapters[name] = chapter_times(name, scratch)
             print(f"   {seconds / 60:.1f} min, exit status {status}", flush=True)
             if status != 0:
                 print(f"   last lines of the log:\n{_tail(scratch / f'{name}.log')}", flush=True)
@@ -109,10 +117,18 @@ def main(argv: list[str] | None = None) -> int:
                   f"{seconds / part.goal_s:6.2f} {status:>6}")
         print(f"CPUs: {os.cpu_count()}, load average (1, 5, 15 min): "
               f"{load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f}")
+        names = sorted({chapter for times in chapters.values() for chapter in times})
+        if names:
+            print(f"\n{'chapter':<28}" + "".join(f"{name:>12}" for name in chapters))
+            for chapter in names:
+                print(f"{chapter:<28}" + "".join(
+                    f"{chapters[name][chapter]:10.0f} s" if chapter in chapters[name] else f"{'-':>12}"
+                    for name in chapters))
         if args.json:
             record = {"cpus": os.cpu_count(), "load_average": list(load),
                       "parts": [{"part": name, "command": list(part.command), "profile": part.profile,
-                                 "seconds": seconds, "goal_seconds": part.goal_s, "exit_status": status}
+                                 "seconds": seconds, "goal_seconds": part.goal_s, "exit_status": status,
+                                 "chapter_seconds": chapters.get(name, {})}
                                 for name, (part, seconds, status) in zip(chosen, results)]}
             with open(args.json, "w", encoding="utf-8") as stream:
                 json.dump(record, stream, indent=1)
@@ -121,6 +137,27 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(scratch, ignore_errors=True)
     return 0
+
+
+def chapter_times(name: str, scratch: Path) -> dict[str, float]:
+    """Seconds per chapter of the part ``name``, or an empty dict when the run left no record."""
+    if name == "fast":
+        report = scratch / "fast.xml"
+        if not report.is_file():
+            return {}
+        seconds: dict[str, float] = defaultdict(float)
+        for case in ElementTree.parse(report).iter("testcase"):
+            # nbval names a cell's test case after its notebook: "book.03_teacher.ipynb".
+            chapter = case.get("file") or case.get("classname", "")
+            seconds[Path(chapter).name.removesuffix(".ipynb").removeprefix("book.")] += float(case.get("time", 0))
+        return dict(seconds)
+    environment = scratch / "build" / "_build" / ".doctrees" / "environment.pickle"
+    if not environment.is_file():
+        return {}
+    with environment.open("rb") as stream:
+        env = pickle.load(stream)  # our own build's Sphinx environment
+    return {Path(doc).name: data["exec_data"]["runtime"]
+            for doc, data in getattr(env, "nb_metadata", {}).items() if data.get("exec_data")}
 
 
 def _tail(path: Path, lines: int = 15) -> str:

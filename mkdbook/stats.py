@@ -8,6 +8,8 @@ The book's accuracy figures and its chapter 9 draw on this module:
   reports Cohen's :math:`d_z` with an exact confidence interval;
 * :func:`corrected_resampled_ttest` is the Nadeau-Bengio test for differences
   measured on overlapping cross-validation folds;
+* :func:`trial_bootstrap_difference` compares two models scored on the same
+  test segments, resampling whole trials;
 * :func:`holm` adjusts a family of p-values;
 * :func:`unit_means` averages a results table into the pairs a paired test
   compares (one per subject, say);
@@ -41,14 +43,18 @@ from scipy import optimize, stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 
+from mkdbook.checks import check_int, check_option
+
 __all__ = [
     "PairedTest",
     "ResampledTest",
+    "BootstrapDifference",
     "MixedModelResult",
     "chance_interval",
     "accuracy_ci",
     "paired_ttest",
     "corrected_resampled_ttest",
+    "trial_bootstrap_difference",
     "holm",
     "unit_means",
     "compare_methods",
@@ -309,6 +315,184 @@ def paired_ttest(a: ArrayLike, b: ArrayLike, level: float = 0.95) -> PairedTest:
         dz_low=ncp_low / root_n,
         dz_high=ncp_high / root_n,
         level=level,
+    )
+
+
+# ---------------------------------------------------------------------------
+# Two models on one test set: a bootstrap over trials
+# ---------------------------------------------------------------------------
+
+def _balanced_accuracy_by_trial(labels: np.ndarray, p1: np.ndarray, codes: np.ndarray, n_trials: int):
+    """Balanced accuracy of any weighting of trials, from per-trial hit counts.
+
+    Returns a function of trial multiplicities ``(..., n_trials)``. With all
+    multiplicities 1 it is :func:`sklearn.metrics.balanced_accuracy_score`
+    of ``p1 > 0.5``.
+    """
+    hit = (p1 > 0.5) == (labels == 1)
+    count = {c: np.bincount(codes, weights=labels == c, minlength=n_trials) for c in (0, 1)}
+    hits = {c: np.bincount(codes, weights=hit & (labels == c), minlength=n_trials) for c in (0, 1)}
+    return lambda m: 0.5 * sum((m @ hits[c]) / (m @ count[c]) for c in (0, 1))
+
+
+def _auc_by_trial(labels: np.ndarray, p1: np.ndarray, codes: np.ndarray, n_trials: int):
+    """ROC AUC of any weighting of trials, from per-pair-of-trials win counts.
+
+    The AUC is the share of (positive, negative) segment pairs that the scores
+    order correctly, ties counting half (the Mann-Whitney U over ``P * N``).
+    Pairs group by the trials of their two segments, so a matrix ``W`` of
+    wins between trial ``k``'s positives and trial ``l``'s negatives gives
+    the AUC of trial multiplicities ``m`` as ``m W m / ((m P)(m N))``. With
+    all multiplicities 1 it is :func:`sklearn.metrics.roc_auc_score`.
+    """
+    positive, negative = labels == 1, labels == 0
+    scores, owners = p1[positive], codes[positive]
+    wins = np.zeros((n_trials, n_trials))
+    for trial in np.unique(codes[negative]):
+        against = np.sort(p1[negative & (codes == trial)])
+        below = np.searchsorted(against, scores, "left")
+        tied = np.searchsorted(against, scores, "right") - below
+        wins[:, trial] = np.bincount(owners, weights=below + 0.5 * tied, minlength=n_trials)
+    n_pos = np.bincount(codes, weights=positive, minlength=n_trials)
+    n_neg = np.bincount(codes, weights=negative, minlength=n_trials)
+    return lambda m: np.einsum("...k,kl,...l->...", m, wins, m) / ((m @ n_pos) * (m @ n_neg))
+
+
+#: Metrics of :func:`trial_bootstrap_difference`, each as a builder of a
+#: function of trial multiplicities, so that thousands of bootstrap draws
+#: cost a few matrix products instead of thousands of calls to scikit-learn.
+BOOTSTRAP_METRICS = {"balanced_accuracy": _balanced_accuracy_by_trial, "auc": _auc_by_trial}
+
+
+@dataclass(frozen=True)
+class BootstrapDifference:
+    """The difference of one metric between two models, with a trial-bootstrap interval.
+
+    Attributes
+    ----------
+    metric : str
+        A key of :data:`BOOTSTRAP_METRICS`.
+    first, second : float
+        The metric of each model on the whole test set.
+    difference : float
+        ``first - second``.
+    low, high : float
+        Confidence interval of the difference.
+    level : float
+        Its confidence level.
+    n_trials : int
+        Trials resampled (the test set's clusters).
+    """
+
+    metric: str
+    first: float
+    second: float
+    difference: float
+    low: float
+    high: float
+    level: float
+    n_trials: int
+
+
+def trial_bootstrap_difference(
+    labels: ArrayLike,
+    first: ArrayLike,
+    second: ArrayLike,
+    trials: ArrayLike,
+    metric: str = "balanced_accuracy",
+    level: float = 0.95,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> BootstrapDifference:
+    """Difference of a metric between two models on the same test segments, resampling trials.
+
+    The segments of one trial share a label and most of their signal, so
+    the two models' errors cluster by trial; the bootstrap therefore draws
+    whole trials with replacement (a cluster bootstrap, Field & Welsh 2007)
+    and scores both models on the same draw, which keeps the pairing. The
+    interval is SciPy's BCa interval (:func:`scipy.stats.bootstrap`).
+
+    Parameters
+    ----------
+    labels : array_like of int, shape (n,)
+        Binary labels of the test segments.
+    first, second : array_like of float, shape (n,)
+        Each model's probability of class 1 for the same segments, in the
+        same order. A segment counts as predicted class 1 above 0.5.
+    trials : array_like, shape (n,)
+        Any hashable-valued trial identifier per segment (for example
+        ``subject * 100 + trial``).
+    metric : str, default "balanced_accuracy"
+        ``"balanced_accuracy"`` or ``"auc"``.
+    level : float, default 0.95
+        Confidence level.
+    n_resamples : int, default 2000
+        Bootstrap draws.
+    seed : int, default 0
+        Seed of the draws.
+
+    Returns
+    -------
+    BootstrapDifference
+
+    Raises
+    ------
+    ValueError
+        If the arrays differ in length, the labels hold one class only, the
+        metric is unknown or there are fewer than two trials.
+
+    References
+    ----------
+    .. [1] C. A. Field and A. H. Welsh, "Bootstrapping clustered data",
+       J. R. Stat. Soc. B 69(3), 369-390, 2007.
+    .. [2] B. Efron, "Better bootstrap confidence intervals", J. Am. Stat.
+       Assoc. 82(397), 171-185, 1987.
+    """
+    level = _check_level(level)
+    by_trial = BOOTSTRAP_METRICS[check_option("metric", metric, tuple(BOOTSTRAP_METRICS))]
+    check_int("n_resamples", n_resamples, low=1)
+    labels, first, second, trials = (np.asarray(v) for v in (labels, first, second, trials))
+    if not len(labels) == len(first) == len(second) == len(trials):
+        raise ValueError(
+            f"labels, first, second and trials must have one entry per segment, got lengths "
+            f"{len(labels)}, {len(first)}, {len(second)} and {len(trials)}"
+        )
+    if set(np.unique(labels).tolist()) != {0, 1}:
+        raise ValueError("labels must hold both classes, 0 and 1")
+    names, codes = np.unique(trials, return_inverse=True)
+    n_trials = len(names)
+    if n_trials < 2:
+        raise ValueError(f"at least two trials are needed, got {n_trials}")
+    score_first = by_trial(labels, first, codes, n_trials)
+    score_second = by_trial(labels, second, codes, n_trials)
+
+    def difference(drawn: np.ndarray, axis: int = -1) -> np.ndarray:
+        # Drawn trial indices -> how often each trial was drawn, per draw.
+        drawn = np.moveaxis(drawn, axis, -1)
+        rows = drawn.reshape(-1, drawn.shape[-1])
+        offset = n_trials * np.arange(len(rows))[:, None]
+        multiplicity = np.bincount((rows + offset).ravel(), minlength=len(rows) * n_trials)
+        multiplicity = multiplicity.reshape(*drawn.shape[:-1], n_trials).astype(float)
+        with np.errstate(invalid="ignore", divide="ignore"):  # a draw of one class: NaN
+            return score_first(multiplicity) - score_second(multiplicity)
+
+    with warnings.catch_warnings():
+        # Two models that agree on every draw leave BCa undefined; handled below.
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = stats.bootstrap(
+            (np.arange(n_trials),), difference, vectorized=True, n_resamples=n_resamples,
+            confidence_level=level, random_state=np.random.default_rng(seed),
+        )
+    low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
+    draws = result.bootstrap_distribution[np.isfinite(result.bootstrap_distribution)]
+    if draws.size and np.ptp(draws) == 0:
+        low = high = float(draws[0])
+    everyone = np.ones(n_trials)
+    a, b = float(score_first(everyone)), float(score_second(everyone))
+    return BootstrapDifference(
+        metric=metric, first=a, second=b, difference=a - b,
+        low=low, high=high, level=level, n_trials=n_trials,
     )
 
 

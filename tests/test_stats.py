@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats as sps
+from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
 from mkdbook import stats
 
@@ -321,3 +322,82 @@ def test_unit_means_averages_runs_within_each_unit():
         stats.unit_means(table, pair_by="participant")
     with pytest.raises(ValueError, match="NaN"):
         stats.unit_means(table.assign(accuracy=np.nan))
+
+
+# ---------------------------------------------------------------------------
+# trial_bootstrap_difference
+# ---------------------------------------------------------------------------
+
+
+def clustered_test_set(rng: np.random.Generator, n_trials: int = 40, per_trial: int = 5):
+    """Labels and trial ids of a test set whose segments come in trials of one label."""
+    trial_labels = np.arange(n_trials) % 2
+    labels = np.repeat(trial_labels, per_trial)
+    trials = np.repeat(np.arange(n_trials), per_trial)
+    return labels, trials
+
+
+def test_trial_bootstrap_identical_models_give_zero():
+    labels, trials = clustered_test_set(np.random.default_rng(0))
+    p = np.random.default_rng(1).uniform(size=len(labels))
+    result = stats.trial_bootstrap_difference(labels, p, p, trials, metric="auc", n_resamples=200)
+    assert result.difference == 0.0 and result.low == pytest.approx(0.0) and result.high == pytest.approx(0.0)
+    assert result.n_trials == 40 and result.first == result.second
+
+
+def test_trial_bootstrap_separates_a_good_model_from_a_coin():
+    rng = np.random.default_rng(2)
+    labels, trials = clustered_test_set(rng)
+    good = np.clip(0.5 + 0.3 * (2 * labels - 1) + rng.normal(0, 0.2, len(labels)), 0, 1)
+    coin = rng.uniform(size=len(labels))
+    for metric in ("balanced_accuracy", "auc"):
+        result = stats.trial_bootstrap_difference(labels, good, coin, trials, metric=metric, n_resamples=200)
+        assert result.low > 0.2, (metric, result)
+        reverse = stats.trial_bootstrap_difference(labels, coin, good, trials, metric=metric, n_resamples=200)
+        assert reverse.high < -0.2 and reverse.difference == pytest.approx(-result.difference)
+
+
+def test_trial_bootstrap_interval_is_wider_than_a_segment_bootstrap():
+    """Trial-level noise shared by a trial's segments widens the interval, as it should."""
+    rng = np.random.default_rng(3)
+    labels, trials = clustered_test_set(rng)
+    shared = np.repeat(rng.normal(0, 0.6, 40), 5)  # one offset per trial, both models see it differently
+    first = 1 / (1 + np.exp(-((2 * labels - 1) * 0.5 + shared + rng.normal(0, 0.5, len(labels)))))
+    second = 1 / (1 + np.exp(-((2 * labels - 1) * 0.5 + rng.normal(0, 0.5, len(labels)))))
+    by_trial = stats.trial_bootstrap_difference(labels, first, second, trials, metric="auc", n_resamples=300)
+    by_segment = stats.trial_bootstrap_difference(labels, first, second, np.arange(len(labels)),
+                                                  metric="auc", n_resamples=300)
+    assert by_trial.high - by_trial.low > 1.5 * (by_segment.high - by_segment.low)
+    assert by_trial.difference == by_segment.difference
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(metric="accuracy"), "metric"),
+    (dict(first=np.zeros(3)), "one entry per segment"),
+    (dict(labels=np.zeros(30, dtype=int)), "both classes"),
+    (dict(trials=np.zeros(30)), "two trials"),
+    (dict(n_resamples=0), "n_resamples"),
+])
+def test_trial_bootstrap_rejects_bad_input(change, message):
+    arguments = dict(labels=np.arange(30) % 2, first=np.linspace(0, 1, 30), second=np.full(30, 0.5),
+                     trials=np.arange(30) // 3)
+    arguments.update(change)
+    with pytest.raises(ValueError, match=message):
+        stats.trial_bootstrap_difference(**arguments)
+
+
+@pytest.mark.parametrize("metric, reference", [
+    ("balanced_accuracy", lambda y, p: balanced_accuracy_score(y, p > 0.5)),
+    ("auc", roc_auc_score),
+])
+def test_trial_bootstrap_scores_are_scikit_learns(metric, reference):
+    """The per-trial bookkeeping gives scikit-learn's numbers, ties and mixed-label trials included."""
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 2, 120)
+    trials = rng.integers(0, 17, 120)
+    first = np.round(rng.uniform(size=120), 1)  # rounding makes ties
+    second = rng.uniform(size=120)
+    result = stats.trial_bootstrap_difference(labels, first, second, trials, metric=metric, n_resamples=50)
+    assert result.first == pytest.approx(reference(labels, first), abs=1e-12)
+    assert result.second == pytest.approx(reference(labels, second), abs=1e-12)
+    assert result.low <= result.difference <= result.high
