@@ -322,6 +322,7 @@ def paired_ttest(a: ArrayLike, b: ArrayLike, level: float = 0.95) -> PairedTest:
 # Two models on one test set: a bootstrap over trials
 # ---------------------------------------------------------------------------
 
+
 def _balanced_accuracy_by_trial(labels: np.ndarray, p1: np.ndarray, codes: np.ndarray, n_trials: int):
     """Balanced accuracy of any weighting of trials, from per-trial hit counts.
 
