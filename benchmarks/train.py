@@ -67,7 +67,11 @@ class LiteralStream(nn.Module):
     :class:`~mkdbook.models.encoder.ModalityStream`; what differs is only
     what the package optimises: filtering every ``hop / energy_points``
     samples instead of every sample, on frames, the factorised spatial
-    filter, and mask-sharing dropout.
+    filter, and mask-sharing dropout. (The package's filters are a sinc
+    bank, computed from 16 edges per step; it drops out after the spatial
+    filter only and reads out through batch norms. These change what the
+    network learns, not what a step costs, so the literal stream keeps the
+    paper's free taps and dropouts.)
     """
 
     def __init__(self, n_channels: int, config: StreamConfig, taps: tuple[int, ...], width: int):

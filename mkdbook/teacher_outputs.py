@@ -3,8 +3,8 @@
 While a student learns from a teacher that does not change (every method
 but the feedback variant), the teacher's logits and features on a training
 segment are the same at every epoch: the teacher runs in evaluation mode
-(no dropout, no drop-path; its normalisation layers are LayerNorms, which
-keep no batch statistics), without gradient, and segments are not augmented.
+(no dropout, no drop-path; its batch norms use their running statistics,
+not the batch's), without gradient, and segments are not augmented.
 So :func:`teacher_outputs` computes them once, before training, and a
 teaching step looks them up (:meth:`TeacherOutputs.lookup`) instead of
 running the teacher: it then costs a student step plus the loss.

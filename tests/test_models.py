@@ -22,9 +22,12 @@ from mkdbook.models import (
     build_model,
     count_parameters,
 )
+from mkdbook.models.encoder import StreamConfig, TapReadout
 from mkdbook.models.frontend import (
     LOG_ENERGY_FLOOR,
+    FreeFilterBank,
     SharedMaskDropout,
+    SincFilterBank,
     filter_log_energy,
     strided_filter_bank,
 )
@@ -169,17 +172,17 @@ def test_same_seed_same_network(name):
         assert torch.equal(first.eval()(batch).logits, second.eval()(batch).logits)
 
 
-#: sha256 of every seed-0 network's initial state_dict (names and bytes), computed
-#: with the networks as they were when they still looked their channel counts up
-#: in the data layer: being told the counts must not move a single weight.
+#: sha256 of every seed-0 network's initial state_dict (names and bytes), last
+#: computed when the front end's filters became a sinc bank and the readouts'
+#: layer norms batch norms: a refactoring must not move a single weight.
 INITIAL_WEIGHTS_SHA256 = {
-    "teacher": "e450076a236b5aa9810a34f9ae923c448fbc881f5ffb015502583b8738e5b44f",
-    "student": "362d9c58583303cd3d4a65659d8bde2c35853305e31581072f08e33e6169bf4a",
-    "eeg": "45d9b33b37df9175d978759c5b8546b1cb686d11365b8eedd586261588e51e8c",
-    "eog": "8e41f21ada32f3047f9c44c647f5848c22b3e51d15217efbc4c51784131c70c4",
+    "teacher": "d7fe18ff0193d19256325c5442e8a1d0a1ab65114b26eed33974091d8a0a6025",
+    "student": "7ee3fde5cc790dcafeadb95297663fcc999cf6a6d998985b53d446832277eb65",
+    "eeg": "79427fb7ca0a50de33c8b7eb1d78b052719389453a6cd3207ef74c7072f4e049",
+    "eog": "19ae60a5dd69916299a7b3f10dbcff24030137d0f8fb846865792a5224453e7e",
     "deepconvnet": "12a21a0a43e089942748d3846fdf53f16955fe6433243e894214748f21d9a8c5",
-    "teacher-concat": "848a4a5f253e137ebb2a2c767c60e356f00de88ace8482cf3e02ba886e643e8a",
-    "student-concat": "6d488fdbb43d0e447597ba814c5b27ff0eef36d178b13ae35a181d4765632a83",
+    "teacher-concat": "76d266ab3dfefd5c63ec085c3c1fb4a67268988e2ad2aedb2410466c86cd681e",
+    "student-concat": "d82aa19e103bf36cf4bbd9bf10ff152523b83786298df3846912d74f06254cb5",
 }
 
 
@@ -352,6 +355,82 @@ def test_front_end_tokens_carry_band_power():
     once = filter_log_energy(signals, filters, 32, 4, 28, 16)
     twice = filter_log_energy(2 * signals, filters, 32, 4, 28, 16)
     assert torch.allclose(twice - once, torch.full_like(once, math.log(4)), atol=1e-4)
+
+
+def gain(taps: torch.Tensor, hz: float, sfreq: float = 128.0) -> torch.Tensor:
+    """Magnitude of each filter's frequency response at ``hz``."""
+    n = torch.arange(taps.shape[-1], dtype=taps.dtype)
+    phase = torch.exp(-2j * math.pi * hz / sfreq * n)
+    return (taps.to(torch.complex128) * phase).sum(-1).abs()
+
+
+def test_sinc_bank_starts_as_log_spaced_band_pass_filters():
+    bank = SincFilterBank(8, 64, 128.0, (4.0, 60.0))
+    low, high = (edge.detach().double() for edge in bank.edges())
+    edges = torch.logspace(math.log10(4.0), math.log10(60.0), 9, dtype=torch.float64)
+    assert torch.allclose(low, edges[:-1], atol=1e-5) and torch.allclose(high, edges[1:], atol=1e-5)
+    taps = bank().detach().double()
+    assert taps.shape == (8, 64)
+    # The widest band passes its centre at about unit gain and stops far outside.
+    top = taps[-1]
+    assert abs(gain(top, 50.0) - 1.0) < 0.1
+    assert gain(top, 10.0) < 0.05
+
+
+def test_sinc_bank_learns_its_edges_only():
+    bank = SincFilterBank(4, 64, 128.0, (4.0, 40.0))
+    assert sum(p.numel() for p in bank.parameters()) == 8
+    bank().square().sum().backward()
+    assert bank.low_hz.grad.abs().sum() > 0 and bank.band_hz.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("edges", [(0.5, 40.0), (40.0, 4.0), (4.0, 64.0)])
+def test_sinc_bank_refuses_edges_outside_one_hz_to_nyquist(edges):
+    with pytest.raises(ValueError, match="band_edges_hz"):
+        SincFilterBank(4, 64, 128.0, edges)
+
+
+def test_front_end_filter_bank_kinds():
+    sinc = ConvFrontEnd(2, 512, 128.0, 16, FrontEndConfig())
+    free = ConvFrontEnd(2, 512, 128.0, 16, FrontEndConfig(filter_bank="free"))
+    assert isinstance(sinc.filter_bank, SincFilterBank) and isinstance(free.filter_bank, FreeFilterBank)
+    assert sinc.temporal_filters.shape == free.temporal_filters.shape == (8, 64)
+    with pytest.raises(ValueError, match="filter_bank"):
+        FrontEndConfig(filter_bank="gabor")
+    with pytest.raises(ValueError, match="energy_dropout"):
+        FrontEndConfig(energy_dropout=-0.1)
+
+
+def test_energy_dropout_drops_whole_log_energy_maps_in_training_only():
+    front = ConvFrontEnd(2, 512, 128.0, 16, FrontEndConfig(energy_dropout=0.5, conv_dropout=0.0))
+    seen = []
+    front.energy_dropout.register_forward_hook(lambda module, args, out: seen.append(out))
+    signal = torch.randn(3, 2, 512, generator=torch.Generator().manual_seed(0))
+    front.train()(signal)
+    dropped = seen[-1] == 0
+    # A map is dropped for all its tokens or for none.
+    assert dropped.any() and torch.equal(dropped.all(-1), dropped.any(-1))
+    front.eval()(signal)
+    assert not (seen[-1] == 0).any()
+
+
+@pytest.mark.parametrize(("kind", "norm"), [("batch", torch.nn.BatchNorm1d), ("layer", torch.nn.LayerNorm)])
+def test_readout_norm_follows_the_stream_config(kind, norm):
+    assert isinstance(TapReadout(16, 8, "mean", kind).norm, norm)
+    net = build_model("eog", n_channels=N_CHANNELS, seed=0, readout_norm=kind)
+    assert isinstance(net.norm, norm)
+    with pytest.raises(ValueError, match="readout_norm"):
+        StreamConfig(readout_norm="group")
+
+
+def test_batch_norm_readout_centres_each_feature_over_the_batch():
+    # A pattern shared by every segment, which a layer norm would keep, is removed.
+    readout = TapReadout(16, 16, "mean", "batch").train()
+    torch.nn.init.eye_(readout.project.weight)
+    torch.nn.init.zeros_(readout.project.bias)
+    tokens = 100 * torch.randn(1, 1, 16) + torch.randn(32, 4, 16)
+    out = readout(tokens)
+    assert out.mean(0).abs().max() < 1e-4
 
 
 def test_front_end_refuses_energy_points_that_do_not_divide_the_hop():

@@ -16,10 +16,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mkdbook.checks import check_option
 from mkdbook.models.frontend import ConvFrontEnd, FrontEndConfig, SharedMaskDropout
 
 #: Ways of reducing a token sequence to one vector, accepted by :func:`pool_tokens`.
 POOLINGS: tuple[str, ...] = ("mean", "max")
+
+#: Normalisations of a pooled vector, accepted by :func:`readout_norm`.
+READOUT_NORMS: tuple[str, ...] = ("batch", "layer")
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,10 @@ class StreamConfig:
         Dropout on the attention weights. Default 0.0 (as in DeiT): any
         other value sends attention through PyTorch's unfused reference
         path, several times slower on a CPU.
+    readout_norm : str
+        Normalisation of the pooled vector that a readout reads
+        (:func:`readout_norm`): ``"batch"`` (default) or ``"layer"``, kept to
+        show what a layer norm there does to training (chapter 3).
 
     References
     ----------
@@ -80,6 +88,10 @@ class StreamConfig:
     ff_width: int = 256
     drop_path: float = 0.1
     attention_dropout: float = 0.0
+    readout_norm: str = "batch"
+
+    def __post_init__(self) -> None:
+        check_option("readout_norm", self.readout_norm, READOUT_NORMS)
 
 
 def sinusoidal_positions(n_tokens: int, d_model: int) -> Tensor:
@@ -232,15 +244,37 @@ def pool_tokens(tokens: Tensor, pooling: str) -> Tensor:
     raise ValueError(f"pooling={pooling!r} is not one of {POOLINGS}")
 
 
+def readout_norm(kind: str, d_model: int) -> nn.Module:
+    """The normalisation of a pooled ``(B, d_model)`` vector: ``"batch"`` or ``"layer"``.
+
+    A batch norm centres and scales each feature over the segments of a
+    batch. What tells two segments apart is a small part of a pooled vector:
+    the positions, and the level of every log-energy, add the same large
+    pattern to every segment. A layer norm, which normalises each segment on
+    its own, keeps that pattern, and the readout's output then barely varies
+    from segment to segment, so training spends its first epochs growing
+    weights before the training accuracy leaves the majority rate (chapter 3
+    measures both). The batch norm's running statistics are buffers, which
+    the feedback phase's temporary student update clones rather than
+    overwrites.
+
+    Raises
+    ------
+    ValueError
+        If ``kind`` is not one of :data:`READOUT_NORMS`.
+    """
+    check_option("readout_norm", kind, READOUT_NORMS)
+    return nn.BatchNorm1d(d_model) if kind == "batch" else nn.LayerNorm(d_model)
+
+
 class TapReadout(nn.Module):
     """Pool one encoder layer's tokens, normalise, and project to a fusion module's width.
 
     The paper's fusion extractors gate their input element-wise with a score
     as wide as their second dense layer (512 for IE, 256 for HE), so each
     tapped feature must have a fixed width of its own. This readout supplies
-    it: pooling over tokens, then a layer norm (pre-norm layers leave the
-    residual stream unnormalised, and its scale grows with depth), then a
-    linear map from ``d_model`` to ``width``.
+    it: pooling over tokens, then a normalisation (:func:`readout_norm`),
+    then a linear map from ``d_model`` to ``width``.
 
     Parameters
     ----------
@@ -250,14 +284,16 @@ class TapReadout(nn.Module):
         Width of the tapped feature.
     pooling : str
         ``"mean"`` or ``"max"`` over tokens (see :func:`pool_tokens`).
+    norm : str
+        ``"batch"`` or ``"layer"`` (see :func:`readout_norm`).
     """
 
-    def __init__(self, d_model: int, width: int, pooling: str) -> None:
+    def __init__(self, d_model: int, width: int, pooling: str, norm: str = "batch") -> None:
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"pooling={pooling!r} is not one of {POOLINGS}")
         self.pooling = pooling
-        self.norm = nn.LayerNorm(d_model)
+        self.norm = readout_norm(norm, d_model)
         self.project = nn.Linear(d_model, width)
 
     def forward(self, tokens: Tensor) -> Tensor:
@@ -316,7 +352,8 @@ class TappedStream(nn.Module):
         self.taps = tuple(taps)
         self.stream = ModalityStream(n_channels, n_times, sfreq, config)
         self.readouts = nn.ModuleDict(
-            {str(layer): TapReadout(config.d_model, width, pooling) for layer in self.taps}
+            {str(layer): TapReadout(config.d_model, width, pooling, config.readout_norm)
+             for layer in self.taps}
         )
 
     def forward(self, signal: Tensor) -> list[Tensor]:

@@ -17,6 +17,16 @@ usually found (differential entropy and band-power features). A signed filter
 output read once per token does not suffice: the layer norms behind it divide
 out a token's amplitude, and with it the band power (see chapter 3).
 
+The temporal filters are band-pass filters whose two edges are learned
+(SincNet, Ravanelli & Bengio, 2018; for EEG, Borra et al., 2020), initialised
+as a bank of log-spaced bands from theta to the top of the EMG range. Free
+filter taps, the literal reading, do not survive training: Adam moves every
+tap by about its learning rate per step whatever the gradient's size, taps of
+a 64-sample band-pass filter are a few hundredths, and within an epoch or two
+the filters turn to noise, whose log-energy is dominated by eye movements
+(chapter 3 measures it). Two edges per filter move in hertz and stay
+band-pass filters.
+
 The convolutions are computed in their cheapest equivalent form:
 
 * the temporal filter runs over each electrode on its own, evaluated every
@@ -38,6 +48,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from mkdbook.checks import check_number, check_option
+
+#: Kinds of temporal filter bank accepted by :class:`FrontEndConfig`.
+FILTER_BANKS: tuple[str, ...] = ("sinc", "free")
 
 
 @dataclass(frozen=True)
@@ -71,12 +86,32 @@ class FrontEndConfig:
         samples apart are close to independent, and 4 of them per token give
         64 per 4-s segment, while the front end costs an eighth of what
         filtering every sample would.
+    filter_bank : str
+        ``"sinc"`` (default): band-pass filters with learned edges
+        (:class:`SincFilterBank`). ``"free"``: every tap a parameter
+        (:class:`FreeFilterBank`), the literal reading of the paper's
+        convolution, kept to show what it does in training.
+    band_edges_hz : tuple of float
+        Lowest and highest edge of the initial sinc bank: the
+        ``n_temporal_filters`` bands split this range into log-spaced parts.
+        Default (4, 60) Hz: from the 4 Hz lower edge of DEAP's EEG band-pass
+        to just below the 64 Hz Nyquist frequency, so that the top bands see
+        the periocular muscle activity (20-64 Hz) that EOG electrodes record.
     conv_dropout : float
-        Dropout after each of the two convolutions, as the paper applies to
-        every convolutional layer, dropping whole feature maps
+        Dropout after the spatial convolution, dropping whole feature maps
         (:class:`SharedMaskDropout`). Default 0.25, the lower of the two rates
         EEGNet recommends (Lawhern et al., 2018): the transformer behind the
-        front end is regularised too.
+        front end is regularised too. The paper drops out after every
+        convolution; we do not after the temporal one, whose outputs are
+        log-energies: zero is not a missing value there but an arbitrary
+        level, and zeroing a quarter of them moves a token further than the
+        between-segment differences that carry emotion, so that in training
+        mode the answers are close to noise and the best epoch comes later
+        (chapter 3).
+    energy_dropout : float
+        Dropout on the log-energy maps, dropping whole (electrode, filter)
+        maps: the paper's dropout after the temporal convolution. Default 0.0,
+        for the reason just given; kept to measure that reason.
 
     References
     ----------
@@ -94,7 +129,15 @@ class FrontEndConfig:
     temporal_kernel_s: float = 0.5
     hop_s: float = 0.25
     energy_points: int = 4
+    filter_bank: str = "sinc"
+    band_edges_hz: tuple[float, float] = (4.0, 60.0)
     conv_dropout: float = 0.25
+    energy_dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_option("filter_bank", self.filter_bank, FILTER_BANKS)
+        for name in ("conv_dropout", "energy_dropout"):
+            check_number(name, getattr(self, name), 0.0)
 
 
 def seconds_to_samples(seconds: float, sfreq: float) -> int:
@@ -219,6 +262,91 @@ def filter_log_energy(
     return torch.log(energy + LOG_ENERGY_FLOOR)
 
 
+class SincFilterBank(nn.Module):
+    """Band-pass filters with learned edges: windowed-sinc impulse responses (SincNet).
+
+    Filter ``f`` passes ``[low_f, high_f]`` Hz; its taps are the difference of
+    two ideal low-pass responses, ``2 high sinc(2 high t) - 2 low sinc(2 low
+    t)``, sampled at ``t = (n - (k - 1) / 2) / sfreq``, times a Hamming
+    window, divided by ``sfreq`` for unit gain in the pass band. Only the
+    edges are parameters: ``low = min_hz + |low_hz|`` and ``high = low +
+    min_hz + |band_hz|``, clipped below Nyquist, as in Ravanelli & Bengio
+    (2018).
+
+    Parameters
+    ----------
+    n_filters : int
+        Filters in the bank.
+    kernel : int
+        Taps per filter.
+    sfreq : float
+        Sampling rate in Hz.
+    band_edges_hz : tuple of float
+        Lowest and highest edge of the initial bank; the bands split it into
+        ``n_filters`` log-spaced parts.
+
+    References
+    ----------
+    .. [1] Ravanelli, M., & Bengio, Y. (2018). Speaker recognition from raw
+       waveform with SincNet. IEEE Spoken Language Technology Workshop,
+       1021-1028.
+    .. [2] Borra, D., Fantozzi, S., & Magosso, E. (2020). Interpretable and
+       lightweight convolutional neural network for EEG decoding: application
+       to movement execution and imagination. Neural Networks, 129, 55-74.
+    """
+
+    #: Smallest lower edge and smallest band width, in Hz.
+    min_hz: float = 1.0
+
+    def __init__(self, n_filters: int, kernel: int, sfreq: float, band_edges_hz: tuple[float, float]) -> None:
+        super().__init__()
+        low, high = band_edges_hz
+        if not self.min_hz <= low < high < sfreq / 2:
+            raise ValueError(
+                f"band_edges_hz={band_edges_hz} must rise from at least {self.min_hz} Hz "
+                f"to below the Nyquist frequency ({sfreq / 2} Hz)"
+            )
+        edges = torch.logspace(math.log10(low), math.log10(high), n_filters + 1, dtype=torch.float64)
+        self.sfreq = sfreq
+        self.low_hz = nn.Parameter((edges[:-1] - self.min_hz).float())
+        self.band_hz = nn.Parameter((edges.diff() - self.min_hz).clamp(min=0.0).float())
+        self.register_buffer("times", (torch.arange(kernel) - (kernel - 1) / 2) / sfreq, persistent=False)
+        self.register_buffer("window", torch.hamming_window(kernel, periodic=False), persistent=False)
+
+    def edges(self) -> tuple[Tensor, Tensor]:
+        """Return the current lower and upper edges in Hz, each of shape ``(n_filters,)``."""
+        low = self.min_hz + self.low_hz.abs()
+        high = (low + self.min_hz + self.band_hz.abs()).clamp(max=self.sfreq / 2)
+        return low, high
+
+    def forward(self) -> Tensor:
+        """Return the ``(n_filters, kernel)`` taps of the bank."""
+        low, high = (edge[:, None] for edge in self.edges())
+        response = 2 * high * torch.sinc(2 * high * self.times) - 2 * low * torch.sinc(2 * low * self.times)
+        return response * self.window / self.sfreq
+
+
+class FreeFilterBank(nn.Module):
+    """Temporal filters whose every tap is a parameter, initialised like ``nn.Conv1d``'s weight.
+
+    Parameters
+    ----------
+    n_filters : int
+        Filters in the bank.
+    kernel : int
+        Taps per filter.
+    """
+
+    def __init__(self, n_filters: int, kernel: int) -> None:
+        super().__init__()
+        bound = 1.0 / math.sqrt(kernel)
+        self.taps = nn.Parameter(torch.empty(n_filters, kernel).uniform_(-bound, bound))
+
+    def forward(self) -> Tensor:
+        """Return the ``(n_filters, kernel)`` taps."""
+        return self.taps
+
+
 class SharedMaskDropout(nn.Module):
     """Dropout whose mask is shared along chosen dimensions: drops whole maps, tokens or branches.
 
@@ -289,8 +417,8 @@ class ConvFrontEnd(nn.Module):
 
     Attributes
     ----------
-    temporal_filters : Parameter, shape (n_temporal_filters, k)
-        The temporal filter bank, in samples, ready to plot.
+    filter_bank : SincFilterBank or FreeFilterBank
+        The temporal filters; :attr:`temporal_filters` gives their taps.
     spatial : Linear
         The spatial filter: ``n_channels * n_temporal_filters`` maps to ``d_model``.
     n_tokens : int
@@ -303,13 +431,13 @@ class ConvFrontEnd(nn.Module):
 
         z[c, f, m] = sum_tau w_t[f, tau] x[c, m * s + tau - pad]
         e[c, f, n] = log(mean_{j < P} z[c, f, n * P + j] ** 2 + floor)
-        token[n]   = ELU(LayerNorm(W_s . vec_{c, f}(dropout(e[:, :, n]))))
+        token[n]   = dropout(ELU(LayerNorm(W_s . vec_{c, f}(dropout_e(e[:, :, n])))))
 
     ``pad = (k - s) // 2`` centres the ``P`` filter windows of token ``n`` on
     its hop.
-    LayerNorm rather than batch norm keeps the network free of running
-    statistics, which the distillation's pilot student update would otherwise
-    overwrite (see the book's appendix, *The method at a glance*).
+    The layer norm scales each token on its own, so no statistic of other
+    segments enters a token; centring features across segments is left to
+    the batch norm of the readouts (:class:`~mkdbook.models.encoder.TapReadout`).
 
     References
     ----------
@@ -344,18 +472,23 @@ class ConvFrontEnd(nn.Module):
             raise ValueError(
                 f"n_times={n_times} samples are too few for a {kernel}-sample temporal kernel"
             )
-        # One filter bank shared by every electrode; initialised like nn.Conv1d's weight.
-        bound = 1.0 / math.sqrt(kernel)
-        self.temporal_filters = nn.Parameter(
-            torch.empty(config.n_temporal_filters, kernel).uniform_(-bound, bound)
-        )
+        # One filter bank shared by every electrode.
+        if config.filter_bank == "sinc":
+            self.filter_bank = SincFilterBank(config.n_temporal_filters, kernel, sfreq, config.band_edges_hz)
+        else:
+            self.filter_bank = FreeFilterBank(config.n_temporal_filters, kernel)
         # Drops whole (electrode, filter) maps of a segment.
-        self.temporal_dropout = SharedMaskDropout(config.conv_dropout, shared_dims=(2,))
+        self.energy_dropout = SharedMaskDropout(config.energy_dropout, shared_dims=(2,))
         self.spatial = nn.Linear(n_channels * config.n_temporal_filters, d_model)
         self.norm = nn.LayerNorm(d_model)
         self.activation = nn.ELU()
         # Drops whole output maps (token features) across all tokens of a segment.
         self.spatial_dropout = SharedMaskDropout(config.conv_dropout, shared_dims=(1,))
+
+    @property
+    def temporal_filters(self) -> Tensor:
+        """The ``(n_temporal_filters, k)`` taps of the temporal filters, ready to plot."""
+        return self.filter_bank()
 
     def forward(self, x: Tensor) -> Tensor:
         """Map a ``(B, n_channels, n_times)`` signal to ``(B, n_tokens, d_model)`` tokens."""
@@ -367,13 +500,13 @@ class ConvFrontEnd(nn.Module):
         batch = x.shape[0]
         maps = filter_log_energy(
             x.reshape(batch * self.n_channels, self.n_times),
-            self.temporal_filters,
+            self.filter_bank(),
             self.hop,
             self.energy_points,
             self.padding,
             self.n_tokens,
         )
-        maps = self.temporal_dropout(maps)
+        maps = self.energy_dropout(maps)
         # (B*C, F, N) -> (B, N, C*F): one vector of all electrodes' maps per token.
         # The maps are stored time-major (channels-last), so going through
         # (B, C, N, F) costs a single copy.

@@ -16,7 +16,7 @@ from typing import ClassVar
 from torch import Tensor, nn
 
 from mkdbook.docs import fill_doc
-from mkdbook.models.encoder import POOLINGS, ModalityStream, StreamConfig, pool_tokens
+from mkdbook.models.encoder import POOLINGS, ModalityStream, StreamConfig, pool_tokens, readout_norm
 from mkdbook.models.inputs import channels_of
 from mkdbook.models.outputs import ModelOutput
 
@@ -92,7 +92,7 @@ class SingleStreamNet(nn.Module):
         d_model = self.config.stream.d_model
         count = channels_of(n_channels, self.modalities, type(self).__name__)[modality]
         self.stream = ModalityStream(count, n_times, sfreq, self.config.stream)
-        self.norm = nn.LayerNorm(d_model)
+        self.norm = readout_norm(self.config.stream.readout_norm, d_model)
         self.head_dropout = nn.Dropout(self.config.head_dropout)
         self.classifier = nn.Linear(d_model, n_classes)
 
