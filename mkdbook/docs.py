@@ -31,6 +31,10 @@ n_times : int
     Samples per segment (512 for 4 s at 128 Hz).
 sfreq : float
     Sampling rate in Hz.""",
+    "filter_bank": """n_filters : int
+    Filters in the bank.
+kernel : int
+    Taps per filter.""",
     "paper": """.. [1] Z. Zhang and G. Lu, "Multimodal Knowledge Distillation for Emotion
    Recognition," Brain Sciences 15(7):707, 2025. doi:10.3390/brainsci15070707""",
 }

@@ -50,6 +50,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mkdbook.checks import check_number, check_option
+from mkdbook.docs import fill_doc
 
 #: Kinds of temporal filter bank accepted by :class:`FrontEndConfig`.
 FILTER_BANKS: tuple[str, ...] = ("sinc", "free")
@@ -262,6 +263,7 @@ def filter_log_energy(
     return torch.log(energy + LOG_ENERGY_FLOOR)
 
 
+@fill_doc
 class SincFilterBank(nn.Module):
     """Band-pass filters with learned edges: windowed-sinc impulse responses (SincNet).
 
@@ -275,12 +277,8 @@ class SincFilterBank(nn.Module):
 
     Parameters
     ----------
-    n_filters : int
-        Filters in the bank.
-    kernel : int
-        Taps per filter.
-    sfreq : float
-        Sampling rate in Hz.
+    %(filter_bank)s
+    %(sfreq)s
     band_edges_hz : tuple of float
         Lowest and highest edge of the initial bank; the bands split it into
         ``n_filters`` log-spaced parts.
@@ -326,15 +324,13 @@ class SincFilterBank(nn.Module):
         return response * self.window / self.sfreq
 
 
+@fill_doc
 class FreeFilterBank(nn.Module):
     """Temporal filters whose every tap is a parameter, initialised like ``nn.Conv1d``'s weight.
 
     Parameters
     ----------
-    n_filters : int
-        Filters in the bank.
-    kernel : int
-        Taps per filter.
+    %(filter_bank)s
     """
 
     def __init__(self, n_filters: int, kernel: int) -> None:
