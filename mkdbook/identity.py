@@ -22,10 +22,15 @@ __all__ = ["describe_network", "identity_differences", "refuse_other_result", "r
 
 
 def describe_network(model: nn.Module) -> dict:
-    """What a network is, for a run's identity: its class and configuration."""
+    """What a network is, for a run's identity: its class and configuration.
+
+    The configuration is given as it reads back from JSON (tuples become
+    lists), so that an identity stored in ``metrics.json`` or a checkpoint
+    compares equal to the same run's identity computed afresh.
+    """
     config = getattr(model, "config", None)
     return {"class": type(model).__name__,
-            "config": asdict(config) if is_dataclass(config) else None,
+            "config": json.loads(json.dumps(asdict(config))) if is_dataclass(config) else None,
             "parameters": sum(p.numel() for p in model.parameters())}
 
 

@@ -23,11 +23,10 @@ from mkdbook.models import (
     count_parameters,
 )
 from mkdbook.models.encoder import StreamConfig, TapReadout
+from mkdbook.models.filters import FreeFilterBank, SincFilterBank
 from mkdbook.models.frontend import (
     LOG_ENERGY_FLOOR,
-    FreeFilterBank,
     SharedMaskDropout,
-    SincFilterBank,
     filter_log_energy,
     strided_filter_bank,
 )
