@@ -24,9 +24,9 @@ teaching + feedback
     default pilot (every second segment) and with the whole batch
     (``pilot_stride=1``).
 feedback as before
-    The phase alone with a whole-batch pilot, running the teacher on the
-    training batch itself, as before the pass was shared and the pilot
-    thinned. ``--own-ce`` adds the control without the student's term
+    The phase alone with a whole-batch pilot and a quiz batch of the training
+    batch size, running the teacher on the training batch itself, as before
+    the pass was shared and the pilot and quiz batches thinned. ``--own-ce`` adds the control without the student's term
     (:attr:`FeedbackConfig.student_term` false).
 
 It prints the median seconds of each and the ratios, next to the goals
@@ -35,7 +35,7 @@ Nothing is asserted. Run from the repository root::
 
     python benchmarks/distill.py [--batch 64] [--repeats 7] [--threads 2] [--device cpu|cuda]
                                  [--segments 4096] [--amp bf16] [--clock wall|cpu] [--json OUT.json]
-                                 [--pilot-stride 2] [--own-ce]
+                                 [--pilot-stride 2] [--quiz-batch 32] [--own-ce]
 
 ``--amp bf16`` runs all three under bfloat16 :func:`torch.autocast`;
 ``--clock cpu`` times the CPU time of this process instead of wall time
@@ -86,6 +86,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="rows of the stored teacher outputs the batch is looked up in (default 4096)")
     parser.add_argument("--pilot-stride", type=int, default=FeedbackConfig().pilot_stride,
                         help="the pilot learns from every n-th segment (default: FeedbackConfig's)")
+    parser.add_argument("--quiz-batch", type=int, default=FeedbackConfig().quiz_batch,
+                        help="segments per quiz batch (default: FeedbackConfig's)")
     parser.add_argument("--own-ce", action="store_true",
                         help="also time the feedback phase without the student's term (the teacher's own CE)")
     parser.add_argument("--amp", choices=("off", "bf16"), default="off",
@@ -105,12 +107,14 @@ def main(argv: list[str] | None = None) -> None:
     optimizer = torch.optim.Adam(params, lr=1e-4)
     plain_optimizer = torch.optim.Adam(student.parameters(), lr=1e-4)
     loss = DistillationLossConfig.fusion()
-    if args.pilot_stride < 1:
-        parser.error(f"--pilot-stride must be an integer >= 1, got {args.pilot_stride}")
-    feedback = FeedbackConfig(pilot_stride=args.pilot_stride)
+    for name in ("pilot_stride", "quiz_batch"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be an integer >= 1, got {getattr(args, name)}")
+    feedback = FeedbackConfig(pilot_stride=args.pilot_stride, quiz_batch=args.quiz_batch)
     teacher_optimizer = make_teacher_optimizer(teacher, feedback)
     train, y = _batch(args.batch, device, gen)
     val, y_val = _batch(args.batch, device, gen)
+    quiz, y_quiz = ({k: v[:args.quiz_batch] for k, v in val.items()}, y_val[:args.quiz_batch])
     stored, rows = _stored_outputs(teacher, train, args.segments, device, gen)
 
     def plain() -> None:
@@ -130,20 +134,22 @@ def main(argv: list[str] | None = None) -> None:
         def run() -> None:
             whole, pilot = teacher_forward(teacher, train, config)
             teaching_step(student, teacher, projector, train, y, optimizer, loss, teacher_out=whole)
-            feedback_phase(teacher, student, projector, train, y, val, y_val, teacher_optimizer, loss, config, pilot)
+            feedback_phase(teacher, student, projector, train, y, quiz, y_quiz, teacher_optimizer, loss, config,
+                           pilot)
         return run
 
-    def phase(config: FeedbackConfig) -> Callable[[], None]:
-        return lambda: feedback_phase(teacher, student, projector, train, y, val, y_val, teacher_optimizer,
+    def phase(config: FeedbackConfig, x_quiz: dict[str, torch.Tensor], labels: torch.Tensor) -> Callable[[], None]:
+        return lambda: feedback_phase(teacher, student, projector, train, y, x_quiz, labels, teacher_optimizer,
                                       loss, config)
 
-    whole_pilot = FeedbackConfig(pilot_stride=1)
+    whole_pilot = FeedbackConfig(pilot_stride=1, quiz_batch=args.quiz_batch)
     jobs = {"plain": plain, "teaching": teaching, "stored": teaching_stored,
             "teaching + feedback": teaching_feedback(feedback),
             "teaching + feedback, whole pilot": teaching_feedback(whole_pilot),
-            "feedback as before": phase(whole_pilot)}
+            "feedback as before": phase(FeedbackConfig(pilot_stride=1, quiz_batch=args.batch), val, y_val)}
     if args.own_ce:
-        jobs["feedback (own CE only)"] = phase(FeedbackConfig(student_term=False))
+        jobs["feedback (own CE only)"] = phase(FeedbackConfig(student_term=False, quiz_batch=args.quiz_batch),
+                                               quiz, y_quiz)
     if args.amp == "bf16":
         jobs = {name: _autocast(job, device) for name, job in jobs.items()}
     for job in jobs.values():  # warm-up: allocator, kernels, autograd caches
@@ -162,8 +168,8 @@ def main(argv: list[str] | None = None) -> None:
     median["feedback, whole pilot"] = median["teaching + feedback, whole pilot"] - median["teaching"]
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"device {device}, {torch.get_num_threads()} threads, batch {args.batch}, {args.clock} clock, "
-          f"load average {load:.1f}")
+    print(f"device {device}, {torch.get_num_threads()} threads, batch {args.batch}, quiz batch {args.quiz_batch}, "
+          f"pilot stride {args.pilot_stride}, {args.clock} clock, load average {load:.1f}")
     print(f"student {count_parameters(student):,} parameters, teacher {count_parameters(teacher):,}")
     for name, value in times.items():
         spread = max(value) - min(value)
@@ -184,6 +190,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.json:
         record = {"torch": torch.__version__, "device": str(device), "amp": args.amp, "batch": args.batch,
                   "clock": args.clock, "threads": torch.get_num_threads(), "load_average": load, "pilot_stride": args.pilot_stride,
+                  "quiz_batch": args.quiz_batch,
                   "median_seconds": median, "teaching_over_plain": median["teaching"] / median["plain"],
                   "stored_over_plain": median["stored"] / median["plain"],
                   "feedback_over_teaching": median["feedback"] / median["teaching"],

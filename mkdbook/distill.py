@@ -355,8 +355,9 @@ class FeedbackDistiller(Distiller):
         """The held-out batch and labels of teacher update ``update`` (counted from 0).
 
         Batch ``update mod n`` of a permutation of :meth:`feedback_source`
-        drawn from ``(seed, update // n)``, where ``n`` is the number of
-        batches in the source: each segment is used once every ``n``
+        drawn from ``(seed, update // n)``, in batches of
+        :attr:`FeedbackConfig.quiz_batch <mkdbook.feedback.FeedbackConfig>`
+        segments, where ``n`` is the number of batches in the source: each segment is used once every ``n``
         updates, and the batch depends on nothing but the update number, so a
         resumed run draws the same. The segments drawn are added to
         :attr:`feedback_rows`. Only valid while :meth:`fit` runs. Returns the
@@ -365,7 +366,7 @@ class FeedbackDistiller(Distiller):
         """
         data, _, target = self._context
         source = self.feedback_source()
-        size = self.config.batch_size
+        size = self.feedback.quiz_batch
         cycle, position = divmod(update, -(-len(source) // size))  # -(-a // b): batches in the source
         order = np.random.default_rng([self.config.seed, 0xFEED, cycle]).permutation(source)
         rows = np.sort(order[position * size:(position + 1) * size])

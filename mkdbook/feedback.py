@@ -160,6 +160,14 @@ class FeedbackConfig:
         and the teacher's backward pass there in proportion. To first order in
         ``alpha`` the objective is linear in the pilot's gradient, a mean over
         segments, so a sample estimates the same teacher gradient, noisier.
+    quiz_batch : int, default 32
+        Segments per held-out batch. The teacher's forward and backward pass
+        on the quiz batch is the largest single cost of a phase (about a
+        third of it at 64 segments); 32 halves it, and matches the 32 segments
+        the pilot learns from at the default batch size and stride, so both
+        terms of the objective are means over equally many segments. Every
+        quiz segment is still used once per cycle through the quiz set
+        (:meth:`mkdbook.distill.FeedbackDistiller.feedback_batch`).
     """
 
     every: int = 10
@@ -173,10 +181,12 @@ class FeedbackConfig:
     quiz_fraction: float = 0.125
     teacher_train_mode: bool = False
     pilot_stride: int = 2
+    quiz_batch: int = 32
 
     def __post_init__(self) -> None:
         check_int("every", self.every, 1)
         check_int("pilot_stride", self.pilot_stride, 1)
+        check_int("quiz_batch", self.quiz_batch, 1)
         check_int("warmup_steps", self.warmup_steps, 0)
         check_int("steps", self.steps, 1)
         check_number("alpha", self.alpha, 0.0, strict=True)

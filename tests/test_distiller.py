@@ -160,6 +160,28 @@ def test_feedback_every_k_steps_with_both_gradient_paths_on_the_quiz_set(teacher
     assert summary["teacher_after_test"] != summary["teacher_before_test"]
 
 
+@pytest.mark.parametrize("quiz_batch", [5, 12])
+def test_quiz_batches_hold_quiz_batch_segments_and_cycle_through_the_quiz_set(teacher, monkeypatch, quiz_batch):
+    import mkdbook.distill
+
+    sizes = []
+    phase = mkdbook.distill.feedback_phase
+
+    def recording(*args, **kwargs):
+        sizes.append(len(args[6]))  # y_quiz
+        return phase(*args, **kwargs)
+
+    monkeypatch.setattr(mkdbook.distill, "feedback_phase", recording)
+    run = distiller(teacher, feedback=FeedbackConfig(every=2, quiz_batch=quiz_batch))
+    run.fit(DATA, SPLIT, "valence")
+    n_quiz = len(run.used_split.quiz)
+    per_cycle = -(-n_quiz // quiz_batch)
+    assert len(sizes) > per_cycle, "the test needs more phases than a cycle has batches"
+    # Full batches, the last of each cycle holding what is left; every quiz segment is drawn.
+    assert sizes == [min(quiz_batch, n_quiz - (k % per_cycle) * quiz_batch) for k in range(len(sizes))]
+    assert sorted(run.feedback_rows) == sorted(int(r) for r in run.used_split.quiz)
+
+
 def test_the_literal_protocol_feeds_back_on_validation_and_trains_on_all_training_trials(teacher):
     run = distiller(teacher, feedback=FeedbackConfig(every=7, feedback_on="validation", steps=2))
     run.fit(DATA, SPLIT, "valence")

@@ -368,6 +368,7 @@ def test_feedback_schedule():
      ({"steps": 0}, "steps"), ({"feedback_on": "test"}, "feedback_on"), ({"quiz_fraction": 1.0}, "quiz_fraction"),
      ({"quiz_fraction": 0.0}, "quiz_fraction"), ({"student_term": 1}, "student_term"),
      ({"pilot_stride": 0}, "pilot_stride"),
+     ({"quiz_batch": 0}, "quiz_batch"),
      ({"student_term": False, "teacher_weight": 0.0}, "nothing to learn")],
 )
 def test_feedback_config_rejects_invalid_values(kwargs, match):
