@@ -161,13 +161,9 @@ class FeedbackConfig:
         ``alpha`` the objective is linear in the pilot's gradient, a mean over
         segments, so a sample estimates the same teacher gradient, noisier.
     quiz_batch : int, default 32
-        Segments per held-out batch. The teacher's forward and backward pass
-        on the quiz batch is the largest single cost of a phase (about a
-        third of it at 64 segments); 32 halves it, and matches the 32 segments
-        the pilot learns from at the default batch size and stride, so both
-        terms of the objective are means over equally many segments. Every
-        quiz segment is still used once per cycle through the quiz set
-        (:meth:`mkdbook.distill.FeedbackDistiller.feedback_batch`).
+        Segments per held-out batch, as many as the pilot learns from at the
+        default batch size and stride. The teacher's pass on the quiz batch
+        is a phase's largest single cost (a third of it at 64 segments).
     """
 
     every: int = 10
@@ -204,10 +200,7 @@ class FeedbackConfig:
 
     @property
     def shares_teaching_pass(self) -> bool:
-        """Whether the phase can reuse the teaching step's eval-mode teacher pass (:func:`teacher_forward`).
-
-        It can unless ``teacher_train_mode`` asks for train mode or there is no pilot step.
-        """
+        """Whether a phase reuses the teaching step's eval-mode teacher pass: not in train mode, nor without a pilot."""
         return self.student_term and not self.teacher_train_mode
 
     def pilot_rows(self, batch: Batch) -> dict[str, Tensor]:
@@ -215,11 +208,7 @@ class FeedbackConfig:
         return {key: value[::self.pilot_stride] for key, value in batch.items()}
 
     def due(self, step: int) -> bool:
-        """Whether a feedback phase follows teaching step number ``step`` (counted from 1).
-
-        Feedback phases follow steps ``warmup_steps + every``,
-        ``warmup_steps + 2 * every``, ...
-        """
+        """Whether a feedback phase follows teaching step ``step`` (from 1): ``warmup_steps + k * every``, k >= 1."""
         past_warmup = step - self.warmup_steps
         return past_warmup > 0 and past_warmup % self.every == 0
 
