@@ -26,7 +26,8 @@ teaching + feedback
 feedback as before
     The phase alone with a whole-batch pilot and a quiz batch of the training
     batch size, running the teacher on the training batch itself, as before
-    the pass was shared and the pilot and quiz batches thinned. ``--own-ce`` adds the control without the student's term
+    the pass was shared and the pilot and quiz batches thinned. ``--own-ce``
+    adds the control without the student's term
     (:attr:`FeedbackConfig.student_term` false).
 
 It prints the median seconds of each and the ratios, next to the goals
@@ -189,8 +190,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"distillation with feedback every {every} steps / plain training = {overall:.2f}")
     if args.json:
         record = {"torch": torch.__version__, "device": str(device), "amp": args.amp, "batch": args.batch,
-                  "clock": args.clock, "threads": torch.get_num_threads(), "load_average": load, "pilot_stride": args.pilot_stride,
-                  "quiz_batch": args.quiz_batch,
+                  "clock": args.clock, "threads": torch.get_num_threads(), "load_average": load,
+                  "pilot_stride": args.pilot_stride, "quiz_batch": args.quiz_batch,
                   "median_seconds": median, "teaching_over_plain": median["teaching"] / median["plain"],
                   "stored_over_plain": median["stored"] / median["plain"],
                   "feedback_over_teaching": median["feedback"] / median["teaching"],

@@ -357,9 +357,9 @@ class FeedbackDistiller(Distiller):
         Batch ``update mod n`` of a permutation of :meth:`feedback_source`
         drawn from ``(seed, update // n)``, in batches of
         :attr:`FeedbackConfig.quiz_batch <mkdbook.feedback.FeedbackConfig>`
-        segments, where ``n`` is the number of batches in the source: each segment is used once every ``n``
-        updates, and the batch depends on nothing but the update number, so a
-        resumed run draws the same. The segments drawn are added to
+        segments, where ``n`` is the number of batches in the source: each
+        segment is used once every ``n`` updates, and the batch depends on
+        nothing but the update number, so a resumed run draws the same. The segments drawn are added to
         :attr:`feedback_rows`. Only valid while :meth:`fit` runs. Returns the
         segments' inputs, in this trainer's standardisation and on its device,
         and their labels.
