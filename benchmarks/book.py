@@ -9,8 +9,9 @@ fast
 default
     ``MKDBOOK_PROFILE=default jupyter-book build . -W --keep-going`` with a
     fresh ``MKDBOOK_HOME`` in a temporary folder (so the simulated cohorts and
-    every grid cell are made from scratch) and a fresh build folder. Goal:
-    30 minutes on a 2-core CPU.
+    every grid cell are made from scratch) and a fresh build folder, with
+    ``MKDBOOK_WORKERS`` as ``tools/build-book`` sets it (one per core, at
+    most 8) unless it is set. Goal: 30 minutes on a 2-core CPU.
 
 Run from the repository root::
 
@@ -76,10 +77,18 @@ def parts(scratch: Path) -> dict[str, Part]:
     }
 
 
+def book_workers() -> int:
+    """The ``MKDBOOK_WORKERS`` of ``tools/build-book``: one per core, at most 8."""
+    return min(os.cpu_count() or 1, 8)
+
+
 def run(part: Part, home: Path, log: Path) -> tuple[float, int]:
     """Run one part with its profile and ``MKDBOOK_HOME``; return (seconds, exit status)."""
     env = {**os.environ, "MKDBOOK_PROFILE": part.profile, "MKDBOOK_HOME": str(home)}
-    print(f"\n== {part.name}\n   {' '.join(part.command)}\n   MKDBOOK_HOME={home}\n   log: {log}", flush=True)
+    if part.profile != "fast":
+        env.setdefault("MKDBOOK_WORKERS", str(book_workers()))
+    print(f"\n== {part.name}\n   {' '.join(part.command)}\n   MKDBOOK_HOME={home}, "
+          f"MKDBOOK_WORKERS={env.get('MKDBOOK_WORKERS', 1)}\n   log: {log}", flush=True)
     began = time.perf_counter()
     with log.open("w") as stream:
         status = subprocess.run(part.command, cwd=ROOT, env=env, stdout=stream, stderr=subprocess.STDOUT).returncode
@@ -126,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                     for name in chapters))
         if args.json:
             record = {"cpus": os.cpu_count(), "load_average": list(load),
+                      "default_workers": os.environ.get("MKDBOOK_WORKERS", str(book_workers())),
                       "parts": [{"part": name, "command": list(part.command), "profile": part.profile,
                                  "seconds": seconds, "goal_seconds": part.goal_s, "exit_status": status,
                                  "chapter_seconds": chapters.get(name, {})}

@@ -18,6 +18,10 @@ DEAP release when ``MKDBOOK_DEAP_DIR`` is set, a simulated cohort otherwise.
 It lives here, not in :mod:`mkdbook.profile`, so that choosing a profile never
 simulates anything; only a chapter asking for its data does.
 
+A chapter that trains several networks first hands their cells to
+:func:`train_ahead`, which trains them on ``MKDBOOK_WORKERS`` processes at once;
+the chapter's own ``run_grid`` and ``run_cell`` calls then read them back.
+
 Chapters 8 and 9 compare the methods of :data:`mkdbook.methods.METHODS` on
 one grid, :func:`comparison_grid`, and list them with :func:`method_table`
 (rendered with citations by :func:`markdown_table`).
@@ -33,7 +37,7 @@ import random
 import re
 import textwrap
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
 from io import StringIO
 from pathlib import Path
@@ -54,14 +58,16 @@ with warnings.catch_warnings():
 from mkdbook.data import SegmentSet, load_segments  # noqa: E402
 from mkdbook.data.cache import SIMULATION_MANIFEST  # noqa: E402
 from mkdbook.paths import home  # noqa: E402
-from mkdbook.profile import Profile, active_profile, real_deap_dir  # noqa: E402
+from mkdbook.profile import Profile, active_profile, book_workers, real_deap_dir  # noqa: E402
 
 if TYPE_CHECKING:
     from IPython.display import Code, Markdown
 
     from mkdbook.experiments import Grid
+    from mkdbook.results import Cell
 
-__all__ = ["book_cohort", "comparison_grid", "markdown_table", "method_table", "show", "start", "stored_table"]
+__all__ = ["book_cohort", "comparison_grid", "markdown_table", "method_table", "show", "start", "stored_table",
+           "train_ahead"]
 
 
 def book_cohort(variant: str = "default", *, seed: int = 0, profile: Profile | None = None) -> Path:
@@ -159,6 +165,42 @@ def start(seed: int = 0, variant: str = "default") -> tuple[Profile, SegmentSet]
     data = load_segments(book_cohort(variant, profile=profile), progress=False)
     print(f"profile: {profile.name}; data: {data.source}")
     return profile, data
+
+
+def train_ahead(cells: Iterable[Cell], variant: str = "default") -> None:
+    """Train the cells not cached yet on ``MKDBOOK_WORKERS`` local processes at once.
+
+    With one worker (the variable unset) it does nothing, and the chapter's
+    ``run_grid`` and ``run_cell`` calls train each cell in turn in the
+    chapter's own process. With more, it starts a local Dask cluster
+    (:class:`~mkdbook.executors.DaskExecutor`, ``pip install mkdbook[cluster]``)
+    of one-thread workers, trains every cell and each student's teacher
+    before it, and those calls then read the results from the cache. Two
+    small networks on two cores train faster side by side on one thread each
+    than one after the other on two threads, whose matrix products are too
+    small to keep both cores busy.
+
+    Parameters
+    ----------
+    cells : iterable of Cell
+        Cells the chapter is about to read (a grid's ``work_cells``, or ``grid.cell(...)``).
+    variant : str, default "default"
+        The cohort the cells were made from (:func:`book_cohort`), which the workers load.
+    """
+    workers = book_workers()
+    if workers < 2:
+        return
+    from mkdbook.executors import DaskConfig, DaskExecutor
+    from mkdbook.progress import GridProgress
+
+    todo: dict[Cell, None] = {}
+    for cell in cells:
+        if cell.teacher is not None:
+            todo[cell.teacher] = None
+        todo[cell] = None
+    executor = DaskExecutor(DaskConfig(workers=workers, threads_per_worker=1))
+    progress = GridProgress(list(todo), workers=workers, enabled=False)
+    executor.complete(list(todo), None, book_cohort(variant), progress)
 
 
 def stored_table(name: str, compute: Callable[[], pd.DataFrame], **settings: Any) -> pd.DataFrame:

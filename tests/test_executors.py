@@ -118,6 +118,37 @@ def test_a_killed_worker_is_replaced_and_the_table_is_the_serial_one(tmp_path, m
     assert not list((home / "results").glob("*.lease"))
 
 
+def test_a_chapter_trains_ahead_on_workers_only_when_asked(tmp_path, monkeypatch):
+    """``book.train_ahead``: nothing with one worker; with two, every cell and its teacher, on the workers."""
+    import dask
+
+    from mkdbook import book
+
+    grid = tiny_grid(("tiny-kd",), folds=(0, 1))
+    expected = _serial_table(tmp_path / "serial", grid, monkeypatch)
+    home = tmp_path / "ahead"
+    home.mkdir()
+    monkeypatch.setenv("MKDBOOK_HOME", str(home))
+    monkeypatch.setattr(book, "book_cohort", lambda variant: DATA)  # the workers get the segments themselves
+    students = [grid.cell("tiny-kd", "valence", fold, 0, data=DATA) for fold in (0, 1)]
+    monkeypatch.delenv("MKDBOOK_WORKERS", raising=False)
+    book.train_ahead(students)
+    assert epochs_logged() == []
+    monkeypatch.setenv("MKDBOOK_WORKERS", "2")
+    with dask.config.set({"distributed.worker.preload": ["cluster_methods"]}):
+        book.train_ahead(iter(students))
+    trained = {line.rsplit(" epoch ", 1)[0] for line in epochs_logged()}
+    assert len(trained) == 4  # two students and their two teachers
+    assert str(os.getpid()) not in {line.rsplit(" pid ", 1)[1] for line in epochs_logged()}
+    # The chapter's own call now reads the cache: the same table, nothing trained again.
+    logged = len(epochs_logged())
+    pd.testing.assert_frame_equal(run_grid(grid, DATA, progress=False), expected)
+    assert len(epochs_logged()) == logged
+    monkeypatch.setenv("MKDBOOK_WORKERS", "two")
+    with pytest.raises(ValueError, match="MKDBOOK_WORKERS='two' is not a number of processes"):
+        book.train_ahead(students)
+
+
 def test_workers_must_share_the_results_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("MKDBOOK_HOME", str(tmp_path / "workers"))
     executor = DaskExecutor(DaskConfig(workers=1))
