@@ -77,7 +77,7 @@ def parts(scratch: Path) -> dict[str, Part]:
     }
 
 
-def book_workers() -> int:
+def build_workers() -> int:
     """The ``MKDBOOK_WORKERS`` of ``tools/build-book``: one per core, at most 8."""
     return min(os.cpu_count() or 1, 8)
 
@@ -86,7 +86,7 @@ def run(part: Part, home: Path, log: Path) -> tuple[float, int]:
     """Run one part with its profile and ``MKDBOOK_HOME``; return (seconds, exit status)."""
     env = {**os.environ, "MKDBOOK_PROFILE": part.profile, "MKDBOOK_HOME": str(home)}
     if part.profile != "fast":
-        env.setdefault("MKDBOOK_WORKERS", str(book_workers()))
+        env.setdefault("MKDBOOK_WORKERS", str(build_workers()))
     print(f"\n== {part.name}\n   {' '.join(part.command)}\n   MKDBOOK_HOME={home}, "
           f"MKDBOOK_WORKERS={env.get('MKDBOOK_WORKERS', 1)}\n   log: {log}", flush=True)
     began = time.perf_counter()
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                     for name in chapters))
         if args.json:
             record = {"cpus": os.cpu_count(), "load_average": list(load),
-                      "default_workers": os.environ.get("MKDBOOK_WORKERS", str(book_workers())),
+                      "default_workers": os.environ.get("MKDBOOK_WORKERS", str(build_workers())),
                       "parts": [{"part": name, "command": list(part.command), "profile": part.profile,
                                  "seconds": seconds, "goal_seconds": part.goal_s, "exit_status": status,
                                  "chapter_seconds": chapters.get(name, {})}
