@@ -83,7 +83,8 @@ def book_cohort(variant: str = "default", *, seed: int = 0, profile: Profile | N
     and reused by every later call with the same arguments. The package
     version and a digest of the default :class:`~mkdbook.data.simulate.SimulationConfig`
     are part of the name because another release, or another set of
-    defaults, simulates differently.
+    defaults, simulates differently. With ``MKDBOOK_WORKERS`` set, that many
+    processes simulate subjects at once (the files are the same).
 
     Parameters
     ----------
@@ -112,7 +113,8 @@ def book_cohort(variant: str = "default", *, seed: int = 0, profile: Profile | N
     name = f"{variant}-{profile.n_subjects}subjects-seed{seed}-v{__version__}-{digest}"
     folder = home() / "cohorts" / name
     if not (folder / SIMULATION_MANIFEST).is_file():
-        simulate_cohort(folder, n_subjects=profile.n_subjects, variant=variant, seed=seed)
+        simulate_cohort(folder, n_subjects=profile.n_subjects, variant=variant, seed=seed,
+                        workers=book_workers())
     return folder
 
 

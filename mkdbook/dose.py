@@ -63,19 +63,21 @@ class Setting:
 
 def settings_along(axis: str, values: Sequence[float], n_subjects: int, *, target: str = "valence",
                    variant: str = "default", seed: int = 0,
-                   config: SimulationConfig | None = None) -> list[Setting]:
+                   config: SimulationConfig | None = None, workers: int = 1) -> list[Setting]:
     """The settings of a sweep along one of :data:`AXES`, every other setting at ``config``.
 
     Cohorts along ``"crosstalk"`` are simulated (and cached) one per value;
-    the other axes reuse the signals of ``config``'s cohort.
+    the other axes reuse the signals of ``config``'s cohort. ``workers``
+    processes simulate subjects at once (:func:`~mkdbook.pocket.pocket_cohort`).
     """
     check_option("axis", axis, tuple(AXES))
     config = config or SimulationConfig()
     field = AXES[axis]
+    cohort = {"target": target, "variant": variant, "seed": seed, "workers": workers}
     if axis == "crosstalk":
-        return [Setting(v, pocket_cohort(n_subjects, target=target, variant=variant, seed=seed,
-                                         config=replace(config, **{field: v}))) for v in values]
-    base = pocket_cohort(n_subjects, target=target, variant=variant, seed=seed, config=config)
+        return [Setting(v, pocket_cohort(n_subjects, config=replace(config, **{field: v}), **cohort))
+                for v in values]
+    base = pocket_cohort(n_subjects, config=config, **cohort)
     if axis == "n_train":
         return [Setting(v, base, int(v)) for v in values]
     return [Setting(v, with_ratings(base, n_subjects, replace(config, **{field: v}), variant=variant, seed=seed))

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from joblib import Parallel, delayed
 from torch import Tensor, nn
 
 from mkdbook import __version__
@@ -123,10 +124,9 @@ def _cache_key(variant: str, seed: int, config: SimulationConfig, segments: Segm
     return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
-def _subject_features(subject: int, variant: str, seed: int, config: SimulationConfig,
+def _subject_features(path: Path, subject: int, variant: str, seed: int, config: SimulationConfig,
                       segments: SegmentConfig) -> dict[str, np.ndarray]:
-    """Band power of one simulated subject's EEG and EOG, cached; the signals are discarded."""
-    path = home() / "pocket" / _cache_key(variant, seed, config, segments) / f"s{subject:02d}.npz"
+    """Band power of one simulated subject's EEG and EOG, cached at ``path``; the signals are discarded."""
     if path.is_file():
         with np.load(path) as stored:
             return dict(stored)
@@ -162,7 +162,7 @@ def _truth(subject: int, variant: str, seed: int, config: SimulationConfig, segm
 
 def pocket_cohort(n_subjects: int, *, target: str = "valence", variant: str = "default", seed: int = 0,
                   config: SimulationConfig | None = None,
-                  segments: SegmentConfig = SegmentConfig()) -> PocketData:
+                  segments: SegmentConfig = SegmentConfig(), workers: int = 1) -> PocketData:
     """Simulate subjects ``1..n_subjects`` in memory and return their pocket features.
 
     The features of each subject are cached under
@@ -180,6 +180,8 @@ def pocket_cohort(n_subjects: int, *, target: str = "valence", variant: str = "d
         As :func:`~mkdbook.data.simulate.simulate_subject` takes them.
     segments : SegmentConfig
         Segment length, baseline and label threshold.
+    workers : int
+        Processes (joblib) that simulate the subjects not yet cached; the features do not depend on it.
 
     Returns
     -------
@@ -187,22 +189,21 @@ def pocket_cohort(n_subjects: int, *, target: str = "valence", variant: str = "d
     """
     check_int("n_subjects", n_subjects, 1)
     check_option("target", target, ("valence", "arousal"))
+    workers = check_int("workers", workers, 1)
     config = config or SimulationConfig()
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("eeg", "eog", "subject", "trial", "labels", "oracle")}
-    for subject in range(1, n_subjects + 1):
-        features = _subject_features(subject, variant, seed, config, segments)
-        n_rows = len(features["eog"])
-        per_trial = n_rows // DEAP.n_trials
+    folder = home() / "pocket" / _cache_key(variant, seed, config, segments)
+    paths = {subject: folder / f"s{subject:02d}.npz" for subject in range(1, n_subjects + 1)}
+    # Simulating the signals is the cost: the workers fill the cache, the loop below reads it.
+    Parallel(n_jobs=workers)(delayed(_subject_features)(path, subject, variant, seed, config, segments)
+                             for subject, path in paths.items() if not path.is_file())
+    rows = []
+    for subject, path in paths.items():
         labels, oracle = _truth(subject, variant, seed, config, segments, target)
-        parts["eeg"].append(features["eeg"])
-        parts["eog"].append(features["eog"])
-        parts["subject"].append(np.full(n_rows, subject))
-        parts["trial"].append(np.repeat(np.arange(DEAP.n_trials), per_trial))
-        parts["labels"].append(labels)
-        parts["oracle"].append(oracle)
-    described = f"simulated, variant '{variant}', {n_subjects} subjects, seed {seed}"
-    return PocketData(**{k: np.concatenate(v) for k, v in parts.items()}, target=target,
-                      description=described)
+        trials = np.repeat(np.arange(DEAP.n_trials), len(labels) // DEAP.n_trials)
+        rows.append({**_subject_features(path, subject, variant, seed, config, segments), "labels": labels,
+                     "oracle": oracle, "subject": np.full(len(labels), subject), "trial": trials})
+    return PocketData(**{k: np.concatenate([r[k] for r in rows]) for k in rows[0]}, target=target,
+                      description=f"simulated, variant '{variant}', {n_subjects} subjects, seed {seed}")
 
 
 def with_ratings(data: PocketData, n_subjects: int, config: SimulationConfig, *, variant: str = "default",

@@ -120,6 +120,7 @@ def test_bad_experiment_and_simulate_arguments(cohort, tmp_path, capsys):
                                                   "--epochs", "-1", "--out", str(out)], capsys)
     assert "argument --subjects" in one_line_error(["simulate", str(tmp_path / "x"), "--subjects", "0"], capsys)
     assert "argument --seed" in one_line_error(["simulate", str(tmp_path / "x"), "--seed", "-3"], capsys)
+    assert "argument --workers" in one_line_error(["simulate", str(tmp_path / "x"), "--workers", "0"], capsys)
 
 
 def test_output_paths_that_are_files(cohort, tmp_path, capsys, home):

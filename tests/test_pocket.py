@@ -98,6 +98,16 @@ def test_the_oracle_of_a_simulated_cohort_knows_the_labels_and_the_folds_cover_e
     assert roc_auc_score(again.labels, again.oracle) < roc_auc_score(data.labels, data.oracle)
 
 
+def test_workers_fill_the_feature_cache_with_the_same_features(tmp_path, monkeypatch):
+    monkeypatch.setenv("MKDBOOK_HOME", str(tmp_path / "one"))
+    serial = pocket.pocket_cohort(2, target="valence", config=FAST_SIMULATION)
+    monkeypatch.setenv("MKDBOOK_HOME", str(tmp_path / "two"))
+    parallel = pocket.pocket_cohort(2, target="valence", config=FAST_SIMULATION, workers=2)
+    for name in ("eeg", "eog", "subject", "trial", "labels", "oracle"):
+        np.testing.assert_array_equal(getattr(parallel, name), getattr(serial, name))
+    assert len(list((tmp_path / "two" / "pocket").glob("*/s0[12].npz"))) == 2
+
+
 def test_rating_fields_change_the_ratings_and_no_draw_the_signals_use():
     # What with_ratings relies on: the ratings have a random stream of their own.
     base = SimulationConfig()

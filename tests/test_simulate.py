@@ -27,6 +27,7 @@ from mkdbook.data.simulate import (
     VARIANTS,
     SimulationConfig,
     load_manifest,
+    read_latent,
     simulate_cohort,
     simulate_latents,
     simulate_subject,
@@ -125,6 +126,20 @@ def test_same_seed_gives_identical_bytes(cohort: Path) -> None:
     again = _generate(1)
     assert written["data"].tobytes() == again["data"].tobytes()
     assert written["labels"].tobytes() == again["labels"].tobytes()
+
+
+def test_workers_write_the_same_cohort(cohort: Path, tmp_path: Path) -> None:
+    # Two subjects on two worker processes: each file as one process writes it, in subject order.
+    paths = simulate_cohort(tmp_path, n_subjects=2, progress=False, workers=2)
+    assert [p.name for p in paths] == ["s01.dat", "s02.dat"]
+    assert (tmp_path / "s01.dat").read_bytes() == (cohort / "s01.dat").read_bytes()
+    with (tmp_path / "s02.dat").open("rb") as stream:
+        assert pickle.load(stream, encoding="latin1")["data"].tobytes() == _generate(2)["data"].tobytes()
+    assert load_manifest(tmp_path)["subjects"]["s01"] == load_manifest(cohort)["subjects"]["s01"]
+    for name in ("trial", "per_second"):
+        assert np.array_equal(getattr(read_latent(tmp_path, 1), name), getattr(read_latent(cohort, 1), name))
+    with pytest.raises(ValueError, match=r"workers must be an integer >= 1"):
+        simulate_cohort(tmp_path / "other", n_subjects=1, progress=False, workers=0)
 
 
 def test_different_seed_gives_different_data() -> None:

@@ -31,6 +31,9 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
                         help="default, null (ratings independent of the signals) or eeg-only-valence")
     parser.add_argument("--seed", type=seed, default=defaults["seed"],
                         help=f"random seed (default {defaults['seed']})")
+    parser.add_argument("--workers", type=positive_int, default=defaults["workers"], metavar="N",
+                        help=f"subjects simulated at once, one process each; the files do not depend on it "
+                             f"(default {defaults['workers']})")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
 
@@ -41,6 +44,6 @@ def run(args: argparse.Namespace) -> int:
 
     folder = output_folder(args.out_dir)
     paths = simulate_cohort(folder, n_subjects=args.subjects, variant=args.variant, seed=args.seed,
-                            progress=not args.quiet)
+                            progress=not args.quiet, workers=args.workers)
     print(f"wrote {len(paths)} simulated subject files ({args.variant!r}, seed {args.seed}) to {folder}")
     return 0
