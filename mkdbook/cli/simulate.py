@@ -28,7 +28,9 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--subjects", type=positive_int, default=defaults["n_subjects"],
                         help=f"number of subjects (default {defaults['n_subjects']})")
     parser.add_argument("--variant", default=defaults["variant"], choices=tuple(VARIANTS),
-                        help="default, null (ratings independent of the signals) or eeg-only-valence")
+                        help=f"which cohort (default {defaults['variant']}): null has ratings independent of "
+                             "the signals, eeg-only-valence valence in the EEG alone, no-emg no muscle "
+                             "crosstalk in the EOG")
     parser.add_argument("--seed", type=seed, default=defaults["seed"],
                         help=f"random seed (default {defaults['seed']})")
     parser.add_argument("--workers", type=positive_int, default=defaults["workers"], metavar="N",
