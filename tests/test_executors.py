@@ -159,6 +159,22 @@ def test_workers_must_share_the_results_folder(tmp_path, monkeypatch):
             executor._check_workers(client)
 
 
+def _worker_settings() -> tuple[str | None, bool]:
+    import dask
+
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_"), dask.config.get("distributed.worker.profile.enabled")
+
+
+def test_local_workers_keep_glibcs_malloc_and_run_no_profiler(tmp_path, monkeypatch):
+    import dask
+
+    monkeypatch.setenv("MKDBOOK_HOME", str(tmp_path))
+    with DaskExecutor(DaskConfig(workers=1))._client() as client:
+        assert list(client.run(_worker_settings).values()) == [(None, False)]
+    # Only the cluster's workers: the driver's own settings are left as they were.
+    assert dask.config.get("distributed.worker.profile.enabled") is True
+
+
 def test_two_drivers_share_one_cache_and_train_each_cell_once(tmp_path):
     home = tmp_path / "shared"
     env = {**os.environ, "MKDBOOK_HOME": str(home), "TINY_EPOCH_SECONDS": "0.3",
