@@ -7,11 +7,12 @@ fast
     every chapter executed under nbval, as ``tools/run-tests`` does. Goal:
     10 minutes on a 2-core CPU.
 default
-    ``MKDBOOK_PROFILE=default jupyter-book build . -W --keep-going`` with a
-    fresh ``MKDBOOK_HOME`` in a temporary folder (so the simulated cohorts and
-    every grid cell are made from scratch) and a fresh build folder, with
-    ``MKDBOOK_WORKERS`` as ``tools/build-book`` sets it (one per core, at
-    most 8) unless it is set. Goal: 30 minutes on a 2-core CPU.
+    ``MKDBOOK_PROFILE=default tools/build-book`` with a fresh ``MKDBOOK_HOME``
+    in a temporary folder (so the simulated cohorts and every grid cell are
+    made from scratch) and a fresh build folder: the command the README and
+    the publishing workflow run, with the packages it installs and the
+    ``MKDBOOK_WORKERS`` it chooses (recorded from its log). Goal: 30 minutes
+    on a 2-core CPU.
 
 Run from the repository root::
 
@@ -34,6 +35,7 @@ import argparse
 import json
 import os
 import pickle
+import re
 import shutil
 import subprocess
 import sys
@@ -45,7 +47,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 
 
 @dataclass(frozen=True)
@@ -58,37 +59,28 @@ class Part:
     goal_s: float
 
 
-def _tool(name: str) -> str:
-    """The executable ``name`` next to this Python, else on PATH."""
-    local = BIN / name
-    return str(local) if local.exists() else (shutil.which(name) or name)
-
-
 def parts(scratch: Path) -> dict[str, Part]:
     return {
         "fast": Part("fast profile, nbval over book/",
                      (sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env",
                       "-p", "no:cacheprovider", "-q", f"--junitxml={scratch / 'fast.xml'}", "book"),
                      "fast", 10 * 60),
-        "default": Part("default profile, jupyter-book build from scratch",
-                        (_tool("jupyter-book"), "build", ".", "-W", "--keep-going",
-                         "--path-output", str(scratch / "build")),
+        "default": Part("default profile, tools/build-book from scratch",
+                        ("bash", str(ROOT / "tools" / "build-book"), "--path-output", str(scratch / "build")),
                         "default", 30 * 60),
     }
 
 
-def build_workers() -> int:
-    """The ``MKDBOOK_WORKERS`` of ``tools/build-book``: one per core, at most 8."""
-    return min(os.cpu_count() or 1, 8)
+def build_workers(log: Path) -> int | None:
+    """The ``MKDBOOK_WORKERS`` that ``tools/build-book`` says it chose, from its log."""
+    found = re.search(r"MKDBOOK_WORKERS=(\d+)", log.read_text(errors="replace")) if log.is_file() else None
+    return int(found.group(1)) if found else None
 
 
 def run(part: Part, home: Path, log: Path) -> tuple[float, int]:
     """Run one part with its profile and ``MKDBOOK_HOME``; return (seconds, exit status)."""
     env = {**os.environ, "MKDBOOK_PROFILE": part.profile, "MKDBOOK_HOME": str(home)}
-    if part.profile != "fast":
-        env.setdefault("MKDBOOK_WORKERS", str(build_workers()))
-    print(f"\n== {part.name}\n   {' '.join(part.command)}\n   MKDBOOK_HOME={home}, "
-          f"MKDBOOK_WORKERS={env.get('MKDBOOK_WORKERS', 1)}\n   log: {log}", flush=True)
+    print(f"\n== {part.name}\n   {' '.join(part.command)}\n   MKDBOOK_HOME={home}\n   log: {log}", flush=True)
     began = time.perf_counter()
     with log.open("w") as stream:
         status = subprocess.run(part.command, cwd=ROOT, env=env, stdout=stream, stderr=subprocess.STDOUT).returncode
@@ -112,9 +104,10 @@ def main(argv: list[str] | None = None) -> int:
         for name in chosen:
             home = args.home if (name == "fast" and args.home) else scratch / f"home-{name}"
             home.mkdir(parents=True, exist_ok=True)
+            began = time.time()
             seconds, status = run(table[name], home, scratch / f"{name}.log")
             results.append((table[name], seconds, status))
-            chapters[name] = chapter_times(name, scratch)
+            chapters[name] = chapter_times(name, scratch, began)
             print(f"   {seconds / 60:.1f} min, exit status {status}", flush=True)
             if status != 0:
                 print(f"   last lines of the log:\n{_tail(scratch / f'{name}.log')}", flush=True)
@@ -135,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                     for name in chapters))
         if args.json:
             record = {"cpus": os.cpu_count(), "load_average": list(load),
-                      "default_workers": os.environ.get("MKDBOOK_WORKERS", str(build_workers())),
+                      "default_workers": build_workers(scratch / "default.log"),
                       "parts": [{"part": name, "command": list(part.command), "profile": part.profile,
                                  "seconds": seconds, "goal_seconds": part.goal_s, "exit_status": status,
                                  "chapter_seconds": chapters.get(name, {})}
@@ -149,8 +142,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def chapter_times(name: str, scratch: Path) -> dict[str, float]:
-    """Seconds per chapter of the part ``name``, or an empty dict when the run left no record."""
+def chapter_times(name: str, scratch: Path, began: float) -> dict[str, float]:
+    """Seconds per chapter of the part ``name``, or an empty dict when the run left no record.
+
+    For the default part, the execution time Jupyter Book records for each
+    page; when the build failed before recording them, the time between the
+    moments the executed notebooks were written (``began``, a ``time.time()``,
+    opens the first, which then includes Sphinx's start-up).
+    """
     if name == "fast":
         report = scratch / "fast.xml"
         if not report.is_file():
@@ -163,7 +162,10 @@ def chapter_times(name: str, scratch: Path) -> dict[str, float]:
         return dict(seconds)
     environment = scratch / "build" / "_build" / ".doctrees" / "environment.pickle"
     if not environment.is_file():
-        return {}
+        written = sorted((p.stat().st_mtime, p.stem) for p in
+                         (scratch / "build" / "_build" / "jupyter_execute").rglob("*.ipynb"))
+        starts = [began] + [moment for moment, _ in written[:-1]]
+        return {stem: moment - start for (moment, stem), start in zip(written, starts)}
     with environment.open("rb") as stream:
         env = pickle.load(stream)  # our own build's Sphinx environment
     return {Path(doc).name: data["exec_data"]["runtime"]
