@@ -258,23 +258,19 @@ def _worker_view() -> tuple[str, tuple[str, str]]:
     return str(results_dir().resolve()), package_fingerprint()
 
 
-def _local_worker_config() -> dict[str, Any]:
-    """Dask settings for the workers of a local cluster: training speed before Dask's diagnostics.
+def _worker_environ() -> dict[str, Any]:
+    """The variables a local Dask nanny sets for its worker, less ``MALLOC_TRIM_THRESHOLD_``.
 
-    * The nanny's ``pre-spawn-environ`` less ``MALLOC_TRIM_THRESHOLD_``. Dask
-      sets that variable so that workers hand freed memory back quickly, but
-      setting it at all turns off glibc's adaptive mmap threshold: every
-      tensor above 128 KiB is then mapped afresh and page-faulted in, which
-      made a worker train 2-3 times slower than the same network in this process.
-    * No sampling profiler: every 10 ms it takes the interpreter lock to walk
-      the stacks of the worker's threads, which a one-thread worker pays for
-      on its only core, and nobody reads its profiles (no dashboard is started).
+    Dask sets that variable so that workers hand freed memory back quickly,
+    but setting it at all turns off glibc's adaptive mmap threshold: every
+    tensor above 128 KiB is then mapped afresh and page-faulted in, which made
+    a worker train 2-3 times slower than the same network in this process.
     """
     import dask
 
     environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
     environ.pop("MALLOC_TRIM_THRESHOLD_", None)
-    return {"distributed.nanny.pre-spawn-environ": environ, "distributed.worker.profile.enabled": False}
+    return environ
 
 
 def _local_index(name: Any) -> int:
@@ -329,7 +325,7 @@ class DaskExecutor:
             cluster.adapt(minimum_jobs=config.cluster.jobs, maximum_jobs=config.cluster.jobs)
         else:
             gpu = config.uses_gpu() if gpu is None else gpu
-            with dask.config.set(_local_worker_config()):
+            with dask.config.set({"distributed.nanny.pre-spawn-environ": _worker_environ()}):
                 cluster = LocalCluster(n_workers=config.local_workers(gpu), threads_per_worker=1, processes=True,
                                        resources={"GPU": 1} if gpu else None, dashboard_address=None,
                                        preload=list(config.preload) or None)
