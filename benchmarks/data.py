@@ -22,7 +22,11 @@ against ``np.fromfile`` of the cache's signal file (goal: within 2x). Every
 time is the best of ``--repeat`` runs, as the machine's other work only ever
 adds time. Run from the repository root::
 
-    python benchmarks/data.py [--subjects 8] [--workdir DIR] [--repeat 3] [--json OUT.json]
+    python benchmarks/data.py [--subjects 8] [--workdir DIR] [--repeat 3] [--simulate-workers N]
+                              [--json OUT.json]
+
+``--simulate-workers N`` also times simulating the cohort afresh on one
+process and on ``N`` (``simulate_cohort(workers=N)``), once each.
 
 The cohorts (about 150 and 100 MB per subject) are written into ``--workdir``
 once and reused by later runs. Nothing is asserted.
@@ -143,13 +147,29 @@ def cached_load(cohort: Path, cache: Path, repeat: int) -> dict:
             "load_and_read_vs_numpy_read_and_sum": (verified + touch) / raw_sum}
 
 
+def simulation_speed(subjects: int, workers: int, workdir: Path) -> dict:
+    """Seconds to simulate ``subjects`` afresh on one process and on ``workers``, and their ratio."""
+    seconds = {}
+    for n in (1, workers):
+        with tempfile.TemporaryDirectory(dir=workdir) as scratch:
+            _, seconds[n] = timed(lambda: simulate_cohort(Path(scratch), n_subjects=subjects, progress=False,
+                                                          workers=n))
+    print(f"simulating {subjects} subjects: {seconds[1]:.1f} s on 1 process, {seconds[workers]:.1f} s on "
+          f"{workers} ({seconds[1] / seconds[workers]:.2f}x); load average (1 min) {os.getloadavg()[0]:.2f}")
+    return {"subjects": subjects, "workers": workers, "one_process_s": seconds[1],
+            "workers_s": seconds[workers], "speedup": seconds[1] / seconds[workers]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subjects", type=int, default=8, help="simulated subjects (default 8)")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "mkdbook-bench")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each step, the fastest kept (default 3)")
+    parser.add_argument("--simulate-workers", type=int, default=0, metavar="N",
+                        help="also time a fresh simulation on 1 and on N processes")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the figures as JSON")
     args = parser.parse_args()
+    simulation = simulation_speed(args.subjects, args.simulate_workers, args.workdir) if args.simulate_workers else {}
     cohort = args.workdir / f"cohort-{args.subjects}"
     if not (cohort / SIMULATION_MANIFEST).is_file():
         _, seconds = timed(lambda: simulate_cohort(cohort, n_subjects=args.subjects, progress=False))
@@ -190,7 +210,8 @@ def main() -> None:
     if args.json:
         record = {"subjects": args.subjects, "repeat": args.repeat, "load_average_before": load_before,
                   "load_average_after": load_after, "torcheeg_seconds": torcheeg,
-                  "torcheeg_vs_prepare_command": speedup, "preparation": prepared, "cached_load": cached}
+                  "torcheeg_vs_prepare_command": speedup, "preparation": prepared, "cached_load": cached,
+                  "simulation": simulation}
         with open(args.json, "w", encoding="utf-8") as stream:
             json.dump(record, stream, indent=1)
 
