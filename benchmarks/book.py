@@ -12,7 +12,9 @@ default
     made from scratch) and a fresh build folder: the command the README and
     the publishing workflow run, with the packages it installs and the
     ``MKDBOOK_WORKERS`` it chooses (recorded from its log). Goal: 30 minutes
-    on a 2-core CPU.
+    on a 2-core CPU. Its first run after ``pyproject.toml`` changed also
+    installs the packages into ``.venv``: run ``tools/build-book --help``
+    once before timing it.
 
 Run from the repository root::
 
