@@ -19,8 +19,9 @@ It lives here, not in :mod:`mkdbook.profile`, so that choosing a profile never
 simulates anything; only a chapter asking for its data does.
 
 A chapter that trains several networks first hands their cells to
-:func:`train_ahead`, which trains them on ``MKDBOOK_WORKERS`` processes at once;
-the chapter's own ``run_grid`` and ``run_cell`` calls then read them back.
+:func:`train_ahead`, which trains them on ``MKDBOOK_WORKERS`` processes at once
+(meanwhile the chapter can go on, with ``wait=False``); the chapter's own
+``run_grid`` and ``run_cell`` calls then read them back.
 
 Chapters 8 and 9 compare the methods of :data:`mkdbook.methods.METHODS` on
 one grid, :func:`comparison_grid`, and list them with :func:`method_table`
@@ -29,16 +30,15 @@ one grid, :func:`comparison_grid`, and list them with :func:`method_table`
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import inspect
 import json
 import random
-import re
-import textwrap
 import warnings
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
+from functools import partial
 from io import StringIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,9 +59,10 @@ from mkdbook.data import SegmentSet, load_segments  # noqa: E402
 from mkdbook.data.cache import SIMULATION_MANIFEST  # noqa: E402
 from mkdbook.paths import home  # noqa: E402
 from mkdbook.profile import Profile, active_profile, book_workers, real_deap_dir  # noqa: E402
+from mkdbook.sourcecode import show  # noqa: E402
 
 if TYPE_CHECKING:
-    from IPython.display import Code, Markdown
+    from IPython.display import Markdown
 
     from mkdbook.experiments import Grid
     from mkdbook.results import Cell
@@ -169,18 +170,17 @@ def start(seed: int = 0, variant: str = "default") -> tuple[Profile, SegmentSet]
     return profile, data
 
 
-def train_ahead(cells: Iterable[Cell], variant: str = "default") -> None:
+def train_ahead(cells: Iterable[Cell], variant: str = "default", *, wait: bool = True) -> Future:
     """Train the cells not cached yet on ``MKDBOOK_WORKERS`` local processes at once.
 
     With one worker (the variable unset) it does nothing, and the chapter's
     ``run_grid`` and ``run_cell`` calls train each cell in turn in the
-    chapter's own process. With more, it starts a local Dask cluster
+    chapter's own process. With more, a local Dask cluster
     (:class:`~mkdbook.executors.DaskExecutor`, ``pip install mkdbook[cluster]``)
-    of one-thread workers, trains every cell and each student's teacher
-    before it, and those calls then read the results from the cache. Two
-    small networks on two cores train faster side by side on one thread each
-    than one after the other on two threads, whose matrix products are too
-    small to keep both cores busy.
+    of one-thread workers trains every cell, each student's teacher before
+    it, and those calls read the results from the cache. Two small networks
+    on two cores train faster side by side on one thread each than one after
+    the other on two threads, whose matrix products cannot keep both busy.
 
     Parameters
     ----------
@@ -188,21 +188,34 @@ def train_ahead(cells: Iterable[Cell], variant: str = "default") -> None:
         Cells the chapter is about to read (a grid's ``work_cells``, or ``grid.cell(...)``).
     variant : str, default "default"
         The cohort the cells were made from (:func:`book_cohort`), which the workers load.
+    wait : bool, default True
+        ``False`` returns at once: the workers train while the chapter's own
+        process does other work, and the future's ``result()`` waits for them
+        (raising a worker's error).
+
+    Returns
+    -------
+    concurrent.futures.Future
+        Done already unless ``wait=False`` started workers.
     """
-    workers = book_workers()
+    workers, training = book_workers(), Future()
     if workers < 2:
-        return
+        training.set_result(None)
+        return training
     from mkdbook.executors import DaskConfig, DaskExecutor
     from mkdbook.progress import GridProgress
 
-    todo: dict[Cell, None] = {}
-    for cell in cells:
-        if cell.teacher is not None:
-            todo[cell.teacher] = None
-        todo[cell] = None
+    todo = list(dict.fromkeys(c for cell in cells for c in (cell.teacher, cell) if c is not None))
     executor = DaskExecutor(DaskConfig(workers=workers, threads_per_worker=1))
-    progress = GridProgress(list(todo), workers=workers, enabled=False)
-    executor.complete(list(todo), None, book_cohort(variant), progress)
+    progress = GridProgress(todo, workers=workers, enabled=False)
+    run = partial(executor.complete, todo, None, book_cohort(variant), progress)
+    if wait:
+        training.set_result(run())
+        return training
+    thread = ThreadPoolExecutor(1, thread_name_prefix="train-ahead")
+    training = thread.submit(run)
+    thread.shutdown(wait=False)  # the thread ends when the training does
+    return training
 
 
 def stored_table(name: str, compute: Callable[[], pd.DataFrame], **settings: Any) -> pd.DataFrame:
@@ -280,90 +293,6 @@ def _chapter_code(compute: Callable[..., Any]) -> list[str]:
         pending += [value for name in names if inspect.isfunction(value := function.__globals__.get(name))
                     and value.__module__ == compute.__module__]
     return [inspect.getsource(function) for function in seen]
-
-
-def show(obj: Any, *, docstring: bool = True) -> Code:
-    """Return the source code of a function, class, method or module, highlighted.
-
-    The code is read from the installed package with
-    :func:`inspect.getsource`, so what a chapter shows is what runs. A method
-    is dedented so that it starts at column 0.
-
-    Parameters
-    ----------
-    obj : function, class, method, property or module
-        What to show. A property shows its getter.
-    docstring : bool, default True
-        Keep the object's own docstring. With ``False`` it is removed, located
-        by parsing the source (:mod:`ast`), and everything else is shown as
-        written, comments and blank lines included; docstrings of nested
-        functions and of a class's methods stay. A body that held only the
-        docstring becomes ``...``.
-
-    Returns
-    -------
-    IPython.display.Code
-        Displays as syntax-highlighted Python in a notebook; its ``data``
-        attribute is the source text.
-
-    Raises
-    ------
-    TypeError
-        If ``obj`` has no source code (a built-in, a :func:`functools.partial`).
-    OSError
-        If its source file cannot be read.
-    """
-    from IPython.display import Code
-
-    if isinstance(obj, property):
-        obj = obj.fget
-    source = textwrap.dedent(inspect.getsource(obj))
-    if not docstring:
-        source = _drop_docstring(source, module=inspect.ismodule(obj))
-    return Code(source, language="python")
-
-
-def _drop_docstring(source: str, *, module: bool = False) -> str:
-    """Remove the docstring of the definition (or the module) ``source`` holds.
-
-    The docstring is found with :mod:`ast`; positions come from its node, in
-    UTF-8 bytes as :mod:`ast` reports columns.
-    """
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:  # a fragment (a lambda on its line) has no docstring of its own
-        return source
-    owner: ast.AST = tree if module else tree.body[0] if tree.body else tree
-    if not isinstance(owner, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-        return source
-    if ast.get_docstring(owner, clean=False) is None:
-        return source
-    doc = owner.body[0]
-    only = len(owner.body) == 1
-    lines = source.splitlines(keepends=True)
-    first, last = doc.lineno - 1, doc.end_lineno - 1
-    head = lines[first].encode()[: doc.col_offset].decode()
-    tail = lines[last].encode()[doc.end_col_offset :].decode()
-    if not head.strip() and (not tail.strip() or tail.lstrip().startswith("#")):
-        # The usual layout: the docstring fills lines of its own. Drop them and
-        # the blank lines after them, or leave `...` where nothing else follows.
-        if only and not module:
-            return "".join(lines[:first] + [f"{head}...\n"] + lines[last + 1 :])
-        end = last + 1
-        while end < len(lines) and not lines[end].strip():
-            end += 1
-        return "".join(lines[:first] + lines[end:])
-    # The docstring shares a line with the signature or with other statements.
-    data = source.encode()
-    line_starts = np.cumsum([0] + [len(line.encode()) for line in lines])
-    begin = int(line_starts[first]) + doc.col_offset
-    end = int(line_starts[last]) + doc.end_col_offset
-    if only:
-        return (data[:begin] + b"..." + data[end:]).decode()
-    separator = re.match(rb"[ \t]*;[ \t]*", data[end:])
-    if separator:
-        end += separator.end()
-    return (data[:begin] + data[end:]).decode()
 
 
 # -- The comparison of chapters 8 and 9 -------------------------------------------------

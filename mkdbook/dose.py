@@ -27,8 +27,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
 
-from mkdbook.checks import check_option
+from mkdbook.checks import check_int, check_option
 from mkdbook.data.simulate import SimulationConfig
 from mkdbook.metrics import class_prior, score
 from mkdbook.pocket import ARMS, PocketConfig, PocketData, pocket_cohort, run_folds, with_ratings
@@ -115,26 +116,36 @@ def subject_scores(data: PocketData, probabilities: dict[str, np.ndarray]) -> pd
     return pd.DataFrame(rows).groupby(["subject", "arm"], sort=False).mean().reset_index()
 
 
-def sweep(settings: Sequence[Setting], seeds: Sequence[int], config: PocketConfig = PocketConfig()) -> pd.DataFrame:
+def _scored(setting: Setting, seed: int, config: PocketConfig) -> tuple[pd.DataFrame, float]:
+    """One run of :func:`~mkdbook.pocket.run_folds`, scored, and the processor seconds it took."""
+    cpu = time.process_time()
+    probabilities = run_folds(setting.data, seed, config, setting.n_train)
+    table = subject_scores(setting.data, probabilities).assign(value=setting.value, seed=seed)
+    return table, time.process_time() - cpu
+
+
+def sweep(settings: Sequence[Setting], seeds: Sequence[int], config: PocketConfig = PocketConfig(),
+          workers: int = 1) -> pd.DataFrame:
     """Run every arm at every setting for every seed; scores per subject.
+
+    ``workers`` processes (joblib) run settings and seeds side by side; every
+    run is seeded by its own arguments, so the scores do not depend on it.
 
     Returns
     -------
     DataFrame
         The columns of :func:`subject_scores` plus ``value`` and ``seed``;
         ``DataFrame.attrs["seconds"]`` is the wall time, ``attrs["cpu_seconds"]``
-        the processor time of this process (on a shared machine the wall time
+        the processor time of the runs (on a shared machine the wall time
         says more about the other users) and ``attrs["networks"]`` the number
         of networks trained.
     """
-    began, cpu, tables = time.perf_counter(), time.process_time(), []
-    for setting in settings:
-        for seed in seeds:
-            probabilities = run_folds(setting.data, seed, config, setting.n_train)
-            tables.append(subject_scores(setting.data, probabilities).assign(value=setting.value, seed=seed))
-    out = pd.concat(tables, ignore_index=True)
+    workers = check_int("workers", workers, 1)
+    began = time.perf_counter()
+    runs = Parallel(n_jobs=workers)(delayed(_scored)(setting, seed, config) for setting in settings for seed in seeds)
+    out = pd.concat([table for table, _ in runs], ignore_index=True)
     # Per run: one teacher and four students on each fold.
-    out.attrs.update(seconds=time.perf_counter() - began, cpu_seconds=time.process_time() - cpu,
+    out.attrs.update(seconds=time.perf_counter() - began, cpu_seconds=sum(cpu for _, cpu in runs),
                      networks=len(settings) * len(seeds) * 5 * config.n_folds)
     return out
 

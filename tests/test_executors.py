@@ -119,7 +119,10 @@ def test_a_killed_worker_is_replaced_and_the_table_is_the_serial_one(tmp_path, m
 
 
 def test_a_chapter_trains_ahead_on_workers_only_when_asked(tmp_path, monkeypatch):
-    """``book.train_ahead``: nothing with one worker; with two, every cell and its teacher, on the workers."""
+    """``book.train_ahead``: nothing with one worker; with two, every cell and its teacher, on the workers.
+
+    It waits for them, or with ``wait=False`` returns while they train: the future's result waits.
+    """
     import dask
 
     from mkdbook import book
@@ -132,11 +135,14 @@ def test_a_chapter_trains_ahead_on_workers_only_when_asked(tmp_path, monkeypatch
     monkeypatch.setattr(book, "book_cohort", lambda variant: DATA)  # the workers get the segments themselves
     students = [grid.cell("tiny-kd", "valence", fold, 0, data=DATA) for fold in (0, 1)]
     monkeypatch.delenv("MKDBOOK_WORKERS", raising=False)
-    book.train_ahead(students)
+    assert book.train_ahead(students).done() and book.train_ahead(students, wait=False).done()
     assert epochs_logged() == []
     monkeypatch.setenv("MKDBOOK_WORKERS", "2")
     with dask.config.set({"distributed.worker.preload": ["cluster_methods"]}):
-        book.train_ahead(iter(students))
+        assert book.train_ahead(iter(students[:1])).done()
+        assert len({line.rsplit(" epoch ", 1)[0] for line in epochs_logged()}) == 2  # a student and its teacher
+        training = book.train_ahead(iter(students), wait=False)  # only the second pair is left to train
+        assert training.result() is None
     trained = {line.rsplit(" epoch ", 1)[0] for line in epochs_logged()}
     assert len(trained) == 4  # two students and their two teachers
     assert str(os.getpid()) not in {line.rsplit(" pid ", 1)[1] for line in epochs_logged()}

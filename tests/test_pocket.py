@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -63,6 +64,17 @@ def test_the_oracle_teaches_more_than_a_shuffled_teacher_when_labels_are_few_and
     assert table.loc["oracle", "gain"] > table.loc["shuffled", "gain"]
     assert table.loc["oracle", "ci_low"] > 0
     assert scores.attrs["networks"] == 2 * 5 * SMALL.n_folds
+
+
+def test_a_sweep_on_two_processes_gives_the_serial_scores():
+    settings = [dose.Setting(n, synthetic(eog_signal=0.3, n_subjects=3), n_train=n) for n in (4, 8)]
+    serial = dose.sweep(settings, seeds=(0, 1), config=SMALL)
+    side_by_side = dose.sweep(settings, seeds=(0, 1), config=SMALL, workers=2)
+    pd.testing.assert_frame_equal(side_by_side, serial)
+    assert side_by_side.attrs["networks"] == serial.attrs["networks"] == 4 * 5 * SMALL.n_folds
+    assert side_by_side.attrs["cpu_seconds"] > 0  # the workers' processor time, not this process's
+    with pytest.raises(ValueError, match="workers must be an integer >= 1"):
+        dose.sweep(settings, seeds=(0,), config=SMALL, workers=0)
 
 
 def test_runs_are_deterministic():

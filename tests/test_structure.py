@@ -135,7 +135,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("mkdbook.methods",),
     ("mkdbook.experiments",),
     ("mkdbook.executors",),
-    ("mkdbook.plots", "mkdbook.book"),
+    ("mkdbook.plots", "mkdbook.sourcecode", "mkdbook.book"),
     ("mkdbook.cli",),
 )
 
