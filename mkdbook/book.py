@@ -198,10 +198,9 @@ def train_ahead(cells: Iterable[Cell], variant: str = "default", *, wait: bool =
     concurrent.futures.Future
         Done already unless ``wait=False`` started workers.
     """
-    workers, training = book_workers(), Future()
+    workers = book_workers()
     if workers < 2:
-        training.set_result(None)
-        return training
+        return _finished()
     from mkdbook.executors import DaskConfig, DaskExecutor
     from mkdbook.progress import GridProgress
 
@@ -210,12 +209,19 @@ def train_ahead(cells: Iterable[Cell], variant: str = "default", *, wait: bool =
     progress = GridProgress(todo, workers=workers, enabled=False)
     run = partial(executor.complete, todo, None, book_cohort(variant), progress)
     if wait:
-        training.set_result(run())
-        return training
+        run()
+        return _finished()
     thread = ThreadPoolExecutor(1, thread_name_prefix="train-ahead")
     training = thread.submit(run)
     thread.shutdown(wait=False)  # the thread ends when the training does
     return training
+
+
+def _finished() -> Future:
+    """A future that is already done: :func:`train_ahead` had nothing left to wait for."""
+    future: Future = Future()
+    future.set_result(None)
+    return future
 
 
 def stored_table(name: str, compute: Callable[[], pd.DataFrame], **settings: Any) -> pd.DataFrame:
