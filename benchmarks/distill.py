@@ -5,21 +5,21 @@ channels, 4 s at 128 Hz), in one run and interleaved so that other load on the
 machine hits all three alike:
 
 plain
-    One Adam step of the student on its cross-entropy (:meth:`mkdbook.train.Trainer.train_step`).
+    One Adam step of the student on its cross-entropy (:meth:`mkdbook.training.trainer.Trainer.train_step`).
 teaching
-    :func:`mkdbook.distill.teaching_step` with the paper's loss (CE + KL +
+    :func:`mkdbook.distillation.teaching.teaching_step` with the paper's loss (CE + KL +
     projected feature MSE): a teacher forward pass without gradient on top
     of the plain step. The feedback variant, whose teacher changes, takes this step.
 stored
     The same step for a fixed teacher, whose outputs on the training segments
-    are computed once (:mod:`mkdbook.teacher_outputs`): the batch's outputs are
+    are computed once (:mod:`mkdbook.distillation.teacher_outputs`): the batch's outputs are
     looked up in a table of ``--segments`` rows instead of running the teacher.
 teaching + feedback
-    A teaching step followed by :func:`mkdbook.feedback.feedback_phase` (the
+    A teaching step followed by :func:`mkdbook.distillation.feedback.feedback_phase` (the
     second-order pilot step and the teacher's update), as
-    :class:`mkdbook.distill.FeedbackDistiller` takes them: the teaching step
+    :class:`mkdbook.distillation.feedback.FeedbackDistiller` takes them: the teaching step
     keeps the pilot's part of its teacher pass with its graph
-    (:func:`mkdbook.feedback.teacher_forward`) and the phase reuses it. The
+    (:func:`mkdbook.distillation.feedback.teacher_forward`) and the phase reuses it. The
     cost of a feedback phase is this minus a teaching step. Timed with the
     default pilot (every second segment) and with the whole batch
     (``pilot_stride=1``).
@@ -58,11 +58,11 @@ import numpy as np
 import torch
 
 from mkdbook.data.layout import DEAP
-from mkdbook.distill import teaching_step
-from mkdbook.feedback import FeedbackConfig, feedback_phase, make_teacher_optimizer, teacher_forward
-from mkdbook.losses import DistillationLossConfig, FeatureProjector
+from mkdbook.distillation.teaching import teaching_step
+from mkdbook.distillation.feedback import FeedbackConfig, feedback_phase, make_teacher_optimizer, teacher_forward
+from mkdbook.distillation.losses import DistillationLossConfig, FeatureProjector
 from mkdbook.models import build_model, count_parameters
-from mkdbook.teacher_outputs import TeacherOutputs
+from mkdbook.distillation.teacher_outputs import TeacherOutputs
 
 N_TIMES = 512
 

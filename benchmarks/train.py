@@ -48,7 +48,7 @@ from mkdbook.models import (
 from mkdbook.models.encoder import sinusoidal_positions
 from mkdbook.models.frontend import LOG_ENERGY_FLOOR
 from mkdbook.models.outputs import ModelOutput
-from mkdbook.train import make_adam
+from mkdbook.training.trainer import make_adam
 
 N_TIMES = 512
 SFREQ = 128.0
@@ -308,7 +308,7 @@ def main() -> None:
     parser.add_argument("--literal-steps", type=int, default=3,
                         help="timed steps of the slow literal rendering (default 3; 0 skips it)")
     parser.add_argument("--optimizer", choices=("default", "foreach", "fused"), default="fused",
-                        help="Adam implementation (default fused, as mkdbook.train.make_adam)")
+                        help="Adam implementation (default fused, as mkdbook.training.trainer.make_adam)")
     parser.add_argument("--networks", nargs="+", default=["teacher", "student"])
     parser.add_argument("--amp", choices=("off", "bf16"), default="off",
                         help="bf16: steps under bfloat16 autocast (default off: float32)")

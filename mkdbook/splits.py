@@ -15,7 +15,7 @@ training, so ``n_folds=10`` gives the paper's 8:1:1 proportions and looping
 ``fold`` over ``range(n_folds)`` tests every trial exactly once.
 
 :func:`with_quiz` carves a *quiz* set out of the training trials, for the
-feedback phase of :mod:`mkdbook.feedback`: the teacher is then updated on
+feedback phase of :mod:`mkdbook.distillation.feedback`: the teacher is then updated on
 labels that neither select checkpoints (validation) nor score them (test).
 """
 
@@ -28,7 +28,7 @@ from functools import lru_cache
 import numpy as np
 from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold
 
-from mkdbook.checks import check_number, check_option
+from mkdbook.core.checks import check_number, check_option
 from mkdbook.data.segments import SegmentSet
 
 #: The split protocols by name, as the command line accepts them.
@@ -277,7 +277,7 @@ def make_split(data: SegmentSet, kind: str, *, fold: int = 0, n_folds: int = 10,
 def with_quiz(split: Split, data: SegmentSet, fraction: float = 0.125) -> Split:
     """Carve a quiz set out of each subject's training trials (trial-level).
 
-    The quiz set is what the feedback phase (:mod:`mkdbook.feedback`) updates
+    The quiz set is what the feedback phase (:mod:`mkdbook.distillation.feedback`) updates
     the teacher on, as MetaDistil (Zhou et al., 2022) holds its quiz set out
     of the training data: validation labels then only select checkpoints,
     and test labels only score them. The students of the feedback variants

@@ -30,15 +30,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from mkdbook import methods
+from mkdbook.experiments import methods
 from mkdbook.data.layout import DEAP
 from mkdbook.data.segments import SegmentConfig, SegmentSet
-from mkdbook.experiments import Grid
-from mkdbook.methods import Method
+from mkdbook.experiments.grids import Grid
+from mkdbook.experiments.methods import Method
 from mkdbook.models.outputs import ModelOutput
-from mkdbook.paths import home
-from mkdbook.results import MethodResult
-from mkdbook.train import TrainConfig, Trainer
+from mkdbook.core.paths import home
+from mkdbook.training.runs import MethodResult
+from mkdbook.training.trainer import TrainConfig, Trainer
 
 TRAIN = TrainConfig(epochs=3, batch_size=8, lr=3e-3, patience=10, progress=False, device="cpu")
 
@@ -150,7 +150,7 @@ def epochs_logged() -> list[str]:
 
 
 if __name__ == "__main__":
-    from mkdbook.experiments import run_grid
+    from mkdbook.experiments.grids import run_grid
 
     install()
     torch.set_num_threads(1)

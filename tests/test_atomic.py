@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mkdbook.atomic import write_atomically
+from mkdbook.core.atomic import write_atomically
 
 
 def half_then_fail(stream):

@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from mkdbook import baselines
+from mkdbook.distillation import baselines
 from mkdbook.data.layout import DEAP
 from mkdbook.data.segments import SegmentConfig, SegmentSet
-from mkdbook.methods import method_named
+from mkdbook.experiments.methods import method_named
 from mkdbook.models import FrontEndConfig, StreamConfig, build_model
-from mkdbook.results import Cell, MethodResult
+from mkdbook.training.runs import Cell, MethodResult
 from mkdbook.splits import trial_split
-from mkdbook.teacher_student import TeacherStudentTrainer
-from mkdbook.train import ChannelScaler, TrainConfig, Trainer
+from mkdbook.distillation.teacher_student import TeacherStudentTrainer
+from mkdbook.training.trainer import ChannelScaler, TrainConfig, Trainer
 
 # Small widths for every network (overrides apply at any depth of the configs).
 STREAM_SMALL = {"d_model": 8, "n_heads": 2, "ff_width": 8, "depth": 1, "n_temporal_filters": 2}

@@ -21,7 +21,8 @@ pytest.importorskip("IPython")
 from IPython.display import Code  # noqa: E402
 
 from mkdbook import book  # noqa: E402
-from mkdbook.profile import PROFILES  # noqa: E402
+from mkdbook.book import chapter  # noqa: E402
+from mkdbook.core.profiles import PROFILES  # noqa: E402
 
 
 def documented(x: int) -> int:
@@ -106,8 +107,8 @@ def test_start_seeds_and_loads_the_cohort_without_simulating(monkeypatch, tmp_pa
         return FakeData()
 
     monkeypatch.setenv("MKDBOOK_PROFILE", "fast")
-    monkeypatch.setattr(book, "book_cohort", fake_cohort)
-    monkeypatch.setattr(book, "load_segments", fake_load)
+    monkeypatch.setattr(chapter, "book_cohort", fake_cohort)
+    monkeypatch.setattr(chapter, "load_segments", fake_load)
 
     profile, data = book.start(7, variant="null")
     draws = random.random(), np.random.random(), torch.rand(1).item()
@@ -135,7 +136,7 @@ def _tqdm_import_warnings(first: str) -> str:
         {first}
         import tqdm.auto
     """)
-    root = Path(book.__file__).resolve().parents[1]
+    root = Path(book.__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                           timeout=300, check=True)
@@ -147,14 +148,14 @@ def test_importing_book_keeps_the_tqdm_notebook_warning_away():
     if importlib.util.find_spec("ipywidgets") is not None:
         pytest.skip("with ipywidgets installed tqdm has no warning to give")
     assert "IProgress not found" in _tqdm_import_warnings("pass")  # the warning this is about
-    assert "IProgress not found" not in _tqdm_import_warnings("import mkdbook.book")
+    assert "IProgress not found" not in _tqdm_import_warnings("import mkdbook.book.chapter")
 
 
 def test_comparison_grid_runs_every_method_of_the_table_on_the_baselines_grid():
     from dataclasses import replace
 
-    from mkdbook.experiments import make_grid
-    from mkdbook.methods import method_names
+    from mkdbook.experiments.grids import make_grid
+    from mkdbook.experiments.methods import method_names
 
     grid = book.comparison_grid(PROFILES["fast"])
     assert grid.methods == method_names()
@@ -162,7 +163,7 @@ def test_comparison_grid_runs_every_method_of_the_table_on_the_baselines_grid():
 
 
 def test_method_table_follows_the_method_table_and_cites_its_references():
-    from mkdbook.methods import METHODS, method_named
+    from mkdbook.experiments.methods import METHODS, method_named
 
     table = book.method_table()
     assert list(table.index) == [m.name for m in METHODS]
@@ -211,7 +212,7 @@ def test_stored_table_computes_once_per_settings_and_reads_back_the_same_table(m
 
 def test_stored_table_keys_on_the_code_it_calls_and_refuses_unknown_settings(monkeypatch, tmp_path):
     monkeypatch.setenv("MKDBOOK_HOME", str(tmp_path))
-    code = book._chapter_code(lambda: _two_rows(1.0))
+    code = chapter._chapter_code(lambda: _two_rows(1.0))
     assert any("def _two_rows" in source for source in code)
     with pytest.raises(TypeError, match="cannot identify a setting of type object"):
         book.stored_table("toy", lambda: _two_rows(1.0), what=object())

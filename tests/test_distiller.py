@@ -11,13 +11,14 @@ import torch
 
 from mkdbook.data.layout import DEAP
 from mkdbook.data.segments import SegmentConfig, SegmentSet
-from mkdbook.distill import Distiller, FeedbackDistiller
-from mkdbook.feedback import FeedbackConfig
-from mkdbook.losses import DistillationLossConfig
+from mkdbook.distillation.feedback import FeedbackDistiller
+from mkdbook.distillation.teaching import Distiller
+from mkdbook.distillation.feedback import FeedbackConfig
+from mkdbook.distillation.losses import DistillationLossConfig
 from mkdbook.models import build_model
 from mkdbook.splits import Split, trial_split, with_quiz
-from mkdbook.teacher_student import Restandardise
-from mkdbook.train import ChannelScaler, TrainConfig, Trainer
+from mkdbook.distillation.teacher_student import Restandardise
+from mkdbook.training.trainer import ChannelScaler, TrainConfig, Trainer
 
 torch.set_num_threads(1)
 
@@ -162,16 +163,16 @@ def test_feedback_every_k_steps_with_both_gradient_paths_on_the_quiz_set(teacher
 
 @pytest.mark.parametrize("quiz_batch", [5, 12])
 def test_quiz_batches_hold_quiz_batch_segments_and_cycle_through_the_quiz_set(teacher, monkeypatch, quiz_batch):
-    import mkdbook.distill
+    import mkdbook.distillation.feedback
 
     sizes = []
-    phase = mkdbook.distill.feedback_phase
+    phase = mkdbook.distillation.feedback.feedback_phase
 
     def recording(*args, **kwargs):
         sizes.append(len(args[6]))  # y_quiz
         return phase(*args, **kwargs)
 
-    monkeypatch.setattr(mkdbook.distill, "feedback_phase", recording)
+    monkeypatch.setattr(mkdbook.distillation.feedback, "feedback_phase", recording)
     run = distiller(teacher, feedback=FeedbackConfig(every=2, quiz_batch=quiz_batch))
     run.fit(DATA, SPLIT, "valence")
     n_quiz = len(run.used_split.quiz)
@@ -245,8 +246,8 @@ def test_resume_matches_an_uninterrupted_run(teacher, tmp_path):
 
 def test_methods_are_registered_and_run_through_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("MKDBOOK_HOME", str(tmp_path))
-    from mkdbook.experiments import Grid, run_grid
-    from mkdbook.methods import method_named
+    from mkdbook.experiments.grids import Grid, run_grid
+    from mkdbook.experiments.methods import method_named
 
     assert all(method_named(name).needs_teacher for name in ("hinton", "fitnets", "fusion", "fusion+feedback"))
     small = segments(n_subjects=1)
@@ -255,7 +256,7 @@ def test_methods_are_registered_and_run_through_the_cache(tmp_path, monkeypatch)
                 train=TrainConfig(epochs=1, batch_size=32, progress=False, device="cpu"), options=options)
     table = run_grid(grid, small, progress=False)
     assert set(table["method"]) == {"fusion+feedback"}
-    from mkdbook.results import results_dir
+    from mkdbook.core.paths import results_dir
     records = [p for p in results_dir().glob("*/result.json")]
     import json
     extras = [json.loads(p.read_text())["extra"] for p in records]

@@ -17,13 +17,15 @@ import pandas as pd
 import pytest
 import torch
 
-from mkdbook import methods
+from mkdbook.experiments import methods
 from mkdbook.cli import main
-from mkdbook.executors import ClusterConfig, DaskConfig, DaskExecutor
-from mkdbook.experiments import run_grid
-from mkdbook.lease import LeaseConfig, acquire, held, read_lease, release
-from mkdbook.progress import format_status, status_table
-from mkdbook.results import cell_key, lease_path, results_dir
+from mkdbook.experiments.executors import ClusterConfig, DaskConfig, DaskExecutor
+from mkdbook.experiments.grids import run_grid
+from mkdbook.experiments.leases import LeaseConfig, acquire, held, read_lease, release
+from mkdbook.experiments.progress import format_status, status_table
+from mkdbook.core.paths import results_dir
+from mkdbook.experiments.results import lease_path
+from mkdbook.training.runs import cell_key
 
 from cluster_methods import TINY_METHODS, TRAIN, epochs_logged, tiny_grid, tiny_segments
 
@@ -126,13 +128,14 @@ def test_a_chapter_trains_ahead_on_workers_only_when_asked(tmp_path, monkeypatch
     import dask
 
     from mkdbook import book
+    from mkdbook.book import chapter
 
     grid = tiny_grid(("tiny-kd",), folds=(0, 1))
     expected = _serial_table(tmp_path / "serial", grid, monkeypatch)
     home = tmp_path / "ahead"
     home.mkdir()
     monkeypatch.setenv("MKDBOOK_HOME", str(home))
-    monkeypatch.setattr(book, "book_cohort", lambda variant: DATA)  # the workers get the segments themselves
+    monkeypatch.setattr(chapter, "book_cohort", lambda variant: DATA)  # the workers get the segments themselves
     students = [grid.cell("tiny-kd", "valence", fold, 0, data=DATA) for fold in (0, 1)]
     monkeypatch.delenv("MKDBOOK_WORKERS", raising=False)
     assert book.train_ahead(students).done() and book.train_ahead(students, wait=False).done()
@@ -200,10 +203,10 @@ def test_two_drivers_share_one_cache_and_train_each_cell_once(tmp_path):
 def test_the_command_line_gives_the_same_table_serially_and_on_dask(deap_dir, tmp_path, monkeypatch, capsys):
     import dask
 
-    from mkdbook import experiments
+    from mkdbook.experiments import grids
 
     grid = tiny_grid(("tiny-teacher", "tiny-kd"), train=replace(TRAIN, max_batches=4))
-    monkeypatch.setitem(experiments.GRIDS, "tiny", lambda profile: grid)
+    monkeypatch.setitem(grids.GRIDS, "tiny", lambda profile: grid)
     tables = {}
     for executor in ("serial", "dask"):
         home = tmp_path / executor

@@ -13,15 +13,17 @@ import torch
 
 import cluster_methods
 from cluster_methods import TRAIN, tiny_segments
-from mkdbook import experiments, methods, results
+from mkdbook.experiments import grids, methods
+from mkdbook.training import runs
 from mkdbook.cli import main
 from mkdbook.data.segments import SegmentConfig
-from mkdbook.experiments import TABLE_COLUMNS, Grid, make_grid, run_cell, run_grid, summarise, trained_network
-from mkdbook.methods import Method, method_names, train_network
-from mkdbook.results import Cell, MethodResult, cell_key, results_dir
-from mkdbook.profile import PROFILES
+from mkdbook.experiments.grids import TABLE_COLUMNS, Grid, make_grid, run_cell, run_grid, summarise, trained_network
+from mkdbook.experiments.methods import Method, method_names, train_network
+from mkdbook.core.paths import results_dir
+from mkdbook.training.runs import Cell, MethodResult, cell_key
+from mkdbook.core.profiles import PROFILES
 from mkdbook.splits import make_split
-from mkdbook.train import TrainConfig, Trainer
+from mkdbook.training.trainer import TrainConfig, Trainer
 
 
 DATA = tiny_segments()
@@ -139,9 +141,9 @@ def test_key_changes_with_every_configuration_field(monkeypatch):
     assert len(set(keys)) == len(keys)
     assert cell_key(replace(base)) == keys[0]  # equal configurations, equal keys
 
-    version, source = results.package_fingerprint()
+    version, source = runs.package_fingerprint()
     for fake in [(version + ".dev", source), (version, "0" * 64)]:
-        monkeypatch.setattr(results, "package_fingerprint", lambda fake=fake: fake)
+        monkeypatch.setattr(runs, "package_fingerprint", lambda fake=fake: fake)
         assert cell_key(base) not in keys
 
 
@@ -307,7 +309,7 @@ def test_named_grids():
 
 def test_experiment_command(deap_dir, tmp_path, monkeypatch):
     grid = Grid(("tiny-eog",), targets=("valence",), train=replace(TRAIN, batch_size=64))
-    monkeypatch.setitem(experiments.GRIDS, "tiny", lambda profile: grid)
+    monkeypatch.setitem(grids.GRIDS, "tiny", lambda profile: grid)
     out = tmp_path / "out"
     assert main(["experiment", str(deap_dir), "--grid", "tiny", "--folds", "3", "--seeds", "1",
                  "--epochs", "1", "--out", str(out), "--quiet"]) == 0

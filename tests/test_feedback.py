@@ -10,15 +10,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mkdbook.distill import teaching_step
-from mkdbook.feedback import (
+from mkdbook.distillation.teaching import teaching_step
+from mkdbook.distillation.feedback import (
     FeedbackConfig,
     feedback_objective,
     feedback_phase,
     make_teacher_optimizer,
     teacher_forward,
 )
-from mkdbook.losses import DistillationLossConfig, FeatureProjector
+from mkdbook.distillation.losses import DistillationLossConfig, FeatureProjector
 from mkdbook.models.outputs import ModelOutput
 
 N_TIME = 8

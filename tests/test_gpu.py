@@ -28,11 +28,11 @@ import pytest
 import torch
 
 from mkdbook.data.layout import DEAP
-from mkdbook.distill import teaching_step
-from mkdbook.feedback import FeedbackConfig, feedback_phase, make_teacher_optimizer
-from mkdbook.losses import DistillationLossConfig, FeatureProjector
+from mkdbook.distillation.teaching import teaching_step
+from mkdbook.distillation.feedback import FeedbackConfig, feedback_phase, make_teacher_optimizer
+from mkdbook.distillation.losses import DistillationLossConfig, FeatureProjector
 from mkdbook.models import build_model
-from mkdbook.train import Trainer, TrainConfig, make_adam
+from mkdbook.training.trainer import Trainer, TrainConfig, make_adam
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

@@ -3,7 +3,7 @@
 Every hostile file is built here, opcode by opcode, and each is refused
 through the reader's real entry point with :class:`DeapFormatError` naming the
 file, within :data:`QUICK` seconds. Valid pickles of small arrays go through
-:func:`mkdbook.data.safe_pickle.loads`; a full-size Python-2 style file and a
+:func:`mkdbook.data.readers.safe_pickle.loads`; a full-size Python-2 style file and a
 protocol-5 file go through :func:`read_subject_file`.
 """
 
@@ -22,7 +22,7 @@ import pytest
 
 from conftest import deap_dict
 from mkdbook.data import DeapFormatError, find_subject_files, read_subject_file
-from mkdbook.data.safe_pickle import MAX_DEPTH, MAX_OPCODES, loads
+from mkdbook.data.readers.safe_pickle import MAX_DEPTH, MAX_OPCODES, loads
 
 #: Seconds within which any file must be refused. The attacks hang, crash or run
 #: for hours; a refusal takes well under a second, and the margin is for shared,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from mkdbook.losses import (
+from mkdbook.distillation.losses import (
     LOSS_PRESETS,
     DistillationLossConfig,
     FeatureProjector,

@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch import nn
 
-from mkdbook import methods
-from mkdbook.experiments import Grid, run_grid
+from mkdbook.experiments import methods
+from mkdbook.experiments.grids import Grid, run_grid
 from mkdbook.models.outputs import ModelOutput
-from mkdbook.train import TrainConfig
+from mkdbook.training.trainer import TrainConfig
 
 from test_experiments import DATA
 

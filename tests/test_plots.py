@@ -1,4 +1,4 @@
-"""The chance reference of :mod:`mkdbook.plots` against a direct count."""
+"""The chance reference of :mod:`mkdbook.book.plots` against a direct count."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from mkdbook.data.segments import SegmentConfig, SegmentSet
-from mkdbook.experiments import Grid
-from mkdbook.plots import ChanceReference, chance_reference, draw_chance
+from mkdbook.experiments.grids import Grid
+from mkdbook.book.plots import ChanceReference, chance_reference, draw_chance
 from mkdbook.splits import make_split
-from mkdbook.stats import chance_interval
+from mkdbook.analysis.stats import chance_interval
 
 N_SUBJECTS, N_TRIALS, PER_TRIAL = 3, 40, 2
 

@@ -104,7 +104,7 @@ def test_file_names_and_subject_selection(deap_dir):
 
 
 def test_loader_refuses_builtins_even_inside_containers():
-    from mkdbook.data.safe_pickle import UnsafePickleError, loads
+    from mkdbook.data.readers.safe_pickle import UnsafePickleError, loads
 
     payload = pickle.dumps({"data": [eval]}, protocol=2)
     with pytest.raises(UnsafePickleError, match=r"builtin\w*\.eval"):

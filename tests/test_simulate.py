@@ -88,7 +88,7 @@ def test_file_is_a_protocol_2_pickle(cohort: Path) -> None:
 
 
 def test_project_reader_accepts_the_file(cohort: Path) -> None:
-    from mkdbook.data.reader import read_subject_file
+    from mkdbook.data.readers.deap import read_subject_file
 
     recording = read_subject_file(cohort / "s01.dat")
     assert recording.subject == 1 and recording.data.shape == (40, 40, 8064)

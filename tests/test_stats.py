@@ -1,4 +1,4 @@
-"""Tests of mkdbook.stats against hand computations, SciPy and simulation."""
+"""Tests of mkdbook.analysis.stats against hand computations, SciPy and simulation."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from scipy import stats as sps
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
-from mkdbook import stats
+from mkdbook.analysis import stats
 
 
 def results_table(

@@ -9,13 +9,14 @@ import pytest
 import torch
 
 from mkdbook.data.layout import DEAP
-from mkdbook.distill import Distiller, FeedbackDistiller
-from mkdbook.feedback import FeedbackConfig
-from mkdbook.losses import DistillationLossConfig
+from mkdbook.distillation.feedback import FeedbackDistiller
+from mkdbook.distillation.teaching import Distiller
+from mkdbook.distillation.feedback import FeedbackConfig
+from mkdbook.distillation.losses import DistillationLossConfig
 from mkdbook.models import build_model
 from mkdbook.splits import trial_split
-from mkdbook.teacher_outputs import compute_teacher_outputs, outputs_key, teacher_outputs
-from mkdbook.train import ChannelScaler, Trainer
+from mkdbook.distillation.teacher_outputs import compute_teacher_outputs, outputs_key, teacher_outputs
+from mkdbook.training.trainer import ChannelScaler, Trainer
 from test_distiller import CONFIG, DATA, N_TIMES, SPLIT, TEACHER, student
 
 torch.set_num_threads(1)
@@ -95,7 +96,7 @@ def test_a_changed_teacher_split_or_standardisation_gets_new_outputs(teacher, tm
 def test_stored_outputs_are_read_back_not_recomputed_and_damage_is_healed(teacher, tmp_path, monkeypatch):
     first = teacher_outputs(teacher.model, teacher.scaler, DATA, SPLIT.train, folder=tmp_path)
     (path,) = tmp_path.glob("*.npz")
-    import mkdbook.teacher_outputs as module
+    import mkdbook.distillation.teacher_outputs as module
 
     monkeypatch.setattr(module, "compute_teacher_outputs", lambda *a, **k: pytest.fail("recomputed"))
     again = teacher_outputs(teacher.model, teacher.scaler, DATA, SPLIT.train, folder=tmp_path)

@@ -9,13 +9,13 @@ import pytest
 import torch
 from torch import nn
 
-from mkdbook.batches import ChannelScaler
+from mkdbook.training.standardisation import ChannelScaler
 from mkdbook.data.segments import TRIAL_ID, SegmentConfig, SegmentSet, TrialBaseline
-from mkdbook.features import modality_band_power, score_classifier, standardise_features
+from mkdbook.analysis.band_power import modality_band_power, score_classifier, standardise_features
 from mkdbook.models.outputs import ModelOutput
 from mkdbook.splits import subject_split, trial_split
-from mkdbook.metrics import class_prior, score
-from mkdbook.train import NonFiniteLossError, TrainConfig, Trainer, selection_criterion, write_metrics
+from mkdbook.training.metrics import class_prior, score
+from mkdbook.training.trainer import NonFiniteLossError, TrainConfig, Trainer, selection_criterion, write_metrics
 
 
 class TinyEOGNet(nn.Module):

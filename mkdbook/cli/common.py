@@ -1,6 +1,6 @@
 """What the sub-commands share: the parser, argument types, training arguments, output folders.
 
-Imports only the standard library and :mod:`mkdbook.checks` at module level:
+Imports only the standard library and :mod:`mkdbook.core.checks` at module level:
 ``mkdbook --help`` and ``mkdbook prepare`` need neither torch nor scikit-learn.
 """
 
@@ -11,7 +11,7 @@ import errno
 import os
 from pathlib import Path
 
-from mkdbook.checks import check_int, check_number
+from mkdbook.core.checks import check_int, check_number
 
 __all__ = [
     "Parser",
@@ -29,7 +29,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def _argument_type(check, *args, **kwargs):
-    """An argparse type that parses a number and applies one of :mod:`mkdbook.checks`' checks."""
+    """An argparse type that parses a number and applies one of :mod:`mkdbook.core.checks`' checks."""
     def parse(text: str):
         try:
             value = (int if check is check_int else float)(text)
@@ -60,9 +60,9 @@ def add_data_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments shared by ``train`` and ``distill``; defaults are :class:`~mkdbook.train.TrainConfig`'s."""
+    """Arguments shared by ``train`` and ``distill``; defaults are :class:`~mkdbook.training.trainer.TrainConfig`'s."""
     from mkdbook.splits import SPLIT_KINDS
-    from mkdbook.train import DEVICES, TrainConfig
+    from mkdbook.training.trainer import DEVICES, TrainConfig
 
     defaults = TrainConfig()
     add_data_argument(parser)
@@ -88,8 +88,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def train_config(args: argparse.Namespace, *, progress: bool) -> TrainConfig:
-    """The :class:`~mkdbook.train.TrainConfig` of the training arguments."""
-    from mkdbook.train import TrainConfig
+    """The :class:`~mkdbook.training.trainer.TrainConfig` of the training arguments."""
+    from mkdbook.training.trainer import TrainConfig
 
     return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
                        seed=args.seed, device=args.device, progress=progress)

@@ -7,7 +7,7 @@ from dataclasses import asdict, replace
 
 from mkdbook.cli.common import add_train_arguments, n_folds, output_folder, positive_float, positive_int, train_config
 
-#: The distillation methods this command runs (rows of :data:`mkdbook.methods.METHODS`).
+#: The distillation methods this command runs (rows of :data:`mkdbook.experiments.methods.METHODS`).
 VARIANTS: tuple[str, ...] = ("hinton", "fitnets", "fusion", "fusion+finetune", "fusion+feedback")
 #: The variants that update the teacher, and so take the feedback options.
 _FEEDBACK_VARIANTS: tuple[str, ...] = ("fusion+finetune", "fusion+feedback")
@@ -23,7 +23,7 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     """Add ``distill`` to the sub-commands.
 
     The teacher of the fold is taken from the results cache of
-    :mod:`mkdbook.experiments` (trained there first when missing, with the
+    :mod:`mkdbook.experiments.grids` (trained there first when missing, with the
     same training arguments); the student is distilled in ``--out``
     (resumable) and ``metrics.json`` there holds the student's scores as
     ``mkdbook train`` writes them, plus ``teacher_before``/``teacher_after``
@@ -32,7 +32,7 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     quiz-batch CE, the time taken). Its ``trials`` list the quiz trials too
     when the variant carved a quiz set from the training trials.
     """
-    from mkdbook.feedback import FEEDBACK_SOURCES, FeedbackConfig
+    from mkdbook.distillation.feedback import FEEDBACK_SOURCES, FeedbackConfig
 
     defaults = FeedbackConfig()
     parser = subparsers.add_parser(NAME, help=HELP)
@@ -57,11 +57,11 @@ def run(args: argparse.Namespace) -> int:
     """Train (or reuse) the teacher, distil, write ``metrics.json`` into ``--out``."""
     from mkdbook.data import load_segments
     from mkdbook.data.fingerprint import fingerprint_data
-    from mkdbook.experiments import trained_network
-    from mkdbook.methods import method_named
-    from mkdbook.results import Cell, freeze_options
+    from mkdbook.experiments.grids import trained_network
+    from mkdbook.experiments.methods import method_named
+    from mkdbook.training.runs import Cell, freeze_options
     from mkdbook.splits import check_disjoint, make_split
-    from mkdbook.train import write_metrics
+    from mkdbook.training.trainer import write_metrics
 
     settings = {name: getattr(args, name) for name in _FEEDBACK_ARGUMENTS if getattr(args, name) is not None}
     if settings and args.variant not in _FEEDBACK_VARIANTS:

@@ -15,7 +15,7 @@ import os
 from dataclasses import replace
 from typing import Any
 
-from mkdbook.atomic import write_atomically
+from mkdbook.core.atomic import write_atomically
 from mkdbook.cli.common import add_data_argument, non_negative_int, output_folder, positive_float, positive_int
 
 #: Options that only a Dask executor reads, with the names the command line shows.
@@ -36,12 +36,12 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
 
     The grid's size comes from ``MKDBOOK_PROFILE``; ``--folds``, ``--seeds``
     and ``--epochs`` override it. Writes ``results.csv``
-    (:func:`~mkdbook.experiments.run_grid`) and ``summary.csv``
-    (:func:`~mkdbook.experiments.summarise`) into ``--out``.
+    (:func:`~mkdbook.experiments.grids.run_grid`) and ``summary.csv``
+    (:func:`~mkdbook.experiments.grids.summarise`) into ``--out``.
     """
-    from mkdbook.experiments import GRIDS
-    from mkdbook.executors import CLUSTER_SYSTEMS
-    from mkdbook.train import DEVICES
+    from mkdbook.experiments.grids import GRIDS
+    from mkdbook.experiments.executors import CLUSTER_SYSTEMS
+    from mkdbook.training.trainer import DEVICES
 
     parser = subparsers.add_parser(NAME, help=HELP)
     add_data_argument(parser)
@@ -92,14 +92,14 @@ def _given(args: argparse.Namespace, names: dict[str, str]) -> list[str]:
 
 
 def make_executor(args: argparse.Namespace):
-    """The executor the arguments describe: ``None`` for serial, else a :class:`~mkdbook.executors.DaskExecutor`.
+    """The executor the arguments describe: ``None`` for serial, else a :class:`~mkdbook.experiments.executors.DaskExecutor`.
 
     Raises
     ------
     ValueError
         When an option is given that the chosen executor does not read.
     """
-    from mkdbook.executors import ClusterConfig, DaskConfig, DaskExecutor
+    from mkdbook.experiments.executors import ClusterConfig, DaskConfig, DaskExecutor
 
     if args.executor == "serial":
         stray = _given(args, _DASK_ONLY) + _given(args, _CLUSTER_ONLY)
@@ -132,7 +132,7 @@ def make_cli_grid(args: argparse.Namespace):
     ValueError
         If ``--folds`` asks for more folds than the grid's partition has.
     """
-    from mkdbook.experiments import make_grid
+    from mkdbook.experiments.grids import make_grid
 
     grid = make_grid(args.grid)
     changes: dict[str, Any] = {}
@@ -153,7 +153,7 @@ def make_cli_grid(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     """Run the grid and write its tables, or (``--status``) print where it stands."""
-    from mkdbook.experiments import run_grid, summarise
+    from mkdbook.experiments.grids import run_grid, summarise
 
     if args.lease_timeout is not None:
         # Through the environment, so that local workers inherit it.
@@ -176,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _status(grid, args: argparse.Namespace, workers: int) -> int:
     from mkdbook.data.cache import load_segments
-    from mkdbook.progress import format_status, status_table
+    from mkdbook.experiments.progress import format_status, status_table
 
     data = load_segments(args.deap_dir, config=grid.segments, progress=not args.quiet)
     print(format_status(status_table(grid.work_cells(data)), workers))

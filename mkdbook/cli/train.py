@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from mkdbook.data import load_segments
     from mkdbook.models import build_model
     from mkdbook.splits import check_disjoint, make_split
-    from mkdbook.train import Trainer, write_metrics
+    from mkdbook.training.trainer import Trainer, write_metrics
 
     config = train_config(args, progress=not args.quiet)
     config.resolved_device()  # a missing CUDA device is reported before any work

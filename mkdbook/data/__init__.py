@@ -6,7 +6,7 @@
 
 from mkdbook.data.cache import describe_source, load_segments
 from mkdbook.data.layout import DEAP, Layout
-from mkdbook.data.reader import DeapFormatError, SubjectRecording, find_subject_files, read_subject_file
+from mkdbook.data.readers.deap import DeapFormatError, SubjectRecording, find_subject_files, read_subject_file
 from mkdbook.data.segments import SegmentConfig, SegmentSet, segment_trials
 
 __all__ = [

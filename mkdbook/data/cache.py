@@ -21,7 +21,6 @@ temporary folders of killed builds are removed by later loads
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import shutil
@@ -36,11 +35,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mkdbook import __version__
+from mkdbook.core.keys import json_key
+from mkdbook.core.paths import home
 from mkdbook.data.install import Identity, cannot_write, identity, install, remove_abandoned, sibling
 from mkdbook.data.layout import DEAP, Layout
-from mkdbook.data.reader import DeapFormatError, find_subject_files, read_subject_file
+from mkdbook.data.readers.deap import DeapFormatError, find_subject_files, read_subject_file
 from mkdbook.data.segments import SegmentConfig, SegmentSet, TrialBaseline, baseline_statistics, segment_trials
-from mkdbook.paths import home
 
 #: Bumped whenever the cache layout changes, so old caches are rebuilt.
 CACHE_FORMAT = 4
@@ -145,8 +145,7 @@ def _npy_header(shape: tuple[int, ...]) -> bytes:
 def cache_folder(deap_dir: Path | str, subjects: list[int], config: SegmentConfig,
                  cache_dir: Path | str | None = None) -> Path:
     """Return the folder that caches these subjects of ``deap_dir`` cut by ``config``."""
-    key = json.dumps([str(Path(deap_dir).resolve()), subjects, asdict(config), CACHE_FORMAT])
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    digest = json_key([str(Path(deap_dir).resolve()), subjects, asdict(config), CACHE_FORMAT], length=16)
     return Path(cache_dir) if cache_dir is not None else home() / "segments" / digest
 
 

@@ -6,11 +6,9 @@ checkpoint is only ever reused for the very data it came from.
 
 from __future__ import annotations
 
-import hashlib
 import weakref
 
-import numpy as np
-
+from mkdbook.core.keys import array_digest
 from mkdbook.data.segments import SegmentSet
 
 __all__ = ["fingerprint_data"]
@@ -31,13 +29,6 @@ def fingerprint_data(data: SegmentSet) -> str:
     cached = _DIGESTS.get(id(data))
     if cached is not None and cached[0]() is data:
         return cached[1]
-    digest = hashlib.sha256()
-    for array in (data.subject, data.trial, data.position, data.ratings):
-        digest.update(np.ascontiguousarray(array).tobytes())
-    rows = max(1, (64 << 20) // max(1, data.signals[0].nbytes))  # about 64 MB per read
-    for start in range(0, len(data), rows):
-        digest.update(np.ascontiguousarray(data.signals[start:start + rows]).tobytes())
-    digest.update(repr(data.signals.shape).encode())
-    value = digest.hexdigest()
+    value = array_digest(data.subject, data.trial, data.position, data.ratings, data.signals)
     _DIGESTS[id(data)] = (weakref.ref(data, lambda _, key=id(data): _DIGESTS.pop(key, None)), value)
     return value

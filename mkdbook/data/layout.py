@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from mkdbook.checks import check_option
+from mkdbook.core.checks import check_option
 
 
 def _unique_names(argument: str, names: Iterable[str]) -> tuple[str, ...]:

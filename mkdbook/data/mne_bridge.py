@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from mkdbook.data.layout import DEAP, Layout
-from mkdbook.data.reader import SubjectRecording
+from mkdbook.data.readers.deap import SubjectRecording
 from mkdbook.data.segments import SegmentSet
 
 _MICROVOLT_TYPES = {"eeg", "eog", "emg"}

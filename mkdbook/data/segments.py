@@ -15,11 +15,11 @@ from mkdbook.data.layout import DEAP, Layout
 
 #: Key of the trial ids (:attr:`SegmentSet.trial_id`) in every batch dict
 #: :meth:`SegmentSet.batch` returns, beside the modalities: per-subject and
-#: per-trial standardisation (:class:`mkdbook.batches.ChannelScaler`) need them.
+#: per-trial standardisation (:class:`mkdbook.training.standardisation.ChannelScaler`) need them.
 TRIAL_ID = "trial_id"
 #: How segments can be standardised: per subject, per trial by its pre-trial
-#: baseline, or globally (:class:`mkdbook.batches.ChannelScaler`,
-#: :func:`mkdbook.features.standardise_features`).
+#: baseline, or globally (:class:`mkdbook.training.standardisation.ChannelScaler`,
+#: :func:`mkdbook.analysis.band_power.standardise_features`).
 STANDARDISATIONS: tuple[str, ...] = ("subject", "baseline", "global")
 
 

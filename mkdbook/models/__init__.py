@@ -30,9 +30,9 @@ from typing import Any
 
 from torch import nn
 
-from mkdbook.checks import check_option
-from mkdbook.docs import fill_doc
-from mkdbook.seeding import seeded
+from mkdbook.core.checks import check_option
+from mkdbook.core.docstrings import fill_doc
+from mkdbook.core.seeding import seeded
 from mkdbook.models.deepconvnet import DeepConvNet, DeepConvNetConfig
 from mkdbook.models.encoder import (
     EncoderLayer,
@@ -143,7 +143,7 @@ def build_model(
     %(network_inputs)s
     seed : int, optional
         Seed for the initial weights. The network is built under
-        :func:`mkdbook.seeding.seeded`, so the caller's global random state is
+        :func:`mkdbook.core.seeding.seeded`, so the caller's global random state is
         left as it was. ``None`` draws from the global generator.
     **config_overrides
         ``config=`` replaces the whole default configuration (for example a

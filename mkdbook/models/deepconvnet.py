@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from torch import Tensor, nn
 
-from mkdbook.docs import fill_doc
+from mkdbook.core.docstrings import fill_doc
 from mkdbook.models.inputs import channels_of
 from mkdbook.models.outputs import ModelOutput
 

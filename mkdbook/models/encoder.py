@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mkdbook.checks import check_option
+from mkdbook.core.checks import check_option
 from mkdbook.models.frontend import ConvFrontEnd, FrontEndConfig, SharedMaskDropout
 
 #: Ways of reducing a token sequence to one vector, accepted by :func:`pool_tokens`.

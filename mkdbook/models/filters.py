@@ -14,7 +14,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from mkdbook.docs import fill_doc
+from mkdbook.core.docstrings import fill_doc
 
 #: Kinds of temporal filter bank accepted by :class:`~mkdbook.models.frontend.FrontEndConfig`.
 FILTER_BANKS: tuple[str, ...] = ("sinc", "free")

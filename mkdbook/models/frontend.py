@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mkdbook.checks import check_number, check_option
+from mkdbook.core.checks import check_number, check_option
 from mkdbook.models.filters import FILTER_BANKS, FreeFilterBank, SincFilterBank
 
 

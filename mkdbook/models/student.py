@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from torch import Tensor, nn
 
-from mkdbook.docs import fill_doc
+from mkdbook.core.docstrings import fill_doc
 from mkdbook.models.encoder import POOLINGS, StreamConfig, TappedStream
 from mkdbook.models.fusion import FUSIONS, make_fusion
 from mkdbook.models.inputs import channels_of

@@ -12,8 +12,8 @@ from joblib import Parallel, delayed
 from tqdm import tqdm
 
 from mkdbook import __version__
-from mkdbook.atomic import write_atomically
-from mkdbook.checks import check_int
+from mkdbook.core.atomic import write_atomically
+from mkdbook.core.checks import check_int
 from mkdbook.data.cache import SIMULATION_MANIFEST
 from mkdbook.data.layout import DEAP
 from mkdbook.data.simulate.config import SimulationConfig, _check_config

@@ -26,7 +26,7 @@ class SimulationConfig:
     tuned to favour any method; the arbitrary ones say so. The EMG values
     (``eog_emg_*``) were set, and only they, so that the band-power logistic
     regression of chapter 2 reaches the information levels of
-    :data:`mkdbook.levels.TARGET_LEVELS` on the 12-subject default cohort
+    :data:`mkdbook.analysis.information_levels.TARGET_LEVELS` on the 12-subject default cohort
     (EOG segment AUC 0.56-0.64 on each target, EEG above EOG on valence,
     EEG+EOG above either), before any distillation result was seen. Four values were
     settled while checking that EEG carries clearly more emotion information

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mkdbook.data.layout import DEAP
-from mkdbook.checks import check_int
+from mkdbook.core.checks import check_int
 from mkdbook.data.simulate.config import SimulationConfig, _check_config
 from mkdbook.data.simulate.latents import _BAND_NAMES, SubjectLatents, SubjectTraits
 from mkdbook.data.simulate.eog import _film_events

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from scipy.special import ndtr
 
-from mkdbook.checks import check_int
+from mkdbook.core.checks import check_int
 from mkdbook.data.layout import DEAP, Layout
 from mkdbook.data.segments import SegmentConfig
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mkdbook.checks import check_option
+from mkdbook.core.checks import check_option
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,139 @@
+"""Stored results of cells: where a run's result lives, and how it is written and read back.
+
+A cell (:class:`~mkdbook.training.runs.Cell`) is one method on one target,
+fold and seed with everything else that decides its numbers; its result
+lives in ``$MKDBOOK_HOME/results/<key>/``, where ``<key>`` is
+:func:`~mkdbook.training.runs.cell_key` (a hash of the cell and of the
+package source, so that changed code never shows stale numbers).
+
+Each cell folder holds ``predictions.npz`` (test segment indices, subject,
+trial, position, label, prediction, class probabilities), ``result.json``
+(scores, learning curve, the configuration) and ``train/`` (the method's
+working folder: ``best.pt`` and, for network methods, ``scaler.pt``; the
+resumable ``last.pt`` only while the cell is unfinished). A teacher's folder
+also holds ``teacher_outputs/`` (:func:`mkdbook.distillation.teacher_outputs.teacher_outputs_dir`), its outputs on
+a fold's training segments, written by its first student and read by the others. Files are written
+to a temporary name and renamed into place, and ``result.json`` is written
+last, so a cell is complete exactly when its ``result.json`` exists and
+reads back (:func:`load_result`); anything unreadable counts as missing and
+is computed again.
+
+While a process computes a cell it holds the cell's lease,
+``$MKDBOOK_HOME/results/<key>.lease`` (:func:`lease_path`,
+:mod:`mkdbook.experiments.leases`), so that processes sharing one ``MKDBOOK_HOME`` never
+compute a cell twice at once, nor resume another process's unfinished
+``last.pt``.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mkdbook.core.atomic import write_atomically
+from mkdbook.core.keys import package_fingerprint
+from mkdbook.data.segments import SegmentSet
+from mkdbook.splits import Split
+from mkdbook.training.runs import Cell, MethodResult
+
+__all__ = ["CellResult", "lease_path", "load_result", "store_result"]
+
+
+def lease_path(folder: Path) -> Path:
+    """The lease file of the cell stored in ``folder``: a sibling, ``<key>.lease``."""
+    return folder.with_name(f"{folder.name}.lease")
+
+
+@dataclass(frozen=True)
+class CellResult:
+    """A finished cell, as read back from its folder.
+
+    Attributes
+    ----------
+    cell : Cell
+    folder : Path
+        ``results_dir() / cell_key(cell)``.
+    segments : DataFrame
+        One row per test segment: ``segment`` (index into the segment set),
+        ``subject``, ``trial``, ``position``, ``label``, ``prediction`` and
+        ``p0``, ``p1``, ... (class probabilities).
+    record : dict
+        The contents of ``result.json``: ``test`` and ``val`` scores,
+        ``best_epoch``, ``history``, ``extra``, ``seconds``, ``split``,
+        ``cell``, ``package_version``, ``package_source``.
+    """
+
+    cell: Cell
+    folder: Path
+    segments: pd.DataFrame = field(repr=False)
+    record: dict[str, Any] = field(repr=False)
+
+
+def load_result(cell: Cell, folder: Path) -> CellResult | None:
+    """The cached result in ``folder``, or ``None`` when the cell is not complete."""
+    if not (folder / "result.json").is_file():
+        return None
+    try:
+        record = json.loads((folder / "result.json").read_text(encoding="utf-8"))
+        if not isinstance(record, dict) or not isinstance(record.get("test"), dict):
+            raise ValueError("result.json is not a result record")
+        with np.load(folder / "predictions.npz") as stored:
+            arrays = {name: stored[name] for name in stored.files}
+        probabilities = arrays.pop("probabilities")
+        if probabilities.ndim != 2 or any(len(v) != len(probabilities) for v in arrays.values()):
+            raise ValueError("predictions.npz holds arrays of different lengths")
+    except (OSError, ValueError, KeyError, UnicodeDecodeError, zipfile.BadZipFile) as err:
+        # Atomic writes make this a damaged disk or a hand edit, not an interruption.
+        warnings.warn(f"cached result {folder} is unreadable ({err}); computing it again", stacklevel=3)
+        return None
+    segments = pd.DataFrame(arrays)
+    for k in range(probabilities.shape[1]):
+        segments[f"p{k}"] = probabilities[:, k]
+    return CellResult(cell, folder, segments, record)
+
+
+def store_result(cell: Cell, folder: Path, data: SegmentSet, split: Split, output: MethodResult,
+                 seconds: float) -> None:
+    """Write a finished cell's ``predictions.npz`` and, last, its ``result.json``."""
+    test = output.train.test
+    if output.split is not None:
+        if not (np.array_equal(output.split.val, split.val) and np.array_equal(output.split.test, split.test)):
+            raise RuntimeError(f"{cell.describe()}: the method changed the validation or test segments")
+        split = output.split
+    if len(test.predictions) != len(split.test):
+        raise RuntimeError(f"{cell.describe()}: {len(test.predictions)} test predictions for "
+                           f"{len(split.test)} test segments")
+    arrays = {
+        "segment": split.test, "subject": data.subject[split.test], "trial": data.trial[split.test],
+        "position": data.position[split.test], "label": data.labels(cell.target)[split.test],
+        "prediction": np.asarray(test.predictions), "probabilities": np.asarray(test.probabilities),
+    }
+    version, source = package_fingerprint()
+    record = {
+        "test": test.summary(), "val": output.train.val.summary(),
+        "best_epoch": int(output.train.best_epoch), "history": output.train.history,
+        "extra": dict(output.extra), "seconds": seconds,
+        "split": {**{part: len(rows) for part, rows in split.parts().items()},
+                  "shared_trials": split.shared_trials},
+        "trials": split.trials(data),
+        "cell": asdict(cell), "package_version": version, "package_source": source,
+    }
+    try:
+        text = json.dumps(record, indent=1)  # fails here, before any file is written
+    except TypeError as err:
+        raise TypeError(f"{cell.describe()}: the method's extra information must be "
+                        f"JSON-serialisable ({err})") from err
+    write_atomically(folder / "predictions.npz", lambda f: np.savez(f, **arrays))
+    # Written last: its presence marks the cell complete.
+    write_atomically(folder / "result.json", lambda f: f.write(text.encode()))
+    # The resume state (weights and optimiser) is useless once the cell is done.
+    (folder / "train" / "last.pt").unlink(missing_ok=True)
+
+
