@@ -16,6 +16,7 @@ from mkdbook.models import (
     ConvFrontEnd,
     DeepConvNet,
     FrontEndConfig,
+    Network,
     Student,
     StudentConfig,
     Teacher,
@@ -452,3 +453,29 @@ def test_shared_mask_dropout_shares_its_mask():
     assert torch.equal(dropout.eval()(x), x)
     with pytest.raises(ValueError, match="batch"):
         SharedMaskDropout(0.1, shared_dims=(0,))
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_every_network_keeps_the_common_arguments(name):
+    network = build_model(name, n_channels={"eeg": 8, "eog": 3, "emg": 2}, n_times=1024, sfreq=256.0)
+    assert isinstance(network, Network)
+    assert network.n_channels == {m: {"eeg": 8, "eog": 3}[m] for m in network.modalities}
+    assert (network.n_classes, network.n_times, network.sfreq) == (2, 1024, 256.0)
+    assert isinstance(network.config, network.config_class)
+
+
+def test_the_common_parameters_are_documented_once_for_every_network():
+    assert "the entries for ``eog`` and ``eeg`` are read, others ignored." in Teacher.__doc__
+    for network in (Student, DeepConvNet):
+        assert "only the entry for ``eog`` is read." in network.__doc__
+    for network in (Network, Teacher, Student, DeepConvNet):
+        assert "\n    %(" not in network.__doc__ and "Samples per segment" in network.__doc__
+
+
+def test_a_network_must_build_its_layers():
+    class Unbuilt(Network):
+        modalities = ("eog",)
+        config_class = StudentConfig
+
+    with pytest.raises(NotImplementedError, match="Unbuilt must define build"):
+        Unbuilt({"eog": 2})

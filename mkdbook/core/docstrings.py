@@ -10,7 +10,7 @@ parameter list.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 __all__ = ["docdict", "fill_doc"]
@@ -42,17 +42,33 @@ kernel : int
 _PLACEHOLDER = re.compile(r"^(?P<indent>[ \t]*)%\((?P<key>\w+)\)s[ \t]*$", re.MULTILINE)
 
 
-def fill_doc(obj: T) -> T:
+def fill_doc(obj: T, paragraphs: Mapping[str, str] | None = None) -> T:
     """Replace every ``%(key)s`` line of ``obj``'s docstring by ``docdict[key]`` (a decorator).
+
+    Parameters
+    ----------
+    obj : function or class
+        Its docstring is changed in place.
+    paragraphs : mapping of str to str, optional
+        Further paragraphs by key, for those that depend on ``obj`` (as the
+        parameters of a :class:`~mkdbook.models.base.Network`, which name
+        the modalities it reads); they take precedence over :data:`docdict`.
+
+    Returns
+    -------
+    function or class
+        ``obj``.
 
     Raises
     ------
     KeyError
-        If a placeholder names no key of :data:`docdict` (at import, so a
-        typo never reaches the rendered page).
+        If a placeholder names no key of :data:`docdict` or ``paragraphs``
+        (at import, so a typo never reaches the rendered page).
     """
+    known = {**docdict, **(paragraphs or {})}
+
     def paragraph(match: re.Match) -> str:
-        text = docdict[match["key"]]
+        text = known[match["key"]]
         return "\n".join(match["indent"] + line if line else line for line in text.splitlines())
 
     if obj.__doc__:

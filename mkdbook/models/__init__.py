@@ -1,6 +1,7 @@
 """Networks of the book: teacher, student, fusion modules and reference networks.
 
-Every network is told at construction how many electrodes each modality has
+Every network is a :class:`~mkdbook.models.base.Network`: it is told at
+construction how many electrodes each modality has
 (``n_channels={"eeg": 32, "eog": 2, ...}``; nothing here imports the data
 layer), takes ``batch: Mapping[str, Tensor]`` keyed by modality names
 (``{"eeg": (B, 32, T), "eog": (B, 2, T)}``), reads only the keys in its
@@ -33,6 +34,7 @@ from torch import nn
 from mkdbook.core.checks import check_option
 from mkdbook.core.docstrings import fill_doc
 from mkdbook.core.seeding import seeded
+from mkdbook.models.base import Network
 from mkdbook.models.deepconvnet import DeepConvNet, DeepConvNetConfig
 from mkdbook.models.encoder import (
     EncoderLayer,
@@ -63,6 +65,7 @@ __all__ = [
     "GatedSumFusion",
     "ModalityStream",
     "ModelOutput",
+    "Network",
     "ReferenceConfig",
     "SingleStreamNet",
     "StreamConfig",
@@ -79,7 +82,7 @@ __all__ = [
 ]
 
 # name -> (network class, its default configuration)
-_REGISTRY: dict[str, tuple[Callable[..., nn.Module], Callable[[], Any]]] = {
+_REGISTRY: dict[str, tuple[type[Network], Callable[[], Any]]] = {
     "teacher": (Teacher, TeacherConfig),
     "student": (Student, StudentConfig),
     "eeg": (EEGOnlyNet, ReferenceConfig),
@@ -128,7 +131,7 @@ def build_model(
     sfreq: float = 128.0,
     seed: int | None = None,
     **config_overrides: Any,
-) -> nn.Module:
+) -> Network:
     """Build a network by name, optionally changing its configuration.
 
     Parameters
@@ -157,7 +160,7 @@ def build_model(
 
     Returns
     -------
-    torch.nn.Module
+    Network
         The network, in training mode.
 
     Raises

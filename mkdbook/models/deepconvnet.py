@@ -8,8 +8,7 @@ from typing import ClassVar
 
 from torch import Tensor, nn
 
-from mkdbook.core.docstrings import fill_doc
-from mkdbook.models.inputs import channels_of
+from mkdbook.models.base import Network
 from mkdbook.models.outputs import ModelOutput
 
 
@@ -52,8 +51,7 @@ class DeepConvNetConfig:
     batch_norm_momentum: float = 0.1
 
 
-@fill_doc
-class DeepConvNet(nn.Module):
+class DeepConvNet(Network):
     """Four conv-pool blocks, batch norm, ELU and max pooling, on the EOG channels.
 
     Block 1 is a temporal convolution ``(1, kernel)`` followed, with no
@@ -64,14 +62,7 @@ class DeepConvNet(nn.Module):
 
     Parameters
     ----------
-    n_channels : mapping of str to int
-        Electrodes per modality (``{"eog": 2, "eeg": 32}`` for DEAP); only the
-        entry for ``eog`` is read.
-    %(n_classes)s
-    %(n_times)s
-    sfreq : float
-        Sampling rate in Hz; unused (kernels are set in samples, see
-        :class:`DeepConvNetConfig`), accepted for the common signature.
+    %(network_parameters)s
     config : DeepConvNetConfig
         Filters, kernels, pooling and dropout.
 
@@ -80,6 +71,9 @@ class DeepConvNet(nn.Module):
     ``forward`` returns a :class:`~mkdbook.models.outputs.ModelOutput` with
     ``features=None`` and one tap, ``"pooled"``: the flattened output of the
     last block, ``(B, 200 * remaining_steps)`` = ``(B, 200)`` at 512 samples.
+
+    ``sfreq`` is unused: kernels are set in samples (see
+    :class:`DeepConvNetConfig`); it is accepted for the common signature.
 
     References
     ----------
@@ -97,18 +91,19 @@ class DeepConvNet(nn.Module):
     """
 
     modalities: ClassVar[tuple[str, ...]] = ("eog",)
+    config_class: ClassVar[type] = DeepConvNetConfig
+    config: DeepConvNetConfig
 
-    def __init__(
-        self,
-        n_channels: Mapping[str, int],
-        n_classes: int = 2,
-        n_times: int = 512,
-        sfreq: float = 128.0,
-        config: DeepConvNetConfig | None = None,
-    ) -> None:
-        super().__init__()
-        self.config = cfg = config or DeepConvNetConfig()
-        (electrodes,) = channels_of(n_channels, self.modalities, type(self).__name__).values()
+    def build(self) -> None:
+        """Create the four blocks and the final convolution, in that order.
+
+        Raises
+        ------
+        ValueError
+            If ``n_times`` is too short for one time step to survive the blocks.
+        """
+        cfg, n_times = self.config, self.n_times
+        (electrodes,) = self.n_channels.values()
         first, *later = cfg.n_filters
         blocks: list[nn.Module] = [
             nn.Conv2d(1, first, (1, cfg.kernel)),
@@ -132,7 +127,7 @@ class DeepConvNet(nn.Module):
                 f"{cfg.kernel} and pooling {cfg.pool}/{cfg.pool_stride}"
             )
         self.blocks = nn.Sequential(*blocks)
-        self.classifier = nn.Conv2d(previous, n_classes, (1, n_steps))
+        self.classifier = nn.Conv2d(previous, self.n_classes, (1, n_steps))
 
     def _norm_and_pool(self, n_filters: int) -> list[nn.Module]:
         cfg = self.config

@@ -15,9 +15,8 @@ from typing import ClassVar
 
 from torch import Tensor, nn
 
-from mkdbook.core.docstrings import fill_doc
+from mkdbook.models.base import Network
 from mkdbook.models.encoder import POOLINGS, ModalityStream, StreamConfig, pool_tokens, readout_norm
-from mkdbook.models.inputs import channels_of
 from mkdbook.models.outputs import ModelOutput
 
 
@@ -44,18 +43,14 @@ class ReferenceConfig:
             raise ValueError(f"pooling={self.pooling!r} is not one of {POOLINGS}")
 
 
-@fill_doc
-class SingleStreamNet(nn.Module):
+class SingleStreamNet(Network):
     """One stream of the teacher's design, classified from its pooled last layer.
 
     Subclasses fix the modality through the ``modalities`` class attribute.
 
     Parameters
     ----------
-    n_channels : mapping of str to int
-        Electrodes per modality (``{"eog": 2, "eeg": 32}`` for DEAP); only the
-        entry of the network's one modality is read.
-    %(network_inputs)s
+    %(network_parameters)s
     config : ReferenceConfig
         Stream, pooling and head dropout.
 
@@ -75,26 +70,25 @@ class SingleStreamNet(nn.Module):
     """
 
     modalities: ClassVar[tuple[str, ...]] = ()
+    config_class: ClassVar[type] = ReferenceConfig
+    config: ReferenceConfig
 
-    def __init__(
-        self,
-        n_channels: Mapping[str, int],
-        n_classes: int = 2,
-        n_times: int = 512,
-        sfreq: float = 128.0,
-        config: ReferenceConfig | None = None,
-    ) -> None:
-        super().__init__()
+    def build(self) -> None:
+        """Create the stream, the readout's norm and the classifier, in that order.
+
+        Raises
+        ------
+        TypeError
+            If the class names not exactly one modality.
+        """
         if len(self.modalities) != 1:
             raise TypeError(f"{type(self).__name__} must name exactly one modality")
-        self.config = config or ReferenceConfig()
-        (modality,) = self.modalities
+        (count,) = self.n_channels.values()
         d_model = self.config.stream.d_model
-        count = channels_of(n_channels, self.modalities, type(self).__name__)[modality]
-        self.stream = ModalityStream(count, n_times, sfreq, self.config.stream)
+        self.stream = ModalityStream(count, self.n_times, self.sfreq, self.config.stream)
         self.norm = readout_norm(self.config.stream.readout_norm, d_model)
         self.head_dropout = nn.Dropout(self.config.head_dropout)
-        self.classifier = nn.Linear(d_model, n_classes)
+        self.classifier = nn.Linear(d_model, self.n_classes)
 
     def forward(self, batch: Mapping[str, Tensor]) -> ModelOutput:
         """Classify a batch holding this network's one modality; other keys are ignored."""

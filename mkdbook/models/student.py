@@ -8,10 +8,9 @@ from typing import ClassVar
 
 from torch import Tensor, nn
 
-from mkdbook.core.docstrings import fill_doc
+from mkdbook.models.base import Network
 from mkdbook.models.encoder import POOLINGS, StreamConfig, TappedStream
 from mkdbook.models.fusion import FUSIONS, make_fusion
-from mkdbook.models.inputs import channels_of
 from mkdbook.models.outputs import ModelOutput
 
 
@@ -62,8 +61,7 @@ class StudentConfig:
             raise ValueError(f"pooling={self.pooling!r} is not one of {POOLINGS}")
 
 
-@fill_doc
-class Student(nn.Module):
+class Student(Network):
     """Single-stream EOG transformer with HDF fusion (Zhang & Lu, 2025, section 3.2).
 
     The stream is built exactly like the teacher's EOG stream (same front
@@ -80,10 +78,7 @@ class Student(nn.Module):
 
     Parameters
     ----------
-    n_channels : mapping of str to int
-        Electrodes per modality (``{"eog": 2, "eeg": 32}`` for DEAP); only the
-        entry for ``eog`` is read.
-    %(network_inputs)s
+    %(network_parameters)s
     config : StudentConfig
         Stream, taps, fusion and head.
 
@@ -108,21 +103,15 @@ class Student(nn.Module):
 
     #: Input keys read by ``forward``: EOG only, never EEG.
     modalities: ClassVar[tuple[str, ...]] = ("eog",)
+    config_class: ClassVar[type] = StudentConfig
+    config: StudentConfig
 
-    def __init__(
-        self,
-        n_channels: Mapping[str, int],
-        n_classes: int = 2,
-        n_times: int = 512,
-        sfreq: float = 128.0,
-        config: StudentConfig | None = None,
-    ) -> None:
-        super().__init__()
-        self.config = config or StudentConfig()
+    def build(self) -> None:
+        """Create the tapped stream, the fusion module and the classifier, in that order."""
         self.stream = TappedStream(
-            channels_of(n_channels, self.modalities, type(self).__name__)["eog"],
-            n_times,
-            sfreq,
+            self.n_channels["eog"],
+            self.n_times,
+            self.sfreq,
             self.config.stream,
             self.config.taps,
             self.config.fusion_width,
@@ -135,7 +124,7 @@ class Student(nn.Module):
             self.config.fusion_hidden,
         )
         self.head_dropout = nn.Dropout(self.config.head_dropout)
-        self.classifier = nn.Linear(self.config.fusion_width, n_classes)
+        self.classifier = nn.Linear(self.config.fusion_width, self.n_classes)
 
     def forward(self, batch: Mapping[str, Tensor]) -> ModelOutput:
         """Classify a batch ``{"eog": (B, 2, T), ...}``; every other key is ignored."""

@@ -9,10 +9,9 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from mkdbook.core.docstrings import fill_doc
+from mkdbook.models.base import Network
 from mkdbook.models.encoder import POOLINGS, StreamConfig, TappedStream
 from mkdbook.models.fusion import FUSIONS, make_fusion
-from mkdbook.models.inputs import channels_of
 from mkdbook.models.outputs import ModelOutput
 
 
@@ -71,8 +70,7 @@ class TeacherConfig:
             )
 
 
-@fill_doc
-class Teacher(nn.Module):
+class Teacher(Network):
     """Dual-stream transformer on EOG and EEG with IMF fusion (Zhang & Lu, 2025, section 3.1).
 
     Each modality runs its own :class:`~mkdbook.models.encoder.TappedStream`
@@ -86,10 +84,7 @@ class Teacher(nn.Module):
 
     Parameters
     ----------
-    n_channels : mapping of str to int
-        Electrodes per modality (``{"eog": 2, "eeg": 32}`` for DEAP); the
-        entries for ``eog`` and ``eeg`` are read, others ignored.
-    %(network_inputs)s
+    %(network_parameters)s
     config : TeacherConfig
         Streams, taps, fusion and head.
 
@@ -117,25 +112,18 @@ class Teacher(nn.Module):
 
     #: Input keys read by ``forward``, in IMF's concatenation order.
     modalities: ClassVar[tuple[str, ...]] = ("eog", "eeg")
+    config_class: ClassVar[type] = TeacherConfig
+    config: TeacherConfig
 
-    def __init__(
-        self,
-        n_channels: Mapping[str, int],
-        n_classes: int = 2,
-        n_times: int = 512,
-        sfreq: float = 128.0,
-        config: TeacherConfig | None = None,
-    ) -> None:
-        super().__init__()
-        self.config = config or TeacherConfig()
+    def build(self) -> None:
+        """Create the two tapped streams, the fusion module and the classifier, in that order."""
         stream_configs = {"eog": self.config.eog, "eeg": self.config.eeg}
-        counts = channels_of(n_channels, self.modalities, type(self).__name__)
         self.streams = nn.ModuleDict(
             {
                 name: TappedStream(
-                    counts[name],
-                    n_times,
-                    sfreq,
+                    self.n_channels[name],
+                    self.n_times,
+                    self.sfreq,
                     stream_configs[name],
                     self.config.taps,
                     self.config.fusion_width // 2,
@@ -151,7 +139,7 @@ class Teacher(nn.Module):
             self.config.fusion_hidden,
         )
         self.head_dropout = nn.Dropout(self.config.head_dropout)
-        self.classifier = nn.Linear(self.config.fusion_width, n_classes)
+        self.classifier = nn.Linear(self.config.fusion_width, self.n_classes)
 
     def forward(self, batch: Mapping[str, Tensor]) -> ModelOutput:
         """Classify a batch ``{"eog": (B, 2, T), "eeg": (B, 32, T)}``."""

@@ -69,9 +69,9 @@ from mkdbook.core.checks import check_int, check_number
 from mkdbook.data.segments import SegmentSet
 from mkdbook.distillation.feedback import FeedbackConfig
 from mkdbook.distillation.losses import DistillationLossConfig
+from mkdbook.models.base import Network
 from mkdbook.models.encoder import ModalityStream, StreamConfig
 from mkdbook.models.frontend import FrontEndConfig
-from mkdbook.models.inputs import channels_of
 from mkdbook.models.outputs import ModelOutput
 from mkdbook.distillation.teacher_outputs import teacher_outputs_dir
 from mkdbook.training.runs import MethodResult
@@ -145,15 +145,12 @@ class EmotionKDConfig:
             raise ValueError(f"classifier_dropout must be in [0, 1), got {self.classifier_dropout!r}")
 
 
-class EmotionKDStudent(nn.Module):
+class EmotionKDStudent(Network):
     """EmotionNet-Student rebuilt on our EOG stream: every encoder depth fused, flattened, classified.
 
     Parameters
     ----------
-    n_channels : mapping of str to int
-        Electrodes per modality; only ``eog`` is read.
-    n_classes, n_times, sfreq
-        As for every network of :mod:`mkdbook.models`.
+    %(network_parameters)s
     config : EmotionKDConfig
 
     Notes
@@ -165,19 +162,18 @@ class EmotionKDStudent(nn.Module):
     """
 
     modalities: ClassVar[tuple[str, ...]] = ("eog",)
+    config_class: ClassVar[type] = EmotionKDConfig
+    config: EmotionKDConfig
 
-    def __init__(self, n_channels: Mapping[str, int], n_classes: int = 2, n_times: int = 512,
-                 sfreq: float = 128.0, config: EmotionKDConfig | None = None) -> None:
-        super().__init__()
-        self.config = config or EmotionKDConfig()
-        count = channels_of(n_channels, self.modalities, type(self).__name__)["eog"]
+    def build(self) -> None:
+        """Create the stream, the depth fusion and the classifier, in that order."""
         stream = self.config.stream
-        self.stream = ModalityStream(count, n_times, sfreq, stream)
+        self.stream = ModalityStream(self.n_channels["eog"], self.n_times, self.sfreq, stream)
         self.fusion = DepthFusion(stream.depth, stream.d_model)
         width, flat = self.config.classifier_width, self.stream.front_end.n_tokens * stream.d_model
         self.classifier = nn.Sequential(nn.Dropout(self.config.classifier_dropout), nn.Linear(flat, width),
                                         nn.Linear(width, width), nn.Linear(width, width),
-                                        nn.Linear(width, n_classes))
+                                        nn.Linear(width, self.n_classes))
 
     def forward(self, batch: Mapping[str, Tensor]) -> ModelOutput:
         """Classify ``{"eog": (B, 2, T)}``; other keys are ignored."""
