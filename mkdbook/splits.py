@@ -230,12 +230,7 @@ def video_split(data: SegmentSet, *, fold: int = 0, n_folds: int = 10, seed: int
 
     Parameters are those of :func:`trial_split`; the group is the video.
     """
-    _check_fold(fold, n_folds, len(np.unique(data.trial)), "videos")
-    fold_of = np.empty(len(data), np.int64)
-    splitter = GroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    for k, (_, test) in enumerate(splitter.split(data.trial, groups=data.trial)):
-        fold_of[test] = k
-    return _make("video", data, fold_of, fold, n_folds, seed)
+    return _group_split("video", data, data.trial, "videos", fold, n_folds, seed)
 
 
 def subject_split(data: SegmentSet, *, fold: int = 0, n_folds: int = 10, seed: int = 0) -> Split:
@@ -243,12 +238,39 @@ def subject_split(data: SegmentSet, *, fold: int = 0, n_folds: int = 10, seed: i
 
     Parameters are those of :func:`trial_split`; the group is the subject.
     """
-    _check_fold(fold, n_folds, len(data.subjects), "subjects")
+    return _group_split("subjects", data, data.subject, "subjects", fold, n_folds, seed)
+
+
+def _group_split(kind: str, data: SegmentSet, groups: np.ndarray, unit: str, fold: int, n_folds: int,
+                 seed: int) -> Split:
+    """The split that deals whole groups (one label per segment) into ``n_folds`` shuffled folds.
+
+    The k-fold of :func:`video_split` and :func:`subject_split`:
+    :class:`sklearn.model_selection.GroupKFold` with ``shuffle=True`` and
+    ``random_state=seed``, whose ``k``-th test set is fold ``k``.
+
+    Parameters
+    ----------
+    kind : str
+        The split's name, one of :data:`SPLIT_KINDS`.
+    data : SegmentSet
+    groups : ndarray of int, shape (n_segments,)
+        The group of each segment: no group has segments in two folds.
+    unit : str
+        What a group is, plural, for the message when there are fewer groups than folds.
+    fold, n_folds, seed : int
+        As for :func:`trial_split`.
+
+    Returns
+    -------
+    Split
+    """
+    _check_fold(fold, n_folds, len(np.unique(groups)), unit)
     fold_of = np.empty(len(data), np.int64)
     splitter = GroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    for k, (_, test) in enumerate(splitter.split(data.subject, groups=data.subject)):
+    for k, (_, test) in enumerate(splitter.split(groups, groups=groups)):
         fold_of[test] = k
-    return _make("subjects", data, fold_of, fold, n_folds, seed)
+    return _make(kind, data, fold_of, fold, n_folds, seed)
 
 
 def leaky_split(data: SegmentSet, *, fold: int = 0, n_folds: int = 10, seed: int = 0) -> Split:

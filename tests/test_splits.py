@@ -189,3 +189,30 @@ def test_quiz_arguments_and_overlaps_are_refused():
     with pytest.raises(ValueError, match="'quiz' and 'val' share"):
         check_disjoint(overlapping, DATA)
     check_disjoint(leaky_split(DATA, fold=0), DATA)  # shares trials by design, never segments
+
+
+#: The groups of each fold (videos of a 5-fold video split, subjects of a
+#: 4-fold subject split) by seed, as the splits dealt them before both were
+#: built on one grouped k-fold: a refactoring must not move a segment.
+DEALT = {
+    ("video", 0): [[4, 10, 11, 15, 20, 22, 25, 28], [2, 18, 27, 29, 30, 35, 37, 39], [5, 8, 13, 14, 16, 17, 34, 36],
+                   [1, 7, 12, 24, 26, 31, 32, 33], [0, 3, 6, 9, 19, 21, 23, 38]],
+    ("video", 1): [[2, 3, 21, 22, 27, 29, 31, 39], [17, 19, 26, 28, 30, 32, 33, 36], [4, 10, 14, 20, 23, 24, 34, 35],
+                   [1, 6, 7, 13, 16, 18, 25, 38], [0, 5, 8, 9, 11, 12, 15, 37]],
+    ("video", 7): [[1, 2, 17, 18, 22, 32, 34, 37], [5, 9, 13, 15, 21, 27, 29, 36], [0, 11, 12, 16, 20, 24, 30, 39],
+                   [6, 7, 8, 10, 26, 31, 33, 38], [3, 4, 14, 19, 23, 25, 28, 35]],
+    ("subjects", 0): [[3], [4], [2], [1]],
+    ("subjects", 1): [[4], [3], [1], [2]],
+    ("subjects", 7): [[3], [2], [1], [4]],
+}
+
+
+@pytest.mark.parametrize(("kind", "seed"), sorted(DEALT))
+def test_grouped_splits_deal_the_same_groups_as_before(kind, seed):
+    dealt = DEALT[kind, seed]
+    group = DATA.trial if kind == "video" else DATA.subject
+    for fold in range(len(dealt)):
+        split = make_split(DATA, kind, fold=fold, n_folds=len(dealt), seed=seed)
+        assert np.unique(group[split.test]).tolist() == dealt[fold]
+        assert np.unique(group[split.val]).tolist() == dealt[(fold + 1) % len(dealt)]
+        assert len(split.train) + len(split.val) + len(split.test) == len(DATA)
