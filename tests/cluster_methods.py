@@ -26,13 +26,12 @@ import sys
 import time
 from functools import partial
 
-import numpy as np
 import torch
 from torch import nn
 
 from mkdbook.experiments import methods
 from mkdbook.data.layout import DEAP
-from mkdbook.data.segments import SegmentConfig, SegmentSet
+from mkdbook.data.segments import SegmentSet
 from mkdbook.experiments.grids import Grid
 from mkdbook.experiments.methods import Method
 from mkdbook.models.outputs import ModelOutput
@@ -40,21 +39,14 @@ from mkdbook.core.paths import home
 from mkdbook.training.runs import MethodResult
 from mkdbook.training.trainer import TrainConfig, Trainer
 
+from conftest import make_segments
+
 TRAIN = TrainConfig(epochs=3, batch_size=8, lr=3e-3, patience=10, progress=False, device="cpu")
 
 
-def tiny_segments(n_subjects: int = 2, n_trials: int = 9, per_trial: int = 4, n_times: int = 128) -> SegmentSet:
-    """Segments whose vEOG and Fz levels follow the trial's valence rating."""
-    rng = np.random.default_rng(0)
-    n = n_subjects * n_trials * per_trial
-    valence = rng.uniform(1, 9, size=n_subjects * n_trials)
-    ratings = np.repeat(np.stack([valence] * 4, 1), per_trial, axis=0).astype(np.float32)
-    signals = rng.standard_normal((n, 40, n_times)).astype(np.float32)
-    signals[:, [18, 33]] += (ratings[:, :1, None] > 5)
-    return SegmentSet(signals, np.repeat(np.arange(1, n_subjects + 1), n_trials * per_trial),
-                      np.tile(np.repeat(np.arange(n_trials), per_trial), n_subjects),
-                      np.tile(np.arange(per_trial), n_subjects * n_trials), ratings,
-                      SegmentConfig(), "tiny test set")
+def tiny_segments() -> SegmentSet:
+    """Two subjects, nine trials of four segments of 128 samples; vEOG and Fz levels follow the valence."""
+    return make_segments(2, 9, 4, 128, shift={18: 1.0, 33: 1.0}, source="tiny test set")
 
 
 class TinyNet(nn.Module):

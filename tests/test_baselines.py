@@ -11,13 +11,15 @@ import torch
 
 from mkdbook.distillation import baselines
 from mkdbook.data.layout import DEAP
-from mkdbook.data.segments import SegmentConfig, SegmentSet
+from mkdbook.data.segments import SegmentSet
 from mkdbook.experiments.methods import method_named
 from mkdbook.models import FrontEndConfig, StreamConfig, build_model
 from mkdbook.training.runs import Cell, MethodResult
 from mkdbook.splits import trial_split
 from mkdbook.distillation.teacher_student import TeacherStudentTrainer
 from mkdbook.training.trainer import ChannelScaler, TrainConfig, Trainer
+
+from conftest import make_segments
 
 # Small widths for every network (overrides apply at any depth of the configs).
 STREAM_SMALL = {"d_model": 8, "n_heads": 2, "ff_width": 8, "depth": 1, "n_temporal_filters": 2}
@@ -26,23 +28,8 @@ CONFIG = TrainConfig(epochs=2, batch_size=16, lr=3e-3, patience=10, progress=Fal
 EEG = slice(0, 32)  # DEAP rows 0-31 are EEG, 32-33 hEOG/vEOG
 
 
-def tiny_segments(n_subjects: int = 2, n_trials: int = 10, per_trial: int = 3,
-                  n_times: int = 128) -> SegmentSet:
-    """Segments whose EEG and vEOG levels follow the trial's valence rating."""
-    rng = np.random.default_rng(0)
-    n = n_subjects * n_trials * per_trial
-    valence = rng.uniform(1, 9, size=n_subjects * n_trials)
-    ratings = np.repeat(np.stack([valence] * 4, 1), per_trial, axis=0).astype(np.float32)
-    signals = rng.standard_normal((n, 40, n_times)).astype(np.float32)
-    signals[:, 33] += 1.5 * (ratings[:, :1] > 5)
-    signals[:, 5] += 1.5 * (ratings[:, :1] > 5)
-    return SegmentSet(signals, np.repeat(np.arange(1, n_subjects + 1), n_trials * per_trial),
-                      np.tile(np.repeat(np.arange(n_trials), per_trial), n_subjects),
-                      np.tile(np.arange(per_trial), n_subjects * n_trials), ratings,
-                      SegmentConfig(), "test")
-
-
-DATA = tiny_segments()
+#: Two subjects, ten trials of three segments of 128 samples; EEG and vEOG levels follow the valence.
+DATA = make_segments(2, 10, 3, 128, shift={33: 1.5, 5: 1.5})
 SPLIT = trial_split(DATA, fold=0, seed=0)
 N_TIMES = DATA.signals.shape[-1]
 
@@ -50,8 +37,7 @@ N_TIMES = DATA.signals.shape[-1]
 def with_other_eeg(data: SegmentSet) -> SegmentSet:
     signals = np.array(data.signals, copy=True)
     signals[:, EEG] = np.random.default_rng(1).standard_normal(signals[:, EEG].shape) * 50
-    return SegmentSet(signals, data.subject, data.trial, data.position, data.ratings,
-                      data.config, data.source)
+    return replace(data, signals=signals)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from mkdbook.data.layout import DEAP
-from mkdbook.data.segments import SegmentConfig, SegmentSet
+from mkdbook.data.segments import SegmentSet
 from mkdbook.distillation.feedback import FeedbackDistiller
 from mkdbook.distillation.teaching import Distiller
 from mkdbook.distillation.feedback import FeedbackConfig
@@ -19,6 +19,8 @@ from mkdbook.models import build_model
 from mkdbook.splits import Split, trial_split, with_quiz
 from mkdbook.distillation.teacher_student import Restandardise
 from mkdbook.training.trainer import ChannelScaler, TrainConfig, Trainer
+
+from conftest import make_segments
 
 torch.set_num_threads(1)
 
@@ -30,22 +32,10 @@ CONFIG = TrainConfig(epochs=2, batch_size=32, lr=3e-3, patience=10, progress=Fal
 
 
 def segments(n_subjects: int = 2) -> SegmentSet:
-    """Segments whose vEOG amplitude (and one EEG channel's) follows the trial's valence."""
-    rng = np.random.default_rng(0)
-    n_trials, per_trial = 40, 8
-    n = n_subjects * n_trials * per_trial
-    valence = rng.uniform(1, 9, size=n_subjects * n_trials)
-    ratings = np.repeat(np.stack([valence] * 4, 1), per_trial, axis=0).astype(np.float32)
-    signals = rng.standard_normal((n, 40, N_TIMES)).astype(np.float32)
-    high = ratings[:, :1] > 5
+    """Forty trials of eight segments per subject; vEOG amplitude (and one EEG channel's) follows the valence."""
     # Amplitude, not offset: the networks' front ends read band power.
-    signals[:, 33] *= 1.0 + 0.6 * high
-    signals[:, 3] *= 1.0 + 1.0 * high
-    signals[:, :32] *= 20.0  # EEG and EOG on different scales, as in DEAP
-    return SegmentSet(signals, np.repeat(np.arange(1, n_subjects + 1), n_trials * per_trial),
-                      np.tile(np.repeat(np.arange(n_trials), per_trial), n_subjects),
-                      np.tile(np.arange(per_trial), n_subjects * n_trials), ratings,
-                      SegmentConfig(), "tiny test segments")
+    return make_segments(n_subjects, 40, 8, N_TIMES, gain={33: 0.6, 3: 1.0}, eeg_scale=20.0,
+                         source="tiny test segments")
 
 
 DATA = segments()

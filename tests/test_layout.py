@@ -10,6 +10,8 @@ import pytest
 
 from mkdbook.data import DEAP, Layout, SegmentConfig, SegmentSet
 
+from conftest import make_segments
+
 
 def small_layout(**changes) -> Layout:
     arguments = dict(
@@ -72,8 +74,7 @@ def test_segments_follow_their_layout():
     layout = small_layout()
     config = SegmentConfig(segment_seconds=4.0, baseline_seconds=2.0)
     assert config.segment_samples(layout) == 400 and config.segments_per_trial(layout) == 2
-    data = SegmentSet(np.zeros((3, 3, 400), np.float32), np.ones(3, int), np.zeros(3, int),
-                      np.arange(3), np.zeros((3, 1), np.float32), config, "test", layout)
+    data = make_segments(1, 1, 3, 400, ratings=np.zeros((1, 1)), signals="zeros", layout=layout, config=config)
     assert data.sfreq == 100.0 and data.channel_names == ("C3", "C4", "hEOG")
     assert data.batch(np.array([0, 2]), ("eog",))["eog"].shape == (2, 1, 400)
     assert data.model_inputs() == {"n_channels": {"eeg": 2, "eog": 1}, "n_times": 400, "sfreq": 100.0}

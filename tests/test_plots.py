@@ -6,11 +6,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from mkdbook.data.segments import SegmentConfig, SegmentSet
+from mkdbook.data.segments import SegmentSet
 from mkdbook.experiments.grids import Grid
 from mkdbook.book.plots import ChanceReference, chance_reference, draw_chance
 from mkdbook.splits import make_split
 from mkdbook.analysis.stats import chance_interval
+
+from conftest import make_segments
 
 N_SUBJECTS, N_TRIALS, PER_TRIAL = 3, 40, 2
 
@@ -20,12 +22,8 @@ def skewed_segments() -> SegmentSet:
     rng = np.random.default_rng(0)
     n_trials = N_SUBJECTS * N_TRIALS
     valence = np.where(rng.random(n_trials) < 0.7, 8.0, 2.0)
-    ratings = np.repeat(np.stack([valence] * 4, 1), PER_TRIAL, axis=0).astype(np.float32)
-    n = n_trials * PER_TRIAL
-    return SegmentSet(np.zeros((n, 40, 8), np.float32),
-                      np.repeat(np.arange(1, N_SUBJECTS + 1), N_TRIALS * PER_TRIAL),
-                      np.tile(np.repeat(np.arange(N_TRIALS), PER_TRIAL), N_SUBJECTS),
-                      np.tile(np.arange(PER_TRIAL), n_trials), ratings, SegmentConfig(), "skewed")
+    return make_segments(N_SUBJECTS, N_TRIALS, PER_TRIAL, 8, ratings=np.stack([valence] * 4, 1),
+                         signals="zeros", source="skewed")
 
 
 @pytest.mark.parametrize("part", ["test", "val"])

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mkdbook.data.layout import DEAP
-from mkdbook.data.segments import SegmentConfig, SegmentSet
+from mkdbook.data.segments import SegmentSet
 from mkdbook.splits import (
     SPLIT_KINDS,
     check_disjoint,
@@ -18,23 +17,16 @@ from mkdbook.splits import (
     with_quiz,
 )
 
+from conftest import make_segments
+
 
 def fake_segments(n_subjects: int = 4) -> SegmentSet:
     """Four subjects who all watched the same 40 videos, ten per quadrant, in one order."""
-    n = n_subjects * 40 * 15
     video_quadrant = np.repeat(np.arange(4), 10)  # like DEAP: trials in video order
     valence = np.where(video_quadrant // 2, 7.0, 3.0)
     arousal = np.where(video_quadrant % 2, 7.0, 3.0)
     per_trial = np.stack([valence, arousal, valence, arousal], 1)
-    return SegmentSet(
-        signals=np.zeros((n, len(DEAP.channels), 1), np.float32),
-        subject=np.repeat(np.arange(1, n_subjects + 1), 600),
-        trial=np.tile(np.repeat(np.arange(40), 15), n_subjects),
-        position=np.tile(np.arange(15), n_subjects * 40),
-        ratings=np.tile(np.repeat(per_trial, 15, axis=0), (n_subjects, 1)).astype(np.float32),
-        config=SegmentConfig(),
-        source="test",
-    )
+    return make_segments(n_subjects, 40, 15, 1, ratings=np.tile(per_trial, (n_subjects, 1)), signals="zeros")
 
 
 DATA = fake_segments()

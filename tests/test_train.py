@@ -10,12 +10,14 @@ import torch
 from torch import nn
 
 from mkdbook.training.standardisation import ChannelScaler
-from mkdbook.data.segments import TRIAL_ID, SegmentConfig, SegmentSet, TrialBaseline
+from mkdbook.data.segments import TRIAL_ID, SegmentSet, TrialBaseline
 from mkdbook.analysis.band_power import modality_band_power, score_classifier, standardise_features
 from mkdbook.models.outputs import ModelOutput
 from mkdbook.splits import subject_split, trial_split
 from mkdbook.training.metrics import class_prior, score
 from mkdbook.training.trainer import NonFiniteLossError, TrainConfig, Trainer, selection_criterion, write_metrics
+
+from conftest import make_segments
 
 
 class TinyEOGNet(nn.Module):
@@ -33,22 +35,8 @@ class TinyEOGNet(nn.Module):
         return ModelOutput(self.head(x))
 
 
-def learnable_segments(n_subjects: int = 2, n_times: int = 64) -> SegmentSet:
-    """Segments whose vEOG level follows the trial's valence rating."""
-    rng = np.random.default_rng(0)
-    n_trials, per_trial = 40, 15
-    n = n_subjects * n_trials * per_trial
-    valence = rng.uniform(1, 9, size=n_subjects * n_trials)
-    ratings = np.repeat(np.stack([valence] * 4, 1), per_trial, axis=0).astype(np.float32)
-    signals = rng.standard_normal((n, 40, n_times)).astype(np.float32)
-    signals[:, 33] += 1.5 * (ratings[:, :1] > 5)
-    return SegmentSet(signals, np.repeat(np.arange(1, n_subjects + 1), n_trials * per_trial),
-                      np.tile(np.repeat(np.arange(n_trials), per_trial), n_subjects),
-                      np.tile(np.arange(per_trial), n_subjects * n_trials), ratings,
-                      SegmentConfig(), "test")
-
-
-DATA = learnable_segments()
+#: Two subjects, forty trials of fifteen segments of 64 samples; the vEOG level follows the valence.
+DATA = make_segments(2, 40, 15, 64, shift={33: 1.5})
 SPLIT = trial_split(DATA, fold=0, seed=0)
 CONFIG = TrainConfig(epochs=4, batch_size=32, lr=3e-3, patience=10, progress=False, device="cpu")
 
@@ -184,13 +172,11 @@ def shifted_segments() -> SegmentSet:
     offset = rng.normal(0, 50, (n_subjects, 40))[subject - 1][..., None]
     gain = rng.uniform(1, 20, (n_subjects, 40))[subject - 1][..., None]
     signals = (offset + gain * rng.standard_normal((n, 40, 32))).astype(np.float32)
-    ratings = np.repeat(rng.uniform(1, 9, (n_subjects * n_trials, 4)), per_trial, 0).astype(np.float32)
+    ratings = rng.uniform(1, 9, (n_subjects * n_trials, 4))
     trial_id = np.arange(1, n_subjects + 1).repeat(n_trials) * 1000 + np.tile(np.arange(n_trials), n_subjects)
     baseline = TrialBaseline(trial_id, rng.normal(0, 5, (len(trial_id), 40)).astype(np.float32),
                              rng.uniform(1, 3, (len(trial_id), 40)).astype(np.float32))
-    return SegmentSet(signals, subject, np.tile(np.repeat(np.arange(n_trials), per_trial), n_subjects),
-                      np.tile(np.arange(per_trial), n_subjects * n_trials), ratings, SegmentConfig(), "test",
-                      baseline=baseline)
+    return make_segments(n_subjects, n_trials, per_trial, 32, ratings=ratings, signals=signals, baseline=baseline)
 
 
 SHIFTED = shifted_segments()
