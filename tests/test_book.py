@@ -9,6 +9,7 @@ import random
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from IPython.display import Code  # noqa: E402
 
 from mkdbook import book  # noqa: E402
 from mkdbook.book import chapter  # noqa: E402
-from mkdbook.core.profiles import PROFILES  # noqa: E402
+from mkdbook.core.profiles import PROFILES, active_profile  # noqa: E402
 
 
 def documented(x: int) -> int:
@@ -107,6 +108,7 @@ def test_start_seeds_and_loads_the_cohort_without_simulating(monkeypatch, tmp_pa
         return FakeData()
 
     monkeypatch.setenv("MKDBOOK_PROFILE", "fast")
+    monkeypatch.delenv("MKDBOOK_WORKERS", raising=False)
     monkeypatch.setattr(chapter, "book_cohort", fake_cohort)
     monkeypatch.setattr(chapter, "load_segments", fake_load)
 
@@ -125,6 +127,34 @@ def test_start_seeds_and_loads_the_cohort_without_simulating(monkeypatch, tmp_pa
 def test_book_cohort_uses_the_real_folder_for_the_default_variant(monkeypatch, tmp_path):
     monkeypatch.setenv("MKDBOOK_DEAP_DIR", str(tmp_path))
     assert book.book_cohort("default") == tmp_path
+
+
+def test_the_active_profile_carries_the_worker_count(monkeypatch):
+    monkeypatch.setenv("MKDBOOK_PROFILE", "fast")
+    monkeypatch.delenv("MKDBOOK_WORKERS", raising=False)
+    assert active_profile() == PROFILES["fast"] and PROFILES["fast"].workers == 1
+    monkeypatch.setenv("MKDBOOK_WORKERS", "3")
+    assert active_profile() == replace(PROFILES["fast"], workers=3)
+    for value in ("0", "two", ""):
+        monkeypatch.setenv("MKDBOOK_WORKERS", value)
+        with pytest.raises(ValueError, match=f"MKDBOOK_WORKERS={value!r} is not a number of processes"):
+            active_profile()
+
+
+def test_book_cohort_simulates_on_the_profiles_workers(monkeypatch, tmp_path):
+    from mkdbook.data import simulate
+
+    calls = {}
+
+    def fake_simulate(folder, **arguments):
+        calls.update(arguments)
+
+    monkeypatch.delenv("MKDBOOK_DEAP_DIR", raising=False)
+    monkeypatch.setenv("MKDBOOK_HOME", str(tmp_path))
+    monkeypatch.setenv("MKDBOOK_WORKERS", "5")  # the argument wins: nothing reads the variable here
+    monkeypatch.setattr(simulate, "simulate_cohort", fake_simulate)
+    book.book_cohort("null", profile=replace(PROFILES["fast"], workers=3))
+    assert calls == {"n_subjects": PROFILES["fast"].n_subjects, "variant": "null", "seed": 0, "workers": 3}
 
 
 def _tqdm_import_warnings(first: str) -> str:
@@ -152,8 +182,6 @@ def test_importing_book_keeps_the_tqdm_notebook_warning_away():
 
 
 def test_comparison_grid_runs_every_method_of_the_table_on_the_baselines_grid():
-    from dataclasses import replace
-
     from mkdbook.experiments.grids import make_grid
     from mkdbook.experiments.methods import method_names
 

@@ -24,6 +24,7 @@ from mkdbook.experiments.grids import run_grid
 from mkdbook.experiments.leases import LeaseConfig, acquire, held, read_lease, release
 from mkdbook.experiments.progress import format_status, status_table
 from mkdbook.core.paths import results_dir
+from mkdbook.core.profiles import PROFILES
 from mkdbook.experiments.results import lease_path
 from mkdbook.training.runs import cell_key
 
@@ -135,15 +136,18 @@ def test_a_chapter_trains_ahead_on_workers_only_when_asked(tmp_path, monkeypatch
     home = tmp_path / "ahead"
     home.mkdir()
     monkeypatch.setenv("MKDBOOK_HOME", str(home))
-    monkeypatch.setattr(chapter, "book_cohort", lambda variant: DATA)  # the workers get the segments themselves
+    # The workers get the segments themselves.
+    monkeypatch.setattr(chapter, "book_cohort", lambda variant, *, profile: DATA)
     students = [grid.cell("tiny-kd", "valence", fold, 0, data=DATA) for fold in (0, 1)]
     monkeypatch.delenv("MKDBOOK_WORKERS", raising=False)
     assert book.train_ahead(students).done() and book.train_ahead(students, wait=False).done()
     assert epochs_logged() == []
-    monkeypatch.setenv("MKDBOOK_WORKERS", "2")
     with dask.config.set({"distributed.worker.preload": ["cluster_methods"]}):
-        assert book.train_ahead(iter(students[:1])).done()
+        # Two workers as a chapter asks for them, through its profile (book.start's) ...
+        assert book.train_ahead(iter(students[:1]), profile=replace(PROFILES["fast"], workers=2)).done()
         assert len({line.rsplit(" epoch ", 1)[0] for line in epochs_logged()}) == 2  # a student and its teacher
+        # ... or, by default, the active profile's, from MKDBOOK_WORKERS.
+        monkeypatch.setenv("MKDBOOK_WORKERS", "2")
         training = book.train_ahead(iter(students), wait=False)  # only the second pair is left to train
         assert training.result() is None
     trained = {line.rsplit(" epoch ", 1)[0] for line in epochs_logged()}

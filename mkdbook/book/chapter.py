@@ -21,9 +21,12 @@ It lives here, not in :mod:`mkdbook.core.profiles`, so that choosing a profile n
 simulates anything; only a chapter asking for its data does.
 
 A chapter that trains several networks first hands their cells to
-:func:`train_ahead`, which trains them on ``MKDBOOK_WORKERS`` processes at once
-(meanwhile the chapter can go on, with ``wait=False``); the chapter's own
-``run_grid`` and ``run_cell`` calls then read them back.
+:func:`train_ahead`, which trains them on the profile's
+:attr:`~mkdbook.core.profiles.Profile.workers` processes at once
+(``MKDBOOK_WORKERS``; meanwhile the chapter can go on, with ``wait=False``);
+the chapter's own ``run_grid`` and ``run_cell`` calls then read them back.
+The same count is the chapter's to hand to anything else it runs side by
+side (``workers=profile.workers``).
 
 Chapters 8 and 9 compare the methods of :data:`mkdbook.experiments.methods.METHODS` on
 one grid, :func:`comparison_grid`, and list them with :func:`method_table`
@@ -59,7 +62,7 @@ from mkdbook.data import SegmentSet, load_segments  # noqa: E402
 from mkdbook.data.cache import SIMULATION_MANIFEST  # noqa: E402
 from mkdbook.core.keys import json_key, value_digest  # noqa: E402
 from mkdbook.core.paths import home  # noqa: E402
-from mkdbook.core.profiles import Profile, active_profile, book_workers, real_deap_dir  # noqa: E402
+from mkdbook.core.profiles import Profile, active_profile, real_deap_dir  # noqa: E402
 
 if TYPE_CHECKING:
     from IPython.display import Markdown
@@ -84,8 +87,8 @@ def book_cohort(variant: str = "default", *, seed: int = 0, profile: Profile | N
     and reused by every later call with the same arguments. The package
     version and a digest of the default :class:`~mkdbook.data.simulate.SimulationConfig`
     are part of the name because another release, or another set of
-    defaults, simulates differently. With ``MKDBOOK_WORKERS`` set, that many
-    processes simulate subjects at once (the files are the same).
+    defaults, simulates differently. The profile's ``workers`` processes
+    simulate subjects at once (the files are the same).
 
     Parameters
     ----------
@@ -94,8 +97,8 @@ def book_cohort(variant: str = "default", *, seed: int = 0, profile: Profile | N
     seed : int, default 0
         Seed of the simulated cohort.
     profile : Profile, optional
-        Decides the number of simulated subjects;
-        :func:`~mkdbook.core.profiles.active_profile` by default.
+        Decides the number of simulated subjects and of the processes that
+        simulate them; :func:`~mkdbook.core.profiles.active_profile` by default.
 
     Returns
     -------
@@ -115,7 +118,7 @@ def book_cohort(variant: str = "default", *, seed: int = 0, profile: Profile | N
     folder = home() / "cohorts" / name
     if not (folder / SIMULATION_MANIFEST).is_file():
         simulate_cohort(folder, n_subjects=profile.n_subjects, variant=variant, seed=seed,
-                        workers=book_workers())
+                        workers=profile.workers)
     return folder
 
 
@@ -150,7 +153,9 @@ def start(seed: int = 0, variant: str = "default") -> tuple[Profile, SegmentSet]
     Returns
     -------
     profile : Profile
-        The active profile (:func:`~mkdbook.core.profiles.active_profile`).
+        The active profile (:func:`~mkdbook.core.profiles.active_profile`);
+        its ``workers`` is what the chapter hands to whatever it runs side by
+        side (:func:`train_ahead`, the sweeps' ``workers=``).
     data : SegmentSet
         The cohort's segments.
     """
@@ -170,10 +175,11 @@ def start(seed: int = 0, variant: str = "default") -> tuple[Profile, SegmentSet]
     return profile, data
 
 
-def train_ahead(cells: Iterable[Cell], variant: str = "default", *, wait: bool = True) -> Future:
-    """Train the cells not cached yet on ``MKDBOOK_WORKERS`` local processes at once.
+def train_ahead(cells: Iterable[Cell], variant: str = "default", *, profile: Profile | None = None,
+                wait: bool = True) -> Future:
+    """Train the cells not cached yet on the profile's ``workers`` local processes at once.
 
-    With one worker (the variable unset) it does nothing, and the chapter's
+    With one worker (``MKDBOOK_WORKERS`` unset) it does nothing, and the chapter's
     ``run_grid`` and ``run_cell`` calls train each cell in turn in the
     chapter's own process. With more, a local Dask cluster
     (:class:`~mkdbook.experiments.executors.DaskExecutor`, ``pip install mkdbook[cluster]``)
@@ -188,6 +194,11 @@ def train_ahead(cells: Iterable[Cell], variant: str = "default", *, wait: bool =
         Cells the chapter is about to read (a grid's ``work_cells``, or ``grid.cell(...)``).
     variant : str, default "default"
         The cohort the cells were made from (:func:`book_cohort`), which the workers load.
+    profile : Profile, optional
+        Decides the number of worker processes (:attr:`Profile.workers
+        <mkdbook.core.profiles.Profile>`) and the cohort's size;
+        :func:`~mkdbook.core.profiles.active_profile` by default, as
+        :func:`start` returns it.
     wait : bool, default True
         ``False`` returns at once: the workers train while the chapter's own
         process does other work, and the future's ``result()`` waits for them
@@ -198,7 +209,8 @@ def train_ahead(cells: Iterable[Cell], variant: str = "default", *, wait: bool =
     concurrent.futures.Future
         Done already unless ``wait=False`` started workers.
     """
-    workers = book_workers()
+    profile = profile or active_profile()
+    workers = profile.workers
     if workers < 2:
         return _finished()
     from mkdbook.experiments.executors import DaskConfig, DaskExecutor
@@ -207,7 +219,7 @@ def train_ahead(cells: Iterable[Cell], variant: str = "default", *, wait: bool =
     todo = list(dict.fromkeys(c for cell in cells for c in (cell.teacher, cell) if c is not None))
     executor = DaskExecutor(DaskConfig(workers=workers, threads_per_worker=1))
     progress = GridProgress(todo, workers=workers, enabled=False)
-    run = partial(executor.complete, todo, None, book_cohort(variant), progress)
+    run = partial(executor.complete, todo, None, book_cohort(variant, profile=profile), progress)
     if wait:
         run()
         return _finished()

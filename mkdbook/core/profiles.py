@@ -1,4 +1,4 @@
-"""Run profiles: how big each chapter's work is, chosen by one environment variable.
+"""Run profiles: how big each chapter's work is, and on how many processes, read from the environment.
 
 ``MKDBOOK_PROFILE`` picks a profile:
 
@@ -12,11 +12,18 @@
     The paper's protocol at full scale (32 subjects, 10 folds, both targets),
     meant for a GPU or several machines.
 
+``MKDBOOK_WORKERS`` (default 1) is how many processes a chapter trains its
+networks on at once (:func:`mkdbook.book.chapter.train_ahead`), simulates
+subjects on (:func:`mkdbook.book.chapter.book_cohort`) and runs its pocket
+sweeps on. :func:`active_profile` is the one place that reads it, into
+:attr:`Profile.workers`; everything else is handed the number, the profile's
+or its own (``workers=`` of the sweeps and of the simulator, ``--workers``
+on the command line).
+
 ``MKDBOOK_DEAP_DIR`` points the chapters at a real ``data_preprocessed_python/``
 folder instead of the simulated cohort; ``MKDBOOK_HOME`` (default
 ``~/.cache/mkdbook``) is where simulated cohorts, segment caches and cached
-results live; ``MKDBOOK_WORKERS`` (default 1) is how many processes a chapter
-trains its networks on at once (:func:`mkdbook.book.chapter.train_ahead`).
+results live.
 
 This module only reads settings; it never simulates or loads data. The
 chapters get their data folder from :func:`mkdbook.book.chapter.book_cohort`.
@@ -25,9 +32,8 @@ chapters get their data folder from :func:`mkdbook.book.chapter.book_cohort`.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,11 @@ class Profile:
     max_batches : int or None
         Batches per training epoch (``None``: all). Only the fast profile caps
         it: its results only show that the code runs.
+    workers : int
+        Processes a chapter trains networks, simulates subjects and runs
+        sweeps on at once. Not a size of the work: the numbers are the same
+        for any count. 1 in :data:`PROFILES`; :func:`active_profile` sets it
+        from ``MKDBOOK_WORKERS``.
     """
 
     name: str
@@ -72,6 +83,7 @@ class Profile:
     targets: tuple[str, ...] = ("valence", "arousal")
     batch_size: int = 64
     max_batches: int | None = None
+    workers: int = 1
 
 
 PROFILES: dict[str, Profile] = {
@@ -99,33 +111,26 @@ PROFILES: dict[str, Profile] = {
 
 
 def active_profile() -> Profile:
-    """Return the profile named by ``MKDBOOK_PROFILE`` (``"default"`` when unset).
+    """Return the profile named by ``MKDBOOK_PROFILE`` (``"default"`` when unset), on ``MKDBOOK_WORKERS`` processes.
+
+    The one reader of both variables: code that needs the worker count takes
+    it from the profile, :attr:`Profile.workers` (1 when the variable is unset).
 
     Raises
     ------
     ValueError
-        If the variable names no known profile.
+        If ``MKDBOOK_PROFILE`` names no known profile, or ``MKDBOOK_WORKERS``
+        is not a whole number of at least 1.
     """
     name = os.environ.get("MKDBOOK_PROFILE", "default")
     if name not in PROFILES:
         raise ValueError(
             f"MKDBOOK_PROFILE={name!r} is not a profile; expected one of {sorted(PROFILES)}"
         )
-    return PROFILES[name]
-
-
-def book_workers() -> int:
-    """Return ``MKDBOOK_WORKERS``, the processes a chapter trains on at once (1 when unset).
-
-    Raises
-    ------
-    ValueError
-        If the variable is not a whole number of at least 1.
-    """
-    value = os.environ.get("MKDBOOK_WORKERS", "1")
-    if not value.strip().isdigit() or int(value) < 1:
-        raise ValueError(f"MKDBOOK_WORKERS={value!r} is not a number of processes; expected a whole number >= 1")
-    return int(value)
+    workers = os.environ.get("MKDBOOK_WORKERS", "1")
+    if not workers.strip().isdigit() or int(workers) < 1:
+        raise ValueError(f"MKDBOOK_WORKERS={workers!r} is not a number of processes; expected a whole number >= 1")
+    return replace(PROFILES[name], workers=int(workers))
 
 
 def real_deap_dir() -> Path | None:
