@@ -68,11 +68,13 @@ class ChapterRow:
 #: support modules.
 CHAPTERS: tuple[ChapterRow, ...] = (
     ChapterRow("01_data", "The data", (
-        "mkdbook.data", "mkdbook.data.layout", "mkdbook.data.readers", "mkdbook.data.readers.deap",
-        "mkdbook.data.readers.safe_pickle", "mkdbook.data.segments", "mkdbook.data.fingerprint",
-        "mkdbook.data.cache", "mkdbook.data.install", "mkdbook.data.simulate", "mkdbook.data.mne_bridge"),
-        "the dataset layout as a value (`DEAP`); the safe DEAP reader; 4-s segments; content fingerprints; "
-        "the healing segment cache; the simulated cohort; the MNE bridge"),
+        "mkdbook.data", "mkdbook.data.layout", "mkdbook.data.readers", "mkdbook.data.readers.base",
+        "mkdbook.data.readers.deap", "mkdbook.data.readers.safe_pickle", "mkdbook.data.readers.bids",
+        "mkdbook.data.segments", "mkdbook.data.fingerprint", "mkdbook.data.cache", "mkdbook.data.install",
+        "mkdbook.data.simulate", "mkdbook.data.export", "mkdbook.data.mne_bridge"),
+        "the dataset layout as a value (`DEAP`); readers of DEAP's files (safely, without unpickling) and of "
+        "BIDS; 4-s segments; content fingerprints; the healing segment cache; the simulated cohort; BIDS "
+        "export; the MNE bridge"),
     ChapterRow("02_splits", "Splitting by trial versus leaking", (
         "mkdbook.splits", "mkdbook.analysis", "mkdbook.analysis.band_power", "mkdbook.analysis.information_levels"),
         "trial-level, k-fold-by-trial, leave-subjects-out and (for contrast) leaky splits; band-power "
@@ -111,12 +113,13 @@ CHAPTERS: tuple[ChapterRow, ...] = (
         "serial and Dask executors of a grid; cells done, running and pending; per-cell leases"),
     ChapterRow(None, "Support", (
         "mkdbook.book", "mkdbook.book.chapter", "mkdbook.book.source_code", "mkdbook.book.plots",
-        "mkdbook.book.chapters", "mkdbook.core", "mkdbook.core.profiles", "mkdbook.core.paths",
-        "mkdbook.core.atomic", "mkdbook.core.checks", "mkdbook.core.seeding", "mkdbook.core.keys",
-        "mkdbook.core.docstrings", "mkdbook.cli"),
-        "chapter support (`book.start`, `book.train_ahead`, `book.show`), the chance reference, this "
-        "table; run profiles, `MKDBOOK_HOME`, atomic writes, argument checks, seeded construction, "
-        "content keys, shared docstring paragraphs; the command line, one module per sub-command"),
+        "mkdbook.book.choices", "mkdbook.book.chapters", "mkdbook.core", "mkdbook.core.profiles",
+        "mkdbook.core.paths", "mkdbook.core.atomic", "mkdbook.core.checks", "mkdbook.core.seeding",
+        "mkdbook.core.keys", "mkdbook.core.docstrings", "mkdbook.cli"),
+        "chapter support (`book.start`, `book.train_ahead`, `book.show`), the chance reference, a "
+        "configuration's documented choices, this table; run profiles, `MKDBOOK_HOME`, atomic writes, "
+        "argument checks, seeded construction, content keys, shared docstring paragraphs; the command "
+        "line, one module per sub-command"),
 )
 
 

@@ -30,7 +30,8 @@ from __future__ import annotations
 import json
 import warnings
 import zipfile
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ from mkdbook.data.segments import SegmentSet
 from mkdbook.splits import Split
 from mkdbook.training.runs import Cell, MethodResult
 
-__all__ = ["CellResult", "lease_path", "load_result", "store_result"]
+__all__ = ["CellResult", "StoredScores", "lease_path", "load_result", "store_result"]
 
 
 def lease_path(folder: Path) -> Path:
@@ -52,8 +53,65 @@ def lease_path(folder: Path) -> Path:
 
 
 @dataclass(frozen=True)
+class StoredScores:
+    """Scores of a network on a set of segments, as a cell's ``result.json`` stores them.
+
+    The scalar part of :class:`~mkdbook.training.metrics.Scores`. A
+    distiller's scores of its teacher (:attr:`CellResult.teacher_before`, ...)
+    hold the first four and (except EmotionKD's) ``f1``; the others are then
+    ``None``.
+
+    Attributes
+    ----------
+    loss : float
+        Mean cross-entropy (nats per segment).
+    accuracy : float
+    balanced_accuracy : float
+        Mean recall over the classes present.
+    auc : float
+        ROC AUC (NaN when the set holds one class only).
+    f1 : float or None
+        Macro-F1 over the classes present.
+    n : int or None
+        Segments scored.
+    majority_class : int or None
+        The training set's most frequent class.
+    majority_rate : float or None
+        Accuracy of always answering ``majority_class`` on this set.
+    log_loss_gain : float or None
+        Cross-entropy of the constant predictor that answers the training
+        prior, minus ``loss``.
+    """
+
+    loss: float
+    accuracy: float
+    balanced_accuracy: float
+    auc: float
+    f1: float | None = None
+    n: int | None = None
+    majority_class: int | None = None
+    majority_rate: float | None = None
+    log_loss_gain: float | None = None
+
+    @classmethod
+    def from_record(cls, values: Mapping[str, Any]) -> StoredScores:
+        """The scores of one entry of ``result.json`` (such as ``record["test"]``); other keys are ignored."""
+        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
+
+    def as_dict(self) -> dict[str, float]:
+        """The stored scores by name, those that are ``None`` left out."""
+        return {name: value for name, value in asdict(self).items() if value is not None}
+
+
+@dataclass(frozen=True)
 class CellResult:
     """A finished cell, as read back from its folder.
+
+    What chapters read is a named attribute: :attr:`test` and :attr:`val`
+    scores, :attr:`history`, :attr:`best_epoch`, :attr:`seconds`,
+    :attr:`trials` and, for distillation methods, the teacher's scores
+    before and after (:attr:`teacher_before`, ...) and the feedback log
+    (:attr:`feedback_log`). :attr:`record` keeps all of ``result.json``.
 
     Attributes
     ----------
@@ -67,13 +125,92 @@ class CellResult:
     record : dict
         The contents of ``result.json``: ``test`` and ``val`` scores,
         ``best_epoch``, ``history``, ``extra``, ``seconds``, ``split``,
-        ``cell``, ``package_version``, ``package_source``.
+        ``trials``, ``cell``, ``package_version``, ``package_source``.
     """
 
     cell: Cell
     folder: Path
     segments: pd.DataFrame = field(repr=False)
     record: dict[str, Any] = field(repr=False)
+
+    @property
+    def test(self) -> StoredScores:
+        """The selected network's scores on the test segments (pooled over test subjects)."""
+        return StoredScores.from_record(self.record["test"])
+
+    @property
+    def val(self) -> StoredScores:
+        """The selected network's scores on the validation segments."""
+        return StoredScores.from_record(self.record["val"])
+
+    @property
+    def history(self) -> list[dict[str, float]]:
+        """One row per epoch: ``epoch``, the training terms, validation scores, ``seconds``, and what a method adds."""
+        return self.record["history"]
+
+    @property
+    def best_epoch(self) -> int:
+        """The epoch whose weights were kept (best validation score by ``TrainConfig.select``)."""
+        return int(self.record["best_epoch"])
+
+    @property
+    def seconds(self) -> float:
+        """Wall-clock seconds the cell took to compute."""
+        return float(self.record["seconds"])
+
+    @property
+    def trials(self) -> dict[str, list[str]]:
+        """The trials of each part of the split as ``"sNN:TT"``: train, quiz (if any), val, test."""
+        return self.record["trials"]
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        """What the method added to its result (``MethodResult.extra``); empty for most networks."""
+        return self.record["extra"]
+
+    def _teacher(self, key: str) -> StoredScores | None:
+        values = self.extra.get(key)
+        return StoredScores.from_record(values) if values else None
+
+    @property
+    def teacher_before(self) -> StoredScores | None:
+        """A distiller's teacher on the validation segments before distillation; ``None`` for other methods."""
+        return self._teacher("teacher_before")
+
+    @property
+    def teacher_after(self) -> StoredScores | None:
+        """The teacher on the validation segments after distillation (changed only by feedback methods)."""
+        return self._teacher("teacher_after")
+
+    @property
+    def teacher_before_test(self) -> StoredScores | None:
+        """The teacher on the test segments before distillation; ``None`` for methods without a teacher."""
+        return self._teacher("teacher_before_test")
+
+    @property
+    def teacher_after_test(self) -> StoredScores | None:
+        """The teacher on the test segments after distillation."""
+        return self._teacher("teacher_after_test")
+
+    @property
+    def teaching_steps(self) -> int | None:
+        """A distiller's teaching steps (optimiser steps of the student); ``None`` for other methods."""
+        steps = self.extra.get("teaching_steps")
+        return None if steps is None else int(steps)
+
+    @property
+    def feedback(self) -> dict[str, Any] | bool | None:
+        """The method's feedback to its teacher; ``None`` for methods without any.
+
+        ``FeedbackConfig`` as a dict for the paper's feedback methods,
+        ``True`` or ``False`` for EmotionKD's teacher-side feedback.
+        """
+        return self.extra.get("feedback")
+
+    @property
+    def feedback_log(self) -> pd.DataFrame:
+        """One row per teacher update of a feedback method (``FeedbackDistiller.feedback_log``); empty otherwise."""
+        return pd.DataFrame(self.extra.get("feedback_log") or [])
 
 
 def load_result(cell: Cell, folder: Path) -> CellResult | None:
