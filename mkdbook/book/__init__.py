@@ -9,9 +9,11 @@ calls what it needs through it (``book.start``, ``book.show``, ...).
     Showing the package's own code in a chapter, highlighted.
 :mod:`~mkdbook.book.plots`
     The chance reference drawn on every accuracy figure.
+:mod:`~mkdbook.book.choices`
+    A configuration's choices, each field's value and reason, read from its docstring.
 :mod:`~mkdbook.book.chapters`
-    Which chapter teaches which modules: the one table the README and the
-    introduction are checked against.
+    Which chapter teaches which modules: the one table the README, the
+    introduction and the API page are checked against.
 """
 
 from mkdbook.book.chapter import (
