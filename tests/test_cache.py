@@ -11,6 +11,7 @@ import pytest
 
 from mkdbook.data import DEAP, DeapFormatError, SegmentConfig, load_segments, segment_trials
 from mkdbook.data import cache as cache_module
+from mkdbook.data.readers import DeapReader
 from conftest import deap_dict, write_pickle
 
 
@@ -52,10 +53,10 @@ def test_modalities_are_picked_by_name(deap_dir, cache_dir):
 def test_second_load_reuses_the_cache(deap_dir, cache_dir, monkeypatch):
     load_segments(deap_dir, cache_dir=cache_dir, progress=False)
 
-    def fail(*_):
+    def fail(*_, **__):
         raise AssertionError("the cache was rebuilt")
 
-    monkeypatch.setattr(cache_module, "read_subject_file", fail)
+    monkeypatch.setattr(DeapReader, "read", fail)  # the only way a build reads DEAP files
     data = load_segments(deap_dir, cache_dir=cache_dir, progress=False)
     assert len(data) == 1200
 

@@ -16,6 +16,7 @@ import pytest
 
 from mkdbook.data import DeapFormatError, describe_source, load_segments
 from mkdbook.data import cache as cache_module
+from mkdbook.data.readers import DeapReader
 from mkdbook.data import install as install_module
 from conftest import deap_dict, write_pickle
 
@@ -243,10 +244,10 @@ def test_same_size_same_time_change_is_caught_by_verify_sources(deap_dir, cache_
 
 
 def test_verify_sources_keeps_a_fresh_cache(deap_dir, cache_dir, monkeypatch):
-    def fail(*_):
+    def fail(*_, **__):
         raise AssertionError("the cache was rebuilt")
 
-    monkeypatch.setattr(cache_module, "read_subject_file", fail)
+    monkeypatch.setattr(DeapReader, "read", fail)  # the only way a build reads DEAP files
     assert len(load_quietly(deap_dir, cache_dir, verify_sources=True)) == 600
 
 

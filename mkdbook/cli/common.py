@@ -55,8 +55,15 @@ positive_float = _argument_type(check_number, 0.0, strict=True)
 
 
 def add_data_argument(parser: argparse.ArgumentParser) -> None:
-    """The positional ``DEAP_DIR``."""
-    parser.add_argument("deap_dir", metavar="DEAP_DIR", help="data_preprocessed_python/ or a simulated cohort")
+    """The positional ``DATA_DIR`` and ``--format``, its format (inferred by default)."""
+    from mkdbook.data.readers import FORMATS
+
+    parser.add_argument("data_dir", metavar="DATA_DIR",
+                        help="the data: DEAP's data_preprocessed_python/, a BIDS data set, or a simulated "
+                             "cohort in either format")
+    parser.add_argument("--format", default=None, choices=tuple(FORMATS),
+                        help="the data's format: deap or bids (default: inferred, BIDS for a folder with "
+                             "dataset_description.json, DEAP for one with sNN.dat files)")
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:

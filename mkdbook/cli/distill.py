@@ -1,4 +1,4 @@
-"""``mkdbook distill DEAP_DIR --target T --variant V --out DIR``: distil the fold's teacher into a student."""
+"""``mkdbook distill DATA_DIR --target T --variant V --out DIR``: distil the fold's teacher into a student."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     train = train_config(args, progress=False)
     train.resolved_device()  # a missing CUDA device is reported before any work
     out = output_folder(args.out)
-    data = load_segments(args.deap_dir, progress=not args.quiet)
+    data = load_segments(args.data_dir, reader=args.format, progress=not args.quiet)
     folds = n_folds(args, len(data.subjects))
     split = make_split(data, args.split, fold=args.fold, n_folds=folds, seed=args.seed)
     identity = dict(split_kind=args.split, n_folds=folds, train=train, segments=data.config,

@@ -1,4 +1,4 @@
-"""``mkdbook experiment DEAP_DIR --grid NAME --out DIR``: a cached grid of methods, folds and seeds.
+"""``mkdbook experiment DATA_DIR --grid NAME --out DIR``: a cached grid of methods, folds and seeds.
 
 Cells are computed in this process (``--executor serial``, the default) or on
 a Dask cluster (``--executor dask``): local worker processes (``--workers``),
@@ -164,8 +164,9 @@ def run(args: argparse.Namespace) -> int:
         return _status(grid, args, executor.workers if executor else 1)
     if args.out is None:
         raise ValueError("--out is required (unless --status)")
+    _check_format(args)
     out = output_folder(args.out)  # checked before the grid runs, not after
-    table = run_grid(grid, args.deap_dir, progress=not args.quiet, executor=executor)
+    table = run_grid(grid, args.data_dir, progress=not args.quiet, executor=executor)
     summary = summarise(table)
     for name, frame in (("results.csv", table), ("summary.csv", summary)):
         write_atomically(out / name, lambda f, frame=frame: f.write(frame.to_csv(index=False).encode()))
@@ -174,10 +175,23 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_format(args: argparse.Namespace) -> None:
+    """Refuse ``--format`` where the folder holds another format: workers infer it from the folder."""
+    from mkdbook.data.readers import infer_format, reader_for
+
+    if args.format is not None:
+        reader_for(args.data_dir, args.format)  # a mismatch is one line, before any work
+        try:
+            infer_format(args.data_dir)
+        except ValueError:
+            raise ValueError(f"{args.data_dir}: holds data of several formats; experiment infers the format "
+                             "wherever a cell runs, so give it a folder of one format") from None
+
+
 def _status(grid, args: argparse.Namespace, workers: int) -> int:
     from mkdbook.data.cache import load_segments
     from mkdbook.experiments.progress import format_status, status_table
 
-    data = load_segments(args.deap_dir, config=grid.segments, progress=not args.quiet)
+    data = load_segments(args.data_dir, reader=args.format, config=grid.segments, progress=not args.quiet)
     print(format_status(status_table(grid.work_cells(data)), workers))
     return 0

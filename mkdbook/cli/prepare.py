@@ -1,4 +1,4 @@
-"""``mkdbook prepare DEAP_DIR``: validate a data folder and build its segment cache."""
+"""``mkdbook prepare DATA_DIR``: validate a data folder and build its segment cache."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from mkdbook.cli.common import add_data_argument
 
 #: The sub-command, and its line in ``mkdbook --help`` (which lists it without importing what it runs).
 NAME = "prepare"
-HELP = "validate a DEAP folder and build its segment cache"
+HELP = "validate a data folder (DEAP or BIDS) and build its segment cache"
 
 
 def add_command(subparsers: argparse._SubParsersAction) -> None:
@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from mkdbook.data import load_segments
     from mkdbook.data.cache import cache_folder
 
-    data = load_segments(args.deap_dir, verify_sources=args.verify_sources, progress=not args.quiet)
+    data = load_segments(args.data_dir, reader=args.format, verify_sources=args.verify_sources, progress=not args.quiet)
     print(f"source:   {data.source}")
     print(f"subjects: {len(data.subjects)} ({', '.join(f's{s:02d}' for s in data.subjects)})")
     print(f"segments: {len(data)} of {data.signals.shape[1]} channels x {data.signals.shape[2]} "
@@ -37,5 +37,5 @@ def run(args: argparse.Namespace) -> int:
         high = data.labels(target).mean()
         print(f"{target}:  {high:.1%} high (rating > {data.config.threshold:g})")
     subjects = [int(s) for s in data.subjects]
-    print(f"cache:    {cache_folder(args.deap_dir, subjects, data.config)}")
+    print(f"cache:    {cache_folder(args.data_dir, subjects, data.config, reader=args.format)}")
     return 0

@@ -1,4 +1,4 @@
-"""``mkdbook simulate OUT_DIR``: write a simulated cohort in DEAP's file format."""
+"""``mkdbook simulate OUT_DIR [--format bids]``: write a simulated cohort in DEAP's file format, or as BIDS."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from mkdbook.cli.common import output_folder, positive_int, seed
 
 #: The sub-command, and its line in ``mkdbook --help`` (which lists it without importing what it runs).
 NAME = "simulate"
-HELP = "write a simulated cohort in DEAP's file format"
+HELP = "write a simulated cohort in DEAP's file format (or as a BIDS data set)"
 
 
 def _defaults() -> dict:
@@ -21,10 +21,11 @@ def _defaults() -> dict:
 def add_command(subparsers: argparse._SubParsersAction) -> None:
     """Add ``simulate`` to the sub-commands."""
     from mkdbook.data.simulate import VARIANTS
+    from mkdbook.data.simulate.cohort import COHORT_FORMATS
 
     defaults = _defaults()
     parser = subparsers.add_parser(NAME, help=HELP)
-    parser.add_argument("out_dir", metavar="OUT_DIR", help="folder to write s01.dat ... into")
+    parser.add_argument("out_dir", metavar="OUT_DIR", help="folder to write s01.dat ... (or sub-01/ ...) into")
     parser.add_argument("--subjects", type=positive_int, default=defaults["n_subjects"],
                         help=f"number of subjects (default {defaults['n_subjects']})")
     parser.add_argument("--variant", default=defaults["variant"], choices=tuple(VARIANTS),
@@ -36,6 +37,9 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=positive_int, default=defaults["workers"], metavar="N",
                         help=f"subjects simulated at once, one process each; the files do not depend on it "
                              f"(default {defaults['workers']})")
+    parser.add_argument("--format", default=defaults["format"], choices=COHORT_FORMATS,
+                        help="deap: DEAP's sNN.dat files (default); bids: a BIDS data set of the same samples "
+                             "and ratings (BrainVision, float32, via mne-bids)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
 
@@ -46,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
     folder = output_folder(args.out_dir)
     paths = simulate_cohort(folder, n_subjects=args.subjects, variant=args.variant, seed=args.seed,
-                            progress=not args.quiet, workers=args.workers)
-    print(f"wrote {len(paths)} simulated subject files ({args.variant!r}, seed {args.seed}) to {folder}")
+                            progress=not args.quiet, workers=args.workers, format=args.format)
+    kind = "BIDS recordings" if args.format == "bids" else "subject files"
+    print(f"wrote {len(paths)} simulated {kind} ({args.variant!r}, seed {args.seed}) to {folder}")
     return 0

@@ -1,4 +1,4 @@
-"""``mkdbook train DEAP_DIR --model NAME --target T --out DIR``: one network on one fold."""
+"""``mkdbook train DATA_DIR --model NAME --target T --out DIR``: one network on one fold."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     config = train_config(args, progress=not args.quiet)
     config.resolved_device()  # a missing CUDA device is reported before any work
     out = output_folder(args.out)
-    data = load_segments(args.deap_dir, progress=not args.quiet)
+    data = load_segments(args.data_dir, reader=args.format, progress=not args.quiet)
     split = make_split(data, args.split, fold=args.fold, n_folds=n_folds(args, len(data.subjects)),
                        seed=args.seed)
     model = build_model(args.model, **data.model_inputs(), seed=args.seed)

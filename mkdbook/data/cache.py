@@ -1,5 +1,7 @@
-"""A float32 memory-mapped segment cache, built once per data folder.
+"""A float32 memory-mapped segment cache, built once per data folder, whatever its format.
 
+The files are read by a reader (:class:`~mkdbook.data.readers.Reader`):
+DEAP's, BIDS's or any registered one, inferred from the folder or named.
 Unpickling 32 DEAP files and cutting them into segments takes a while; the
 models then read random batches of segments thousands of times. So the
 segments are written once to a flat float32 file that later loads map
@@ -8,8 +10,9 @@ reads each source file once, through a memory map, casts its segments to
 float32 in one pass into a reused buffer, and computes the checksums below
 as it reads and writes, never by reading a file back.
 
-A cache records the size, modification time and CRC-32 checksum of every
-source file and a CRC-32 checksum of its own bytes. On load, a cache whose
+A cache records the format and options of its reader, the size,
+modification time and CRC-32 checksum of every source file (all the files a
+subject is read from) and a CRC-32 checksum of its own bytes. On load, a cache whose
 sources changed (stale) or whose files are unreadable, ill-formed or no
 longer match their checksums (corrupt) is rebuilt with a warning, never used.
 A build writes into a temporary folder that replaces the old cache only when
@@ -38,12 +41,13 @@ from mkdbook import __version__
 from mkdbook.core.keys import json_key
 from mkdbook.core.paths import home
 from mkdbook.data.install import Identity, cannot_write, identity, install, remove_abandoned, sibling
-from mkdbook.data.layout import DEAP, Layout
-from mkdbook.data.readers.deap import DeapFormatError, find_subject_files, read_subject_file
+from mkdbook.data.layout import Layout
+from mkdbook.data.readers import Reader, SubjectSource, check_recording, reader_for
+from mkdbook.data.readers.deap import DeapFormatError
 from mkdbook.data.segments import SegmentConfig, SegmentSet, TrialBaseline, baseline_statistics, segment_trials
 
 #: Bumped whenever the cache layout changes, so old caches are rebuilt.
-CACHE_FORMAT = 4
+CACHE_FORMAT = 5
 #: File that marks a folder as a simulated cohort and says how it was made.
 SIMULATION_MANIFEST = "mkdbook-simulated.json"
 _CHUNK = 1 << 26
@@ -51,7 +55,7 @@ _CHUNK = 1 << 26
 _OPEN_ATTEMPTS = 3
 _INDEX_COLUMNS = ("subject", "trial", "position", "ratings")
 _MANIFEST_FIELDS = {
-    "format": int, "package_version": str, "source": str, "config": dict, "layout": dict,
+    "format": int, "package_version": str, "source": str, "reader": dict, "config": dict, "layout": dict,
     "shape": list, "sources": list, "checksums": dict,
 }
 _SOURCE_FIELDS = {"name": str, "size": int, "mtime_ns": int, "crc32": int}
@@ -69,6 +73,30 @@ class _Unusable(NamedTuple):
     judged: Identity | None
 
 
+class _Inputs(NamedTuple):
+    """What a cache is built from: a reader, the folder it reads, and the subjects it found there."""
+
+    reader: Reader
+    root: Path
+    sources: list[SubjectSource]
+
+    @property
+    def files(self) -> list[Path]:
+        """Every file of every subject, in subject order."""
+        return [path for source in self.sources for path in source.files]
+
+    def name(self, path: Path) -> str:
+        """How the manifest names a file: its path below the data folder (``s01.dat``, ``sub-01/eeg/...``)."""
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return path.name
+
+    def key(self) -> dict:
+        """The reader's format and options, as a manifest read back holds them."""
+        return json.loads(json.dumps(self.reader.key()))
+
+
 def _read_json(path: Path) -> object:
     # Decoded explicitly: the locale's encoding is not the writer's, and
     # json.loads would guess UTF-16 or UTF-32 from bytes.
@@ -84,17 +112,23 @@ def _is(value: object, kind: type) -> bool:
     return isinstance(value, kind) and not isinstance(value, bool)
 
 
-def describe_source(deap_dir: Path | str) -> str:
+def describe_source(data_dir: Path | str, reader: Reader | str | None = None) -> str:
     """Say in a few words what a data folder holds, for figure captions.
 
     A folder written by :func:`mkdbook.data.simulate.simulate_cohort` carries
-    a manifest (:data:`SIMULATION_MANIFEST`) and is described as simulated;
-    any other folder is taken to be the real DEAP release.
+    a manifest (:data:`SIMULATION_MANIFEST`) and is described as simulated,
+    in DEAP's format or in BIDS; any other folder is described by its reader:
+    ``"DEAP (data_preprocessed_python)"`` for the real DEAP release, the data
+    set's name for BIDS.
 
     Parameters
     ----------
-    deap_dir : path-like
-        DEAP's ``data_preprocessed_python/`` or a simulated cohort.
+    data_dir : path-like
+        DEAP's ``data_preprocessed_python/``, a BIDS data set, or a simulated
+        cohort in either format.
+    reader : Reader, str or None
+        The folder's reader or format (:func:`~mkdbook.data.readers.reader_for`);
+        inferred by default.
 
     Returns
     -------
@@ -106,9 +140,9 @@ def describe_source(deap_dir: Path | str) -> str:
         If the simulation manifest is not UTF-8 JSON holding ``variant``,
         ``n_subjects`` and ``seed`` (the message names the file).
     """
-    path = Path(deap_dir) / SIMULATION_MANIFEST
+    path = Path(data_dir) / SIMULATION_MANIFEST
     if not path.is_file():
-        return f"DEAP ({Path(deap_dir).name})"
+        return reader_for(data_dir, reader).describe(Path(data_dir))
     expected = ("expected the JSON object written by mkdbook.data.simulate, with 'variant' (a string), "
                 "'n_subjects' and 'seed' (integers)")
     try:
@@ -117,8 +151,10 @@ def describe_source(deap_dir: Path | str) -> str:
         raise DeapFormatError(path, f"not UTF-8 JSON ({err}); {expected}") from None
     if not _has_types(meta, _SIMULATION_FIELDS):
         raise DeapFormatError(path, expected)
+    written = meta.get("format", "deap")
+    copy = f", in {written.upper()}" if isinstance(written, str) and written != "deap" else ""
     return (f"simulated cohort (variant {meta['variant']!r}, {meta['n_subjects']} subjects, "
-            f"seed {meta['seed']}), not DEAP")
+            f"seed {meta['seed']}{copy}), not DEAP")
 
 
 def _checksum(path: Path) -> int:
@@ -142,11 +178,29 @@ def _npy_header(shape: tuple[int, ...]) -> bytes:
     return header.getvalue()
 
 
-def cache_folder(deap_dir: Path | str, subjects: list[int], config: SegmentConfig,
-                 cache_dir: Path | str | None = None) -> Path:
-    """Return the folder that caches these subjects of ``deap_dir`` cut by ``config``."""
-    digest = json_key([str(Path(deap_dir).resolve()), subjects, asdict(config), CACHE_FORMAT], length=16)
-    return Path(cache_dir) if cache_dir is not None else home() / "segments" / digest
+def cache_folder(data_dir: Path | str, subjects: list[int], config: SegmentConfig,
+                 cache_dir: Path | str | None = None, reader: Reader | str | None = None) -> Path:
+    """Return the folder that caches these subjects of ``data_dir``, read by ``reader`` and cut by ``config``.
+
+    Parameters
+    ----------
+    data_dir : path-like
+        The data folder.
+    subjects : list of int
+        The subjects cached.
+    config : SegmentConfig
+    cache_dir : path-like, optional
+        Returned as it is when given.
+    reader : Reader, str or None
+        The folder's reader or format (inferred by default): its format and
+        options are part of the key, so two readings of one folder never
+        share a cache.
+    """
+    if cache_dir is not None:
+        return Path(cache_dir)
+    key = reader_for(data_dir, reader).key()
+    digest = json_key([str(Path(data_dir).resolve()), subjects, asdict(config), CACHE_FORMAT, key], length=16)
+    return home() / "segments" / digest
 
 
 def _layout_record(layout: Layout) -> dict:
@@ -154,29 +208,33 @@ def _layout_record(layout: Layout) -> dict:
     return json.loads(json.dumps(asdict(layout)))
 
 
-def _write_cache(files: list[Path], tmp: Path, config: SegmentConfig, layout: Layout, source: str,
+def _write_cache(inputs: _Inputs, tmp: Path, config: SegmentConfig, layout: Layout, source: str,
                  progress: bool) -> None:
     per_trial = config.segments_per_trial(layout)
     rows = layout.n_trials * per_trial
-    shape = _expected_shape(len(files), config, layout)
+    subjects = inputs.sources
+    shape = _expected_shape(len(subjects), config, layout)
     # One subject's segments at a time, in a buffer reused for each: the
     # source's bytes are read once (memory-mapped) and cast to float32 once.
     block = np.empty((layout.n_trials, per_trial, *shape[1:]), np.float32)
     subject = np.empty(shape[0], np.int16)
     ratings = np.empty((shape[0], len(layout.rating_scales)), np.float32)
     # Each trial's baseline statistics (the segments drop the baseline itself).
-    baseline = np.zeros((len(files) * layout.n_trials, 2, shape[1]), np.float32)
+    baseline = np.zeros((len(subjects) * layout.n_trials, 2, shape[1]), np.float32)
     has_baseline = config.baseline_seconds > 0
     sources = []
     with (tmp / "signals.npy").open("xb") as stream:
         crc = _write(stream, _npy_header(shape), 0)
-        for i, path in enumerate(tqdm(files, desc="preparing segments", unit="subject", disable=not progress)):
-            # Size and time are taken before the read, so that a file changed
+        for i, subject_source in enumerate(tqdm(subjects, desc="preparing segments", unit="subject",
+                                                disable=not progress)):
+            # Sizes and times are taken before the read, so that a file changed
             # while the build reads it leaves a stale cache, not a silently wrong one.
-            stat = path.stat()
-            recording = read_subject_file(path, mapped=True)
-            sources.append({"name": path.name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-                            "crc32": recording.crc32})
+            stats = [path.stat() for path in subject_source.files]
+            recording = check_recording(inputs.reader.read(subject_source, mapped=True), layout)
+            for path, stat in zip(subject_source.files, stats):
+                known = recording.crc32 is not None and path == recording.path
+                sources.append({"name": inputs.name(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                                "crc32": recording.crc32 if known else _checksum(path)})
             segment_trials(recording.data, config, layout, out=block)
             subject[i * rows:(i + 1) * rows] = recording.subject
             ratings[i * rows:(i + 1) * rows] = np.repeat(recording.labels, per_trial, axis=0)
@@ -185,14 +243,15 @@ def _write_cache(files: list[Path], tmp: Path, config: SegmentConfig, layout: La
                     baseline_statistics(recording.data, config, layout), axis=1)
             del recording  # the last view of the file's memory map
             crc = _write(stream, block, crc)
-    trial = np.tile(np.repeat(np.arange(layout.n_trials, dtype=np.int16), per_trial), len(files))
-    position = np.tile(np.arange(per_trial, dtype=np.int16), len(files) * layout.n_trials)
+    trial = np.tile(np.repeat(np.arange(layout.n_trials, dtype=np.int16), per_trial), len(subjects))
+    position = np.tile(np.arange(per_trial, dtype=np.int16), len(subjects) * layout.n_trials)
     extra = {"baseline": baseline} if has_baseline else {}
     np.savez(tmp / "index.npz", subject=subject, trial=trial, position=position, ratings=ratings, **extra)
     manifest = {
         "format": CACHE_FORMAT,
         "package_version": __version__,
         "source": source,
+        "reader": inputs.key(),
         "sources": sources,
         "config": asdict(config),
         "layout": _layout_record(layout),
@@ -203,16 +262,16 @@ def _write_cache(files: list[Path], tmp: Path, config: SegmentConfig, layout: La
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
 
 
-def _build(files: list[Path], folder: Path, config: SegmentConfig, layout: Layout, source: str,
+def _build(inputs: _Inputs, folder: Path, config: SegmentConfig, layout: Layout, source: str,
            progress: bool, judged: Identity | None) -> None:
-    """Write a cache of ``files`` beside ``folder`` and install it there."""
+    """Write a cache of ``inputs`` beside ``folder`` and install it there."""
     tmp = sibling(folder, "tmp")
     try:
         tmp.mkdir(parents=True)
     except OSError as err:
         raise cannot_write(folder, err) from err
     try:
-        _write_cache(files, tmp, config, layout, source, progress)
+        _write_cache(inputs, tmp, config, layout, source, progress)
         install(tmp, folder, judged)
     finally:
         # After a failure, an interruption or a concurrent build's win the
@@ -220,8 +279,8 @@ def _build(files: list[Path], folder: Path, config: SegmentConfig, layout: Layou
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _expected_shape(n_files: int, config: SegmentConfig, layout: Layout) -> tuple[int, int, int]:
-    return (n_files * layout.n_trials * config.segments_per_trial(layout), len(layout.channels),
+def _expected_shape(n_subjects: int, config: SegmentConfig, layout: Layout) -> tuple[int, int, int]:
+    return (n_subjects * layout.n_trials * config.segments_per_trial(layout), len(layout.channels),
             config.segment_samples(layout))
 
 
@@ -248,15 +307,18 @@ def _read_manifest(folder: Path) -> dict | str:
     return manifest
 
 
-def _problem_with(folder: Path, manifest: dict, files: list[Path], config: SegmentConfig, layout: Layout,
+def _problem_with(folder: Path, manifest: dict, inputs: _Inputs, config: SegmentConfig, layout: Layout,
                   verify: bool, verify_sources: bool) -> str | None:
     """Why the cache described by ``manifest`` cannot be used, or ``None`` if it can."""
     if manifest["config"] != asdict(config) or manifest["layout"] != _layout_record(layout):
         return "stale (built by another version, configuration or layout)"
+    if manifest["reader"] != inputs.key():
+        return "stale (built by another reader of the folder)"
+    files = inputs.files
     recorded = [(s["name"], s["size"], s["mtime_ns"]) for s in manifest["sources"]]
-    if recorded != [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]:
+    if recorded != [(inputs.name(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files]:
         return "stale (the source files changed)"
-    if manifest["shape"] != list(_expected_shape(len(files), config, layout)):
+    if manifest["shape"] != list(_expected_shape(len(inputs.sources), config, layout)):
         return "corrupt (its manifest records the wrong shape)"
     if verify:
         for name, crc in manifest["checksums"].items():
@@ -265,7 +327,7 @@ def _problem_with(folder: Path, manifest: dict, files: list[Path], config: Segme
     if verify_sources:
         for entry, path in zip(manifest["sources"], files):
             if _checksum(path) != entry["crc32"]:
-                return f"stale ({path.name} changed, though not its size or modification time)"
+                return f"stale ({inputs.name(path)} changed, though not its size or modification time)"
     return None
 
 
@@ -309,16 +371,16 @@ def _map(folder: Path, manifest: dict, config: SegmentConfig, layout: Layout) ->
     )
 
 
-def _open_once(folder: Path, files: list[Path], config: SegmentConfig, layout: Layout, verify: bool,
+def _open_once(folder: Path, inputs: _Inputs, config: SegmentConfig, layout: Layout, verify: bool,
                verify_sources: bool) -> SegmentSet | str:
     manifest = _read_manifest(folder)
     if isinstance(manifest, str):
         return manifest
-    problem = _problem_with(folder, manifest, files, config, layout, verify, verify_sources)
+    problem = _problem_with(folder, manifest, inputs, config, layout, verify, verify_sources)
     return problem if problem is not None else _map(folder, manifest, config, layout)
 
 
-def _open(folder: Path, files: list[Path], config: SegmentConfig, layout: Layout, verify: bool,
+def _open(folder: Path, inputs: _Inputs, config: SegmentConfig, layout: Layout, verify: bool,
           verify_sources: bool) -> SegmentSet | _Unusable:
     """The cache in ``folder``, or why it cannot be used.
 
@@ -328,36 +390,44 @@ def _open(folder: Path, files: list[Path], config: SegmentConfig, layout: Layout
     """
     for _ in range(_OPEN_ATTEMPTS):
         before = identity(folder)
-        opened = _open_once(folder, files, config, layout, verify, verify_sources)
+        opened = _open_once(folder, inputs, config, layout, verify, verify_sources)
         if identity(folder) == before:
             return _Unusable(opened, before) if isinstance(opened, str) else opened
     return _Unusable("changing (other processes keep replacing it)", identity(folder))
 
 
 def load_segments(
-    deap_dir: Path | str,
+    data_dir: Path | str,
     *,
+    reader: Reader | str | None = None,
     subjects: Iterable[int] | None = None,
     config: SegmentConfig = SegmentConfig(),
     cache_dir: Path | str | None = None,
     verify: bool = True,
     verify_sources: bool = False,
     progress: bool = True,
-    layout: Layout = DEAP,
+    layout: Layout | None = None,
 ) -> SegmentSet:
-    """Load the segments of a DEAP folder, preparing the cache on first use.
+    """Load the segments of a data folder, preparing the cache on first use.
 
     Parameters
     ----------
-    deap_dir : path-like
-        DEAP's ``data_preprocessed_python/`` or a simulated cohort in its format.
+    data_dir : path-like
+        DEAP's ``data_preprocessed_python/``, a BIDS data set, or a simulated
+        cohort in either format.
+    reader : Reader, str or None
+        Who reads the folder: a :class:`~mkdbook.data.readers.Reader`, or the
+        name of a registered format (``"deap"``, ``"bids"``) read with its
+        default options. By default the format is inferred from the folder
+        (:func:`~mkdbook.data.readers.infer_format`).
     subjects : iterable of int, optional
-        Subject numbers to load; every ``sNN.dat`` present by default.
+        Subject numbers to load; every subject present by default.
     config : SegmentConfig
         Segment length, baseline and class threshold.
     cache_dir : path-like, optional
         Where the cache lives; by default a folder under ``$MKDBOOK_HOME/segments``
-        named by a hash of the data folder, the subjects and ``config``.
+        named by a hash of the data folder, the subjects, ``config`` and the
+        reader's format and options (:func:`cache_folder`).
     verify : bool
         Check the cache's checksums before using it (reads every byte once).
         The size and source checks always run.
@@ -368,22 +438,27 @@ def load_segments(
         every byte of every source file, about as long as a build's reading.
     progress : bool
         Show a progress bar while preparing.
-    layout : Layout
-        The layout of the files; :data:`~mkdbook.data.layout.DEAP` by default,
-        the only one the reader reads today.
+    layout : Layout, optional
+        The layout the files must have; by default the one the reader finds
+        (:data:`~mkdbook.data.layout.DEAP` for DEAP files).
 
     Returns
     -------
     SegmentSet
-        Signals as a read-only memory map.
+        Signals as a read-only memory map; ``layout`` is the data set's.
 
     Raises
     ------
-    DeapFormatError
+    DataFormatError
         If a source file or the simulation manifest is malformed (the
-        message names the file).
+        message names the file): :class:`~mkdbook.data.readers.deap.DeapFormatError`
+        for DEAP, :class:`~mkdbook.data.readers.bids.BidsFormatError` for BIDS.
     FileNotFoundError
-        If the folder or a requested subject file is missing.
+        If the folder or a requested subject is missing, or no format
+        recognises the folder.
+    ValueError
+        If ``reader`` names an unknown format, or one that does not match
+        the folder, or the files' layout is not ``layout``.
     OSError
         If the cache folder cannot be written (for example ``MKDBOOK_HOME``
         is a file or read-only) or is a file; the message names the path.
@@ -393,21 +468,27 @@ def load_segments(
     UserWarning
         When a stale or corrupt cache is rebuilt.
     """
-    files = find_subject_files(deap_dir, subjects)
-    numbers = [int(p.stem[1:]) for p in files]
-    folder = cache_folder(deap_dir, numbers, config, cache_dir)
+    chosen = reader_for(data_dir, reader)
+    root = Path(data_dir)
+    inputs = _Inputs(chosen, root, chosen.find(root, subjects))
+    found = chosen.layout(root, inputs.sources)
+    if layout is not None and layout != found:
+        raise ValueError(f"{root}: holds {chosen.format} data of layout {found.name!r}, not the {layout.name!r} "
+                         f"layout asked for")
+    layout = found
+    folder = cache_folder(data_dir, [s.subject for s in inputs.sources], config, cache_dir, chosen)
     if folder.exists() and not folder.is_dir():
         raise NotADirectoryError(f"{folder} is a file; expected a segment cache folder")
     remove_abandoned(folder)
-    opened = _open(folder, files, config, layout, verify, verify_sources)
+    opened = _open(folder, inputs, config, layout, verify, verify_sources)
     if isinstance(opened, SegmentSet):
         return opened
     if opened.reason != "missing":
         warnings.warn(f"segment cache {folder} is {opened.reason}; rebuilding it", stacklevel=2)
-    _build(files, folder, config, layout, describe_source(deap_dir), progress, opened.judged)
+    _build(inputs, folder, config, layout, describe_source(data_dir, chosen), progress, opened.judged)
     # The installed cache, ours or a concurrent build's, was just written whole.
-    opened = _open(folder, files, config, layout, verify=False, verify_sources=False)
+    opened = _open(folder, inputs, config, layout, verify=False, verify_sources=False)
     if isinstance(opened, _Unusable):
         raise OSError(f"segment cache {folder} is {opened.reason} right after it was built; "
-                      f"did {Path(deap_dir)} change meanwhile?")
+                      f"did {Path(data_dir)} change meanwhile?")
     return opened

@@ -21,61 +21,39 @@ import os
 import re
 import stat
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from mkdbook.data.layout import DEAP
+from mkdbook.data.layout import DEAP, Layout
+from mkdbook.data.readers.base import (
+    DataFormatError,
+    Reader,
+    SubjectRecording,
+    SubjectSource,
+    check_ratings,
+    check_samples,
+)
 from mkdbook.data.readers.safe_pickle import UnsafePickleError, loads
+
+__all__ = ["SUBJECTS", "DeapFormatError", "DeapReader", "SubjectRecording", "find_subject_files",
+           "read_subject_file", "subject_number"]
 
 #: DEAP's subjects are numbered 1 to 32.
 SUBJECTS: range = range(1, 33)
 
 _SUBJECT_FILE = re.compile(r"^s(\d{2})\.dat$")
-# The cache stores float32, so larger finite values would become infinite there.
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-class DeapFormatError(ValueError):
+class DeapFormatError(DataFormatError):
     """A file is not a valid DEAP preprocessed subject file.
 
     The message is one line that names the file and what was expected, so
     the command line can print it as it is.
     """
-
-    def __init__(self, path: Path | str, problem: str) -> None:
-        self.path = Path(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
-
-
-@dataclass(frozen=True)
-class SubjectRecording:
-    """One subject's 40 trials, as read from ``sNN.dat``.
-
-    Attributes
-    ----------
-    subject : int
-        Subject number from the file name (``s07.dat`` is 7).
-    data : ndarray, shape (40, 40, 8064)
-        Trials x channels x samples, channels in ``DEAP.channels`` order.
-        Read-only (it may be a view of the file's bytes).
-    labels : ndarray, shape (40, 4)
-        Valence, arousal, dominance and liking ratings, 1-9. Read-only.
-    path : Path
-        The file it came from.
-    crc32 : int
-        CRC-32 of the file's bytes, as parsed (:func:`zlib.crc32`).
-    """
-
-    subject: int
-    data: np.ndarray
-    labels: np.ndarray
-    path: Path
-    crc32: int
 
 
 def subject_number(path: Path | str) -> int:
@@ -167,26 +145,6 @@ def _map(path: Path) -> bytes | mmap.mmap:
             return mmap.mmap(stream.fileno(), info.st_size, access=mmap.ACCESS_READ)
 
 
-def _check_array(path: Path, value: object, key: str, shape: tuple[int, ...]) -> np.ndarray:
-    if not isinstance(value, np.ndarray):
-        raise DeapFormatError(path, f"{key!r} must be a numpy array, got {type(value).__name__}")
-    if value.shape != shape:
-        raise DeapFormatError(path, f"{key!r} must have shape {shape}, got {value.shape}")
-    if value.dtype.kind != "f":
-        raise DeapFormatError(path, f"{key!r} must hold floating-point numbers, got dtype {value.dtype}")
-    # Two passes over the data, not four: max and min propagate NaN, and an
-    # infinity is its own peak, so a finite peak means every value is finite.
-    peak = float(max(value.max(), -value.min()))
-    if not np.isfinite(peak):
-        bad = int(np.size(value) - np.isfinite(value).sum())
-        raise DeapFormatError(path, f"{key!r} holds {bad} NaN or infinite values")
-    if peak > _FLOAT32_MAX:
-        raise DeapFormatError(
-            path, f"{key!r} holds values up to {peak:g} in size, beyond float32's {_FLOAT32_MAX:.4g} (the cache's type)"
-        )
-    return value
-
-
 def read_subject_file(path: Path | str, *, mapped: bool = False) -> SubjectRecording:
     """Read and validate one DEAP subject file.
 
@@ -227,13 +185,11 @@ def read_subject_file(path: Path | str, *, mapped: bool = False) -> SubjectRecor
         raise DeapFormatError(path, f"expected a dict with 'data' and 'labels', got {type(content).__name__}")
     if set(content) != {"data", "labels"}:
         raise DeapFormatError(path, f"expected keys ['data', 'labels'], got {sorted(map(str, content))}")
-    data = _check_array(path, content["data"], "data", (DEAP.n_trials, len(DEAP.channels), DEAP.n_samples))
-    labels = _check_array(path, content["labels"], "labels", (DEAP.n_trials, len(DEAP.rating_scales)))
-    low, high = DEAP.rating_range
-    if labels.min() < low or labels.max() > high:
-        raise DeapFormatError(
-            path, f"'labels' must lie in [{low:g}, {high:g}], got [{labels.min():g}, {labels.max():g}]"
-        )
+    data = check_samples(path, content["data"], "data", (DEAP.n_trials, len(DEAP.channels), DEAP.n_samples),
+                         DeapFormatError)
+    labels = check_samples(path, content["labels"], "labels", (DEAP.n_trials, len(DEAP.rating_scales)),
+                           DeapFormatError)
+    check_ratings(path, labels, DEAP, error=DeapFormatError)
     if not mapped and _views_map(data):
         data = data.copy()
         data.flags.writeable = False
@@ -255,3 +211,39 @@ def _load(path: Path, raw: bytes | mmap.mmap, aligned: bool) -> object:
         raise DeapFormatError(path, f"not a DEAP pickle ({err})") from None
     except (MemoryError, RecursionError) as err:
         raise DeapFormatError(path, f"not a DEAP pickle ({type(err).__name__} while loading)") from None
+
+
+@dataclass(frozen=True)
+class DeapReader(Reader):
+    """DEAP's preprocessed Python release: one ``sNN.dat`` per subject, layout :data:`~mkdbook.data.layout.DEAP`.
+
+    >>> DeapReader().layout(Path("data_preprocessed_python"), []).name
+    'DEAP'
+    """
+
+    format = "deap"
+
+    @classmethod
+    def recognises(cls, folder: Path) -> bool:
+        """Whether ``folder`` holds a file named like DEAP's (``sNN.dat``)."""
+        try:
+            with os.scandir(folder) as entries:
+                return any(_SUBJECT_FILE.match(entry.name) for entry in entries)
+        except OSError:
+            return False
+
+    def find(self, folder: Path, subjects: Iterable[int] | None = None) -> list[SubjectSource]:
+        """The ``sNN.dat`` files of ``folder`` (:func:`find_subject_files`), one source each."""
+        return [SubjectSource(subject_number(path), (path,)) for path in find_subject_files(folder, subjects)]
+
+    def layout(self, folder: Path, sources: Sequence[SubjectSource]) -> Layout:
+        """Always :data:`~mkdbook.data.layout.DEAP`."""
+        return DEAP
+
+    def read(self, source: SubjectSource, *, mapped: bool = False) -> SubjectRecording:
+        """:func:`read_subject_file` of the source's file."""
+        return read_subject_file(source.path, mapped=mapped)
+
+    def describe(self, folder: Path) -> str:
+        """``"DEAP (<folder name>)"``."""
+        return f"DEAP ({Path(folder).name})"

@@ -5,7 +5,9 @@ chapters run by default on a cohort generated here and written exactly as
 DEAP's ``data_preprocessed_python/sNN.dat`` files are: a protocol-2 pickle of
 ``{"data": (40, 40, 8064) float64, "labels": (40, 4) float64}``. Everything
 downstream (reader, segments, models) is then the same code for real and
-simulated data.
+simulated data. ``simulate_cohort(..., format="bids")`` writes the same cohort
+as a BIDS data set instead (:mod:`mkdbook.data.export`); its samples, float32
+values kept in float64, read back bit for bit from either copy.
 
 The generative model, in one paragraph. Forty "videos" fill the four quadrants
 of the valence-arousal plane, ten each, as DEAP's were chosen to (Koelstra et

@@ -1,9 +1,10 @@
-"""A cohort on disk: ``sNN.dat`` files in DEAP's format, and the manifest that marks them simulated."""
+"""A cohort on disk: ``sNN.dat`` files in DEAP's format (or a BIDS data set), and the manifest that marks them simulated."""
 
 from __future__ import annotations
 
 import json
 import pickle
+import re
 from dataclasses import asdict
 from pathlib import Path
 
@@ -14,8 +15,11 @@ from tqdm import tqdm
 from mkdbook import __version__
 from mkdbook.core.atomic import write_atomically
 from mkdbook.core.checks import check_int
+from mkdbook.core.checks import check_option
 from mkdbook.data.cache import SIMULATION_MANIFEST
+from mkdbook.data.export import write_bids_description, write_bids_recording
 from mkdbook.data.layout import DEAP
+from mkdbook.data.readers.base import SubjectRecording
 from mkdbook.data.simulate.config import SimulationConfig, _check_config
 from mkdbook.data.simulate.latents import SubjectLatents
 from mkdbook.data.simulate.streams import MAX_SUBJECTS, _subject_model
@@ -26,11 +30,18 @@ from mkdbook.data.simulate.variants import variant_settings
 #: Written before the first subject file and removed after the manifest, so a
 #: crashed run can be recognised (and resumed) rather than taken for real DEAP.
 PENDING_NAME = ".mkdbook-simulated.pending"
+#: The formats a cohort can be written in: DEAP's ``sNN.dat`` files, or a BIDS data set.
+COHORT_FORMATS: tuple[str, ...] = ("deap", "bids")
+#: The BIDS task label of a simulated cohort's recordings.
+BIDS_TASK = "emotion"
+_BIDS_SUBJECT = re.compile(r"^sub-(\d+)$")
 
 
-def _identity(variant: str, seed: int, config: SimulationConfig) -> dict:
+def _identity(variant: str, seed: int, config: SimulationConfig, written: str = "deap") -> dict:
     """What makes two cohorts the same cohort (the number of subjects aside)."""
     described = {"variant": variant, "seed": seed, "config": asdict(config), "package_version": __version__}
+    if written != "deap":  # a DEAP cohort's manifest has always gone without
+        described["format"] = written
     # Through JSON so a manifest read back compares equal (tuples become lists).
     return json.loads(json.dumps(described))
 
@@ -55,21 +66,35 @@ def _read_marker(path: Path) -> dict:
     return content
 
 
-def _file_stamps(paths: list[Path]) -> dict[str, list[int]]:
-    """Size and modification time of each file this simulation wrote, to tell them from others."""
-    return {p.name: [p.stat().st_size, p.stat().st_mtime_ns] for p in paths}
+def _file_stamps(folder: Path, paths: list[Path]) -> dict[str, list[int]]:
+    """Size and modification time of each file this simulation wrote, by path below ``folder``, to tell them from others."""
+    return {p.relative_to(folder).as_posix(): [p.stat().st_size, p.stat().st_mtime_ns] for p in paths}
+
+
+def _subject_files(folder: Path) -> dict[int, list[Path]]:
+    """Subject number -> its files in ``folder``, in either format: ``sNN.dat``, or every file in ``sub-NN/``."""
+    found: dict[int, list[Path]] = {}
+    for path in folder.glob("s[0-9][0-9].dat"):
+        found.setdefault(int(path.name[1:3]), []).append(path)
+    for path in folder.glob("sub-*"):
+        match = _BIDS_SUBJECT.match(path.name)
+        if match and path.is_dir():
+            found.setdefault(int(match.group(1)), []).extend(p for p in path.rglob("*") if p.is_file())
+    return found
 
 
 def _check_folder(folder: Path, identity: dict, n_subjects: int) -> None:
     """Refuse to write into a folder that holds another cohort or data we did not write."""
-    present = sorted(folder.glob("s[0-9][0-9].dat"))
+    by_subject = _subject_files(folder)
+    present = sorted(path for paths in by_subject.values() for path in paths)
     for marker in (SIMULATION_MANIFEST, PENDING_NAME):
         path = folder / marker
         if path.is_file():
             existing = _read_marker(path)
-            found = {key: existing.get(key) for key in identity}
-            if found != identity:
-                differing = sorted(key for key in identity if found[key] != identity[key])
+            wanted = {"format": "deap", **identity}
+            found = {key: existing.get(key, "deap" if key == "format" else None) for key in wanted}
+            if found != wanted:
+                differing = sorted(key for key in wanted if found[key] != wanted[key])
                 raise ValueError(
                     f"{folder} holds a simulated cohort with a different {' and '.join(differing)}; "
                     "refusing to mix cohorts: choose another folder or delete it")
@@ -78,16 +103,18 @@ def _check_folder(folder: Path, identity: dict, n_subjects: int) -> None:
             # never overwritten. Manifests of earlier versions record none.
             stamps = existing.get("files", None if marker == SIMULATION_MANIFEST else {})
             if isinstance(stamps, dict):
-                foreign = [p.name for p in present if stamps.get(p.name) != _file_stamps([p])[p.name]]
+                ours = _file_stamps(folder, present)
+                foreign = [name for name, stamp in ours.items() if stamps.get(name) != stamp]
                 if foreign:
                     raise ValueError(f"{folder} holds {', '.join(foreign)}, which no simulation of this "
                                      "cohort wrote; refusing to overwrite them: choose another folder")
             break
     else:
         if present:
-            raise ValueError(f"{folder} holds sNN.dat files but no {SIMULATION_MANIFEST} (real DEAP?); "
-                             "refusing to overwrite them: choose another folder")
-    beyond = sorted(p.name for p in present if int(p.name[1:3]) > n_subjects)
+            raise ValueError(f"{folder} holds subject files ({present[0].relative_to(folder).as_posix()}) but no "
+                             f"{SIMULATION_MANIFEST} (real data?); refusing to overwrite them: choose another folder")
+    beyond = sorted(p.relative_to(folder).parts[0] for n, paths in by_subject.items() if n > n_subjects
+                    for p in paths[:1])
     if beyond:
         raise ValueError(f"{folder} already holds {', '.join(beyond)}, beyond n_subjects={n_subjects}; "
                          "a folder must hold one cohort: choose another folder or delete it")
@@ -126,10 +153,23 @@ def _simulated_subject(subject: int, variant: str, seed: int,
     return recording, _latent_of(model.latents, config), _latents_record(model.latents)
 
 
+def _write_subject(folder: Path, subject: int, recording: dict[str, np.ndarray], written: str) -> list[Path]:
+    """Write one subject in format ``written``; return its files, the main one first."""
+    if written == "bids":
+        files = write_bids_recording(folder, SubjectRecording(subject, recording["data"], recording["labels"],
+                                                              folder), task=BIDS_TASK)
+        return sorted(files, key=lambda path: path.suffix != ".vhdr")
+    path = folder / f"s{subject:02d}.dat"
+    # Arrays back from a worker carry their own copy of the dtype, which pickle would
+    # write out again; a view with NumPy's shared dtype gives the serial run's bytes.
+    _write_subject_file(path, {name: array.view(array.dtype.type) for name, array in recording.items()})
+    return [path]
+
+
 def simulate_cohort(out_dir: Path | str, *, n_subjects: int = 32, variant: str = "default",
                     seed: int = 0, config: SimulationConfig | None = None,
-                    progress: bool = True, workers: int = 1) -> list[Path]:
-    """Write a simulated cohort as ``s01.dat`` ... ``sNN.dat`` plus a manifest.
+                    progress: bool = True, workers: int = 1, format: str = "deap") -> list[Path]:  # noqa: A002
+    """Write a simulated cohort as ``s01.dat`` ... ``sNN.dat`` (or a BIDS data set) plus a manifest.
 
     Every file is written to a temporary name and renamed when complete, so an
     interrupted run never leaves a partial ``sNN.dat``; it leaves a marker
@@ -160,20 +200,27 @@ def simulate_cohort(out_dir: Path | str, *, n_subjects: int = 32, variant: str =
         Subjects simulated at once, each in a process of its own (joblib).
         Every subject draws from generators seeded by its own number, so the
         files are the same for any number of workers.
+    format : {"deap", "bids"}
+        ``"deap"`` writes DEAP's ``sNN.dat`` files; ``"bids"`` a BIDS data set
+        of the same samples and ratings (``sub-NN/eeg/*_eeg.vhdr`` and its
+        sidecars, :mod:`mkdbook.data.export`), with the manifest and
+        ``latent/`` at its root. Both read back into identical segments.
 
     Returns
     -------
     list of Path
-        The subject files, in subject order.
+        The subject files (``sNN.dat``, or each subject's ``.vhdr``), in subject order.
 
     Raises
     ------
     ValueError
         If an argument is out of range, or ``out_dir`` already holds a cohort
         made with another variant, seed, configuration or package version,
-        subject files beyond ``n_subjects``, or ``sNN.dat`` files without a
-        manifest (perhaps real DEAP, which is never overwritten).
+        subject files beyond ``n_subjects``, subject files without a manifest
+        (perhaps real data, which is never overwritten), or a cohort in the
+        other format.
     """
+    written = check_option("format", format, COHORT_FORMATS)
     settings = variant_settings(variant)
     n_subjects = check_int("n_subjects", n_subjects, 1, MAX_SUBJECTS)
     seed = check_int("seed", seed, 0)
@@ -181,34 +228,34 @@ def simulate_cohort(out_dir: Path | str, *, n_subjects: int = 32, variant: str =
     config = _check_config(config)
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    identity = _identity(variant, seed, config)
+    identity = _identity(variant, seed, config, written)
     _check_folder(folder, identity, n_subjects)
 
     # While the pending marker exists the folder is no complete cohort, so no manifest either.
     _write_json(folder / PENDING_NAME, identity)
     (folder / SIMULATION_MANIFEST).unlink(missing_ok=True)
-    paths, records = [], {}
+    paths, files, records = [], [], {}
     subjects = range(1, n_subjects + 1)
+    if written == "bids":
+        write_bids_description(folder, f"mkdbook simulated cohort ({variant}, seed {seed})", list(subjects))
     # In subject order whatever finishes first, so the pending marker always lists a prefix.
     simulated = Parallel(n_jobs=workers, return_as="generator")(
         delayed(_simulated_subject)(subject, variant, seed, config) for subject in subjects)
     for subject, (recording, latent, record) in tqdm(zip(subjects, simulated), total=n_subjects,
                                                      desc=f"simulating ({variant})", unit="subject",
                                                      disable=not progress):
-        path = folder / f"s{subject:02d}.dat"
-        # Arrays back from a worker carry their own copy of the dtype, which pickle would
-        # write out again; a view with NumPy's shared dtype gives the serial run's bytes.
-        _write_subject_file(path, {name: array.view(array.dtype.type) for name, array in recording.items()})
+        subject_files = _write_subject(folder, subject, recording, written)
         # The known truth lives beside the files, never inside them: sNN.dat holds what DEAP holds.
         _write_latent(latent_path(folder, subject), latent)
-        paths.append(path)
+        paths.append(subject_files[0])
+        files += subject_files
         records[f"s{subject:02d}"] = record
-        _write_json(folder / PENDING_NAME, {**identity, "files": _file_stamps(paths)})
+        _write_json(folder / PENDING_NAME, {**identity, "files": _file_stamps(folder, files)})
 
     manifest = {
         # The package, whose public names a reader of the manifest imports.
         "generator": __package__, **identity, "n_subjects": n_subjects,
-        "variant_settings": asdict(settings), "subjects": records, "files": _file_stamps(paths),
+        "variant_settings": asdict(settings), "subjects": records, "files": _file_stamps(folder, files),
     }
     _write_json(folder / SIMULATION_MANIFEST, manifest)
     (folder / PENDING_NAME).unlink()

@@ -54,7 +54,11 @@ def _simulate_signals(model: _Model) -> np.ndarray:
     trial_arousal = latents.signal_arousal
     peripheral = _peripheral(streams["peripheral"], smiles, trial_arousal, traits, config)
     # hEOG and vEOG follow the EEG, then the other peripheral channels: DEAP's layout.
-    return np.concatenate([eeg, eog, peripheral], axis=1)
+    signals = np.concatenate([eeg, eog, peripheral], axis=1)
+    # Every sample is rounded to float32, the segment cache's type, and kept in
+    # float64 as DEAP's files hold it: the cache sees the same values, and a
+    # BIDS copy (float32 BrainVision) holds exactly the samples sNN.dat does.
+    return signals.astype(np.float32).astype(np.float64)
 
 
 def simulate_subject(subject: int, *, variant: str = "default", seed: int = 0,
@@ -82,7 +86,8 @@ def simulate_subject(subject: int, *, variant: str = "default", seed: int = 0,
     -------
     dict
         ``"data"``: float64 array (40 trials, 40 channels, 8064 samples) in
-        microvolts (EEG, EOG, EMG) or the units given in the module notes;
+        microvolts (EEG, EOG, EMG) or the units given in the module notes,
+        every value one that float32 holds exactly;
         ``"labels"``: float64 array (40, 4) of valence, arousal, dominance and
         liking ratings in [1, 9]. :func:`simulate_latents` gives the hidden
         state behind them.
