@@ -139,7 +139,7 @@ def read_recordings(folder: Path | str, subjects: Iterable[int] | None = None,
 
     Yields
     ------
-    SubjectRecording
+    recording : SubjectRecording
         In subject order; ``recording.layout`` says what it holds.
     """
     chosen = reader_for(folder, reader)
