@@ -78,7 +78,7 @@ def book_cohort(variant: str = "default", *, seed: int = 0, profile: Profile | N
     """Return the data folder a chapter reads, simulating it on first use.
 
     With ``MKDBOOK_DEAP_DIR`` set, the ``default`` variant is the real DEAP
-    folder; the other variants (``null``, ``eeg-only-valence``) are always
+    folder (or BIDS data set); the other variants (``null``, ``eeg-only-valence``) are always
     simulated, since they exist to test the pipeline on data whose answer is
     known.
 
@@ -103,8 +103,9 @@ def book_cohort(variant: str = "default", *, seed: int = 0, profile: Profile | N
     Returns
     -------
     Path
-        A folder of ``sNN.dat`` files in DEAP's format, ready for
-        :func:`~mkdbook.data.load_segments`.
+        A folder of ``sNN.dat`` files in DEAP's format (or the BIDS data set
+        ``MKDBOOK_DEAP_DIR`` names), ready for :func:`~mkdbook.data.load_segments`,
+        which infers the format.
     """
     from mkdbook import __version__
     from mkdbook.data.simulate import SimulationConfig, simulate_cohort

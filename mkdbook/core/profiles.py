@@ -21,7 +21,7 @@ or its own (``workers=`` of the sweeps and of the simulator, ``--workers``
 on the command line).
 
 ``MKDBOOK_DEAP_DIR`` points the chapters at a real ``data_preprocessed_python/``
-folder instead of the simulated cohort; ``MKDBOOK_HOME`` (default
+folder (or a BIDS data set; the format is inferred) instead of the simulated cohort; ``MKDBOOK_HOME`` (default
 ``~/.cache/mkdbook``) is where simulated cohorts, segment caches and cached
 results live.
 
@@ -134,7 +134,11 @@ def active_profile() -> Profile:
 
 
 def real_deap_dir() -> Path | None:
-    """Return ``MKDBOOK_DEAP_DIR`` as a path, or ``None`` when the book runs on simulated data."""
+    """Return ``MKDBOOK_DEAP_DIR`` as a path, or ``None`` when the book runs on simulated data.
+
+    The folder may be DEAP's ``data_preprocessed_python/`` or a BIDS data set:
+    :func:`~mkdbook.data.load_segments` infers its format.
+    """
     value = os.environ.get("MKDBOOK_DEAP_DIR")
     return Path(value).expanduser() if value else None
 
