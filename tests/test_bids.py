@@ -1,4 +1,5 @@
-"""BIDS: a simulated cohort written as BIDS reads back into the very segments, and trains into the very numbers, of its DEAP copy; bad BIDS input is one line naming the file."""
+"""BIDS: a simulated cohort written as BIDS reads back into the very segments, and trains into the very
+numbers, of its DEAP copy; bad BIDS input is one line naming the file."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 
 from mkdbook.cli import main
 from mkdbook.data import DEAP, BidsFormatError, SegmentConfig, describe_source, load_segments, read_subject_file
+from mkdbook.data.mne_bridge import trial_to_raw
 from mkdbook.data.readers import BidsReader, infer_format, read_recordings, reader_for
 from mkdbook.data.simulate import simulate_cohort
 
@@ -101,6 +103,10 @@ def test_bids_recordings_are_the_deap_recordings(copies):
     for deap, bids in zip(read_recordings(copies["deap"]), read_recordings(copies["bids"], reader="bids")):
         assert bids.subject == deap.subject and bids.path.suffix == ".vhdr"
         assert np.array_equal(bids.data, deap.data) and np.array_equal(bids.labels, deap.labels)
+    # The MNE bridge takes a recording of any format, by its own layout.
+    raw = trial_to_raw(bids, trial=2, modalities=("eog",))
+    assert raw.ch_names == ["hEOG", "vEOG"] and raw.info["sfreq"] == 128.0
+    np.testing.assert_allclose(raw.get_data(), deap.data[2, 32:34] * 1e-6)
 
 
 def test_bids_copy_trains_into_the_same_numbers(copies, tmp_path):
@@ -165,6 +171,22 @@ def test_eeg_and_eog_come_from_channel_types_not_names(copies, tmp_path):
     layout = reader.layout(folder, reader.find(folder))
     assert layout.modalities["eog"] == ("Fp1", "hEOG", "vEOG") and "Fp1" not in layout.modalities["eeg"]
     assert layout.channel_type("Fp1") == "eog"
+
+
+def test_ratings_may_come_from_columns_named_otherwise(copies, tmp_path):
+    folder = editable_copy(copies["bids"], tmp_path / "bids")
+
+    for subject in (1, 2):
+        path = folder / EVENTS_TSV.replace("01", f"{subject:02d}")
+        text = path.read_text().split("\n", 1)
+        path.write_text(text[0].replace("valence", "val") + "\n" + text[1])
+    reader = BidsReader(rating_scales=("valence", "arousal"), rating_columns=("val", "arousal"))
+    data = load_segments(folder, reader=reader, progress=False)
+    deap = load_segments(copies["deap"], progress=False)
+    assert data.layout.rating_scales == ("valence", "arousal")
+    assert np.array_equal(data.ratings, deap.ratings[:, :2]) and np.array_equal(data.signals, deap.signals)
+    with pytest.raises(BidsFormatError, match="has no column 'valence'"):
+        load_segments(folder, progress=False)
 
 
 def break_events(folder: Path) -> None:

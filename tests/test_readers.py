@@ -161,6 +161,7 @@ def test_a_deap_cache_records_its_reader(deap_dir, tmp_path):
 
 @pytest.mark.parametrize("options, says", [
     ({"rating_scales": ()}, "rating_scales must name one or more columns"),
+    ({"rating_columns": ("val",)}, r"rating_columns must name one column per rating scale \(4\)"),
     ({"rating_scales": ("valence", "valence")}, "each once"),
     ({"rating_range": (9, 1)}, "low < high"),
     ({"baseline_seconds": -1.0}, "baseline_seconds must be"),

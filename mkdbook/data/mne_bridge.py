@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from mkdbook.data.layout import DEAP, Layout
-from mkdbook.data.readers.deap import SubjectRecording
+from mkdbook.data.readers.base import SubjectRecording
 from mkdbook.data.segments import SegmentSet
 
 _MICROVOLT_TYPES = {"eeg", "eog", "emg"}
@@ -44,17 +44,19 @@ def trial_to_raw(recording: SubjectRecording, trial: int,
     Parameters
     ----------
     recording : SubjectRecording
-        From :func:`mkdbook.data.read_subject_file`.
+        From :func:`mkdbook.data.read_subject_file`, or any reader
+        (:func:`mkdbook.data.read_recordings`); its ``layout`` names the channels.
     trial : int
-        Trial index, 0-39.
+        Trial index, 0-39 for DEAP.
     modalities : sequence of str
         Which modalities to include.
     """
-    names = DEAP.channel_names(modalities)
-    picks = [DEAP.channels.index(n) for n in names]
-    values = _to_volts(np.asarray(recording.data[trial, picks], dtype=np.float64), names, DEAP)
-    raw = mne.io.RawArray(values, make_info(names), verbose=False)
-    raw.set_annotations(mne.Annotations(0.0, DEAP.baseline_seconds, "baseline"))
+    layout = recording.layout
+    names = layout.channel_names(modalities)
+    picks = [layout.channels.index(n) for n in names]
+    values = _to_volts(np.asarray(recording.data[trial, picks], dtype=np.float64), names, layout)
+    raw = mne.io.RawArray(values, make_info(names, layout), verbose=False)
+    raw.set_annotations(mne.Annotations(0.0, layout.baseline_seconds, "baseline"))
     return raw
 
 

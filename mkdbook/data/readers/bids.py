@@ -14,8 +14,9 @@ subject (``sub-<label>[/ses-<label>]/eeg/*_eeg.vhdr``, ``.edf``, ``.bdf`` or
 * ``*_events.tsv``: one trial per row (only the rows whose ``trial_type`` is
   :attr:`BidsReader.trial_type`, when set), starting at ``onset`` and lasting
   ``duration`` seconds, pre-trial baseline (:attr:`BidsReader.baseline_seconds`)
-  included; every trial must last as long. The ratings are the columns named
-  by :attr:`BidsReader.rating_scales` (by default DEAP's: ``valence``,
+  included; every trial must last as long. The ratings are the columns
+  :attr:`BidsReader.rating_columns`, by default those named like the rating
+  scales (:attr:`BidsReader.rating_scales`, by default DEAP's: ``valence``,
   ``arousal``, ``dominance``, ``liking``).
 
 From these, :meth:`BidsReader.layout` builds the data set's
@@ -126,6 +127,13 @@ def _read_json(path: Path, expected: str) -> dict:
     return content
 
 
+def _names(argument: str, names: Iterable[str]) -> tuple[str, ...]:
+    names = tuple(names)
+    if not names or not all(isinstance(name, str) and name for name in names) or len(set(names)) != len(names):
+        raise ValueError(f"{argument} must name one or more columns, each once, got {names!r}")
+    return names
+
+
 def _subject_numbers(labels: list[str]) -> dict[str, int]:
     """``sub-07`` is subject 7 when every label is a number >= 1; otherwise labels are numbered 1, 2, ... in order."""
     if all(label.isdigit() and int(label) >= 1 for label in labels) and \
@@ -158,8 +166,11 @@ class BidsReader(Reader):
         The ``trial_type`` of the rows of ``events.tsv`` that are trials; by
         default every row is a trial.
     rating_scales : tuple of str
-        The ``events.tsv`` columns that hold the ratings, in the order the
-        layout lists them. Default: DEAP's four scales.
+        The rating scales, as the layout (and ``--target``) names them.
+        Default: DEAP's four, ``valence``, ``arousal``, ``dominance``, ``liking``.
+    rating_columns : tuple of str or None
+        The ``events.tsv`` column of each scale, in the same order; by
+        default the columns named like the scales.
     rating_range : tuple of (float, float)
         Lowest and highest possible rating. Default DEAP's (1, 9).
     baseline_seconds : float
@@ -171,6 +182,7 @@ class BidsReader(Reader):
     task: str | None = None
     trial_type: str | None = None
     rating_scales: tuple[str, ...] = DEAP.rating_scales
+    rating_columns: tuple[str, ...] | None = None
     rating_range: tuple[float, float] = DEAP.rating_range
     baseline_seconds: float = DEAP.baseline_seconds
 
@@ -179,14 +191,16 @@ class BidsReader(Reader):
             value = getattr(self, name)
             if value is not None and not (isinstance(value, str) and value):
                 raise ValueError(f"{name} must be None or a non-empty string, got {value!r}")
-        scales = tuple(self.rating_scales)
-        if not scales or not all(isinstance(scale, str) and scale for scale in scales) \
-                or len(set(scales)) != len(scales):
-            raise ValueError(f"rating_scales must name one or more columns, each once, got {self.rating_scales!r}")
+        scales = _names("rating_scales", self.rating_scales)
+        columns = scales if self.rating_columns is None else _names("rating_columns", self.rating_columns)
+        if len(columns) != len(scales):
+            raise ValueError(f"rating_columns must name one column per rating scale ({len(scales)}), "
+                             f"got {self.rating_columns!r}")
         bounds = tuple(check_number("rating_range", bound) for bound in self.rating_range)
         if len(bounds) != 2 or not bounds[0] < bounds[1]:
             raise ValueError(f"rating_range must be (low, high) with low < high, got {self.rating_range!r}")
         object.__setattr__(self, "rating_scales", scales)
+        object.__setattr__(self, "rating_columns", columns)
         object.__setattr__(self, "rating_range", bounds)
         object.__setattr__(self, "baseline_seconds", check_number("baseline_seconds", self.baseline_seconds, 0.0))
 
@@ -276,15 +290,15 @@ class BidsReader(Reader):
         except ValueError as err:
             raise BidsFormatError(channels.path, f"does not describe a usable layout with {events.path.name} "
                                                  f"({err})") from None
-        ratings = np.stack([events.numbers(scale, rows) for scale in self.rating_scales], axis=1)
-        check_ratings(events.path, ratings, layout, f"ratings ({', '.join(self.rating_scales)})", BidsFormatError)
+        ratings = np.stack([events.numbers(column, rows) for column in self.rating_columns], axis=1)
+        check_ratings(events.path, ratings, layout, f"ratings ({', '.join(self.rating_columns)})", BidsFormatError)
         units = tuple(row.get("units") or "n/a" for row in channels.rows)
         return _Subject(layout, starts, ratings, units, events.path)
 
     def _events(self, path: Path) -> _Table:
-        needs = ("onset", "duration", *self.rating_scales, *(("trial_type",) if self.trial_type else ()))
+        needs = ("onset", "duration", *self.rating_columns, *(("trial_type",) if self.trial_type else ()))
         return _read_table(path, needs, "an events.tsv beside the recording with one row per trial: onset, "
-                                        f"duration and the ratings {', '.join(self.rating_scales)}")
+                                        f"duration and the ratings {', '.join(self.rating_columns)}")
 
     @staticmethod
     def _sampling_rate(channels: _Table, sidecar: Path) -> float:

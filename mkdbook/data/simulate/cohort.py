@@ -1,4 +1,4 @@
-"""A cohort on disk: ``sNN.dat`` files in DEAP's format (or a BIDS data set), and the manifest that marks them simulated."""
+"""A cohort on disk: ``sNN.dat`` files in DEAP's format (or a BIDS data set), and the manifest marking it simulated."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def _read_marker(path: Path) -> dict:
 
 
 def _file_stamps(folder: Path, paths: list[Path]) -> dict[str, list[int]]:
-    """Size and modification time of each file this simulation wrote, by path below ``folder``, to tell them from others."""
+    """Size and modification time of each file this simulation wrote (by path below ``folder``), to know them again."""
     return {p.relative_to(folder).as_posix(): [p.stat().st_size, p.stat().st_mtime_ns] for p in paths}
 
 
