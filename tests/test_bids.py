@@ -302,3 +302,11 @@ def test_simulate_bids_writes_a_bids_data_set(copies):
     assert [p.name for p in paths] == ["sub-01_task-emotion_eeg.vhdr", "sub-02_task-emotion_eeg.vhdr"]
     after = json.loads((root / "mkdbook-simulated.json").read_text())["files"]
     assert all(after[name][0] == size for name, (size, _) in before.items())
+
+
+def test_the_chapters_read_a_bids_folder_named_by_mkdbook_deap_dir(copies, monkeypatch):
+    from mkdbook.book.chapter import book_cohort
+
+    monkeypatch.setenv("MKDBOOK_DEAP_DIR", str(copies["bids"]))
+    data = load_segments(book_cohort(), progress=False)
+    assert data.source.endswith("in BIDS), not DEAP") and len(data) == 1200
