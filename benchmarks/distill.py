@@ -58,11 +58,11 @@ import numpy as np
 import torch
 
 from mkdbook.data.layout import DEAP
-from mkdbook.distillation.teaching import teaching_step
 from mkdbook.distillation.feedback import FeedbackConfig, feedback_phase, make_teacher_optimizer, teacher_forward
 from mkdbook.distillation.losses import DistillationLossConfig, FeatureProjector
-from mkdbook.models import build_model, count_parameters
 from mkdbook.distillation.teacher_outputs import TeacherOutputs
+from mkdbook.distillation.teaching import teaching_step
+from mkdbook.models import build_model, count_parameters
 
 N_TIMES = 512
 

@@ -29,13 +29,13 @@ from functools import partial
 import torch
 from torch import nn
 
-from mkdbook.experiments import methods
+from mkdbook.core.paths import home
 from mkdbook.data.layout import DEAP
 from mkdbook.data.segments import SegmentSet
+from mkdbook.experiments import methods
 from mkdbook.experiments.grids import Grid
 from mkdbook.experiments.methods import Method
 from mkdbook.models.outputs import ModelOutput
-from mkdbook.core.paths import home
 from mkdbook.training.runs import MethodResult
 from mkdbook.training.trainer import TrainConfig, Trainer
 

@@ -11,8 +11,8 @@ import torch
 
 from sklearn.metrics import roc_auc_score
 
-from mkdbook.sweeps import band_power_networks, dose_response
 from mkdbook.data.simulate import SimulationConfig, simulate_latents
+from mkdbook.sweeps import band_power_networks, dose_response
 from mkdbook.sweeps.band_power_networks import BandPowerNetConfig, BandPowerData, run_folds, train_band_power_nets, trial_folds
 
 SMALL = BandPowerNetConfig(steps=60, n_folds=4)

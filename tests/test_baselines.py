@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from mkdbook.distillation import baselines
 from mkdbook.data.layout import DEAP
 from mkdbook.data.segments import SegmentSet
+from mkdbook.distillation import baselines
+from mkdbook.distillation.teacher_student import TeacherStudentTrainer
 from mkdbook.experiments.methods import method_named
 from mkdbook.models import FrontEndConfig, StreamConfig, build_model
-from mkdbook.training.runs import Cell, MethodResult
 from mkdbook.splits import trial_split
-from mkdbook.distillation.teacher_student import TeacherStudentTrainer
+from mkdbook.training.runs import Cell, MethodResult
 from mkdbook.training.trainer import ChannelScaler, TrainConfig, Trainer
 
 from conftest import make_segments

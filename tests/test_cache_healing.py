@@ -16,8 +16,8 @@ import pytest
 
 from mkdbook.data import DeapFormatError, describe_source, load_segments
 from mkdbook.data import cache as cache_module
-from mkdbook.data.readers import DeapReader
 from mkdbook.data import install as install_module
+from mkdbook.data.readers import DeapReader
 from conftest import deap_dict, write_pickle
 
 # One subject keeps every build here to half the size of the other cache tests'.

@@ -11,13 +11,13 @@ import torch
 
 from mkdbook.data.layout import DEAP
 from mkdbook.data.segments import SegmentSet
-from mkdbook.distillation.feedback import FeedbackDistiller
-from mkdbook.distillation.teaching import Distiller
 from mkdbook.distillation.feedback import FeedbackConfig
+from mkdbook.distillation.feedback import FeedbackDistiller
 from mkdbook.distillation.losses import DistillationLossConfig
+from mkdbook.distillation.teacher_student import Restandardise
+from mkdbook.distillation.teaching import Distiller
 from mkdbook.models import build_model
 from mkdbook.splits import Split, trial_split, with_quiz
-from mkdbook.distillation.teacher_student import Restandardise
 from mkdbook.training.trainer import ChannelScaler, TrainConfig, Trainer
 
 from conftest import make_segments

@@ -17,14 +17,14 @@ import pandas as pd
 import pytest
 import torch
 
-from mkdbook.experiments import methods
 from mkdbook.cli import main
+from mkdbook.core.paths import results_dir
+from mkdbook.core.profiles import PROFILES
+from mkdbook.experiments import methods
 from mkdbook.experiments.executors import ClusterConfig, DaskConfig, DaskExecutor
 from mkdbook.experiments.grids import run_grid
 from mkdbook.experiments.leases import LeaseConfig, acquire, held, read_lease, release
 from mkdbook.experiments.progress import format_status, status_table
-from mkdbook.core.paths import results_dir
-from mkdbook.core.profiles import PROFILES
 from mkdbook.experiments.results import lease_path
 from mkdbook.training.runs import cell_key
 

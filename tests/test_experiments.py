@@ -13,16 +13,16 @@ import torch
 
 import cluster_methods
 from cluster_methods import TRAIN, tiny_segments
-from mkdbook.experiments import grids, methods
-from mkdbook.training import runs
 from mkdbook.cli import main
+from mkdbook.core.paths import results_dir
+from mkdbook.core.profiles import PROFILES
 from mkdbook.data.segments import SegmentConfig
+from mkdbook.experiments import grids, methods
 from mkdbook.experiments.grids import TABLE_COLUMNS, Grid, make_grid, run_cell, run_grid, summarise, trained_network
 from mkdbook.experiments.methods import Method, method_names, train_network
-from mkdbook.core.paths import results_dir
-from mkdbook.training.runs import Cell, MethodResult, cell_key
-from mkdbook.core.profiles import PROFILES
 from mkdbook.splits import make_split
+from mkdbook.training import runs
+from mkdbook.training.runs import Cell, MethodResult, cell_key
 from mkdbook.training.trainer import TrainConfig, Trainer
 
 

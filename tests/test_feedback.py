@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mkdbook.distillation.teaching import teaching_step
 from mkdbook.distillation.feedback import (
     FeedbackConfig,
     feedback_objective,
@@ -19,6 +18,7 @@ from mkdbook.distillation.feedback import (
     teacher_forward,
 )
 from mkdbook.distillation.losses import DistillationLossConfig, FeatureProjector
+from mkdbook.distillation.teaching import teaching_step
 from mkdbook.models.outputs import ModelOutput
 
 N_TIME = 8

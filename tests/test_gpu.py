@@ -28,9 +28,9 @@ import pytest
 import torch
 
 from mkdbook.data.layout import DEAP
-from mkdbook.distillation.teaching import teaching_step
 from mkdbook.distillation.feedback import FeedbackConfig, feedback_phase, make_teacher_optimizer
 from mkdbook.distillation.losses import DistillationLossConfig, FeatureProjector
+from mkdbook.distillation.teaching import teaching_step
 from mkdbook.models import build_model
 from mkdbook.training.trainer import Trainer, TrainConfig, make_adam
 

@@ -24,6 +24,7 @@ import pandas as pd
 import pytest
 from scipy import signal
 
+from mkdbook.analysis.information_levels import TARGET_LEVELS, check_levels, information_levels
 from mkdbook.data import SegmentConfig, load_segments
 from mkdbook.data.simulate import (
     SimulationConfig,
@@ -34,7 +35,6 @@ from mkdbook.data.simulate import (
     simulate_latents,
     simulate_subject,
 )
-from mkdbook.analysis.information_levels import TARGET_LEVELS, check_levels, information_levels
 
 N_SUBJECTS = 3
 SLACK = 0.10

@@ -6,11 +6,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
+from mkdbook.analysis.stats import chance_interval
+from mkdbook.book.plots import ChanceReference, chance_reference, draw_chance
 from mkdbook.data.segments import SegmentSet
 from mkdbook.experiments.grids import Grid
-from mkdbook.book.plots import ChanceReference, chance_reference, draw_chance
 from mkdbook.splits import make_split
-from mkdbook.analysis.stats import chance_interval
 
 from conftest import make_segments
 

@@ -17,9 +17,6 @@ import pytest
 from scipy import signal
 
 from mkdbook.data import simulate
-from mkdbook.data.simulate import cohort as cohort_module
-from mkdbook.data.simulate.streams import _subject_model
-from mkdbook.data.simulate.subject import _simulate_signals
 from mkdbook.data.layout import DEAP
 from mkdbook.data.simulate import (
     SIMULATION_MANIFEST,
@@ -32,6 +29,9 @@ from mkdbook.data.simulate import (
     simulate_latents,
     simulate_subject,
 )
+from mkdbook.data.simulate import cohort as cohort_module
+from mkdbook.data.simulate.streams import _subject_model
+from mkdbook.data.simulate.subject import _simulate_signals
 
 SFREQ = DEAP.sfreq
 EEG_CHANNELS = DEAP.modalities["eeg"]

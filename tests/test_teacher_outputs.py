@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from mkdbook.data.layout import DEAP
-from mkdbook.distillation.feedback import FeedbackDistiller
-from mkdbook.distillation.teaching import Distiller
 from mkdbook.distillation.feedback import FeedbackConfig
+from mkdbook.distillation.feedback import FeedbackDistiller
 from mkdbook.distillation.losses import DistillationLossConfig
+from mkdbook.distillation.teacher_outputs import compute_teacher_outputs, outputs_key, teacher_outputs
+from mkdbook.distillation.teaching import Distiller
 from mkdbook.models import build_model
 from mkdbook.splits import trial_split
-from mkdbook.distillation.teacher_outputs import compute_teacher_outputs, outputs_key, teacher_outputs
 from mkdbook.training.trainer import ChannelScaler, Trainer
 from test_distiller import CONFIG, DATA, N_TIMES, SPLIT, TEACHER, student
 

@@ -9,12 +9,12 @@ import pytest
 import torch
 from torch import nn
 
-from mkdbook.training.standardisation import ChannelScaler
-from mkdbook.data.segments import TRIAL_ID, SegmentSet, TrialBaseline
 from mkdbook.analysis.band_power import modality_band_power, score_classifier, standardise_features
+from mkdbook.data.segments import TRIAL_ID, SegmentSet, TrialBaseline
 from mkdbook.models.outputs import ModelOutput
 from mkdbook.splits import subject_split, trial_split
 from mkdbook.training.metrics import class_prior, score
+from mkdbook.training.standardisation import ChannelScaler
 from mkdbook.training.trainer import NonFiniteLossError, TrainConfig, Trainer, selection_criterion, write_metrics
 
 from conftest import make_segments

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
-from mkdbook.data.segments import SegmentSet
 from mkdbook.analysis.band_power import BANDS, band_power, make_classifier, standardise_features
+from mkdbook.data.segments import SegmentSet
 from mkdbook.splits import make_split
 
 

@@ -58,11 +58,11 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="IProgress not found")
     import tqdm.auto  # noqa: F401
 
-from mkdbook.data import SegmentSet, load_segments  # noqa: E402
-from mkdbook.data.cache import SIMULATION_MANIFEST  # noqa: E402
 from mkdbook.core.keys import json_key, value_digest  # noqa: E402
 from mkdbook.core.paths import home  # noqa: E402
 from mkdbook.core.profiles import Profile, active_profile, real_deap_dir  # noqa: E402
+from mkdbook.data import SegmentSet, load_segments  # noqa: E402
+from mkdbook.data.cache import SIMULATION_MANIFEST  # noqa: E402
 
 if TYPE_CHECKING:
     from IPython.display import Markdown

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib.axes import Axes
 
+from mkdbook.analysis.stats import chance_interval
 from mkdbook.data.segments import SegmentSet
 from mkdbook.experiments.grids import Grid
 from mkdbook.splits import make_split
-from mkdbook.analysis.stats import chance_interval
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ import os
 from dataclasses import replace
 from typing import Any
 
-from mkdbook.core.atomic import write_atomically
 from mkdbook.cli.common import add_data_argument, non_negative_int, output_folder, positive_float, positive_int
+from mkdbook.core.atomic import write_atomically
 
 #: Options that only a Dask executor reads, with the names the command line shows.
 _DASK_ONLY = {"workers": "--workers", "scheduler": "--scheduler", "cluster": "--cluster",

@@ -35,6 +35,12 @@ sfreq : float
     Filters in the bank.
 kernel : int
     Taps per filter.""",
+    "score_loss_accuracy": """loss : float
+    Mean cross-entropy (nats per segment).
+accuracy : float
+    Share of segments whose most probable class is the label.""",
+    "score_balanced_accuracy": """balanced_accuracy : float
+    Mean recall over the classes present (0.5 for any constant answer of two classes).""",
     "paper": """.. [1] Z. Zhang and G. Lu, "Multimodal Knowledge Distillation for Emotion
    Recognition," Brain Sciences 15(7):707, 2025. doi:10.3390/brainsci15070707""",
 }

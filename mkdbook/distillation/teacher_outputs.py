@@ -41,9 +41,9 @@ from mkdbook.core.paths import results_dir
 from mkdbook.data.fingerprint import fingerprint_data
 from mkdbook.data.segments import SegmentSet
 from mkdbook.models.outputs import ModelOutput
-from mkdbook.training.standardisation import ChannelScaler
 from mkdbook.training.run_identity import describe_network
 from mkdbook.training.runs import Cell, cell_key
+from mkdbook.training.standardisation import ChannelScaler
 
 __all__ = ["TeacherOutputs", "outputs_key", "teacher_outputs", "teacher_outputs_dir"]
 

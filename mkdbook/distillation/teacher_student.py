@@ -38,13 +38,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from mkdbook.data.segments import TRIAL_ID, SegmentSet
-from mkdbook.training.run_identity import describe_network
-from mkdbook.distillation.losses import DistillationLossConfig, FeatureProjector, student_loss
-from mkdbook.models.outputs import ModelOutput
 from mkdbook.core.seeding import seeded
-from mkdbook.splits import Split
+from mkdbook.data.segments import TRIAL_ID, SegmentSet
+from mkdbook.distillation.losses import DistillationLossConfig, FeatureProjector, student_loss
 from mkdbook.distillation.teacher_outputs import TeacherOutputs, teacher_outputs
+from mkdbook.models.outputs import ModelOutput
+from mkdbook.splits import Split
+from mkdbook.training.run_identity import describe_network
 from mkdbook.training.trainer import (
     ChannelScaler,
     Scores,

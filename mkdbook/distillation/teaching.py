@@ -35,12 +35,12 @@ from torch import Tensor, nn
 from mkdbook.core.atomic import write_atomically
 from mkdbook.data.segments import SegmentSet
 from mkdbook.distillation.losses import DistillationLossConfig, FeatureProjector, student_loss
+from mkdbook.distillation.teacher_outputs import teacher_outputs_dir
+from mkdbook.distillation.teacher_student import TeacherStudentTrainer
 from mkdbook.models import build_model
 from mkdbook.models.outputs import ModelOutput
-from mkdbook.distillation.teacher_outputs import teacher_outputs_dir
-from mkdbook.training.runs import MethodResult
 from mkdbook.splits import Split
-from mkdbook.distillation.teacher_student import TeacherStudentTrainer
+from mkdbook.training.runs import MethodResult
 from mkdbook.training.trainer import Trainer, TrainResult
 
 __all__ = [

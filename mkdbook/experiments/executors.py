@@ -31,12 +31,12 @@ from typing import Any
 import torch
 
 from mkdbook.core.checks import check_int, check_option
+from mkdbook.core.keys import package_fingerprint
+from mkdbook.core.paths import results_dir
 from mkdbook.data.cache import load_segments
 from mkdbook.data.segments import SegmentConfig, SegmentSet
 from mkdbook.experiments.grids import complete_cells, run_cell
 from mkdbook.experiments.progress import GridProgress
-from mkdbook.core.keys import package_fingerprint
-from mkdbook.core.paths import results_dir
 from mkdbook.training.runs import Cell, cell_key
 
 __all__ = ["CLUSTER_SYSTEMS", "ClusterConfig", "DaskConfig", "DaskExecutor", "SerialExecutor", "compute_cell"]

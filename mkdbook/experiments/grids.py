@@ -42,18 +42,18 @@ import pandas as pd
 import torch
 
 from mkdbook.core.checks import check_option
+from mkdbook.core.paths import results_dir
+from mkdbook.core.profiles import Profile, active_profile
 from mkdbook.data.cache import load_segments
 from mkdbook.data.fingerprint import fingerprint_data
 from mkdbook.data.segments import SegmentConfig, SegmentSet
 from mkdbook.experiments.leases import held, lease_config, read_lease
 from mkdbook.experiments.methods import method_named, method_names
-from mkdbook.core.profiles import Profile, active_profile
 from mkdbook.experiments.progress import GridProgress
-from mkdbook.core.paths import results_dir
 from mkdbook.experiments.results import CellResult, lease_path, load_result, store_result
-from mkdbook.training.runs import Cell, MethodResult, cell_key, freeze_options
-from mkdbook.splits import Split, make_split
 from mkdbook.experiments.tables import TABLE_COLUMNS, per_subject, summarise
+from mkdbook.splits import Split, make_split
+from mkdbook.training.runs import Cell, MethodResult, cell_key, freeze_options
 from mkdbook.training.trainer import ChannelScaler, TrainConfig, Trainer, TrainResult
 
 __all__ = [

@@ -39,14 +39,14 @@ from pathlib import Path
 
 from torch import nn
 
-from mkdbook.distillation.baselines import run_cgan, run_emotionkd, run_fitnets
 from mkdbook.core.checks import check_option
 from mkdbook.data.segments import SegmentSet
+from mkdbook.distillation.baselines import run_cgan, run_emotionkd, run_fitnets
 from mkdbook.distillation.feedback import run_feedback_distillation
 from mkdbook.distillation.teaching import run_distillation
 from mkdbook.models import build_model
-from mkdbook.training.runs import Cell, MethodResult
 from mkdbook.splits import Split
+from mkdbook.training.runs import Cell, MethodResult
 from mkdbook.training.trainer import Trainer, TrainResult
 
 __all__ = [

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 from tqdm.auto import tqdm
 
-from mkdbook.experiments.leases import lease_config, read_lease
 from mkdbook.core.paths import results_dir
+from mkdbook.experiments.leases import lease_config, read_lease
 from mkdbook.experiments.results import lease_path
 from mkdbook.training.runs import Cell, cell_key
 

@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from mkdbook.core.atomic import write_atomically
+from mkdbook.core.docstrings import fill_doc
 from mkdbook.core.keys import package_fingerprint
 from mkdbook.data.segments import SegmentSet
 from mkdbook.splits import Split
@@ -52,6 +53,7 @@ def lease_path(folder: Path) -> Path:
     return folder.with_name(f"{folder.name}.lease")
 
 
+@fill_doc
 @dataclass(frozen=True)
 class StoredScores:
     """Scores of a network on a set of segments, as a cell's ``result.json`` stores them.
@@ -63,11 +65,8 @@ class StoredScores:
 
     Attributes
     ----------
-    loss : float
-        Mean cross-entropy (nats per segment).
-    accuracy : float
-    balanced_accuracy : float
-        Mean recall over the classes present.
+    %(score_loss_accuracy)s
+    %(score_balanced_accuracy)s
     auc : float
         ROC AUC (NaN when the set holds one class only).
     f1 : float or None

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mkdbook.training.metrics import score
 from mkdbook.experiments.results import CellResult
+from mkdbook.training.metrics import score
 
 __all__ = ["TABLE_COLUMNS", "per_subject", "summarise"]
 

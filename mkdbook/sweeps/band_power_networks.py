@@ -45,9 +45,12 @@ from joblib import Parallel, delayed
 from torch import Tensor, nn
 
 from mkdbook import __version__
+from mkdbook.analysis.band_power import BANDS, band_power
 from mkdbook.core.atomic import write_atomically
 from mkdbook.core.checks import check_int, check_number, check_option
 from mkdbook.core.keys import json_key, source_digest
+from mkdbook.core.paths import home
+from mkdbook.core.seeding import seeded
 from mkdbook.data.layout import DEAP
 from mkdbook.data.segments import SegmentConfig, segment_trials
 from mkdbook.data.simulate import (
@@ -58,11 +61,8 @@ from mkdbook.data.simulate import (
     simulate_latents,
     simulate_subject,
 )
-from mkdbook.analysis.band_power import BANDS, band_power
 from mkdbook.distillation.losses import DistillationLossConfig, cross_entropy, student_loss
 from mkdbook.models.outputs import ModelOutput
-from mkdbook.core.paths import home
-from mkdbook.core.seeding import seeded
 
 __all__ = ["ARMS", "SWEEP_BANDS", "RATING_FIELDS", "BandPowerNetConfig", "BandPowerData", "BandPowerNet", "band_power_cohort",
            "run_folds", "train_band_power_nets", "training_rows", "trial_folds", "with_ratings"]

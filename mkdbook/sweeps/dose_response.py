@@ -29,11 +29,11 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 
+from mkdbook.analysis.stats import paired_ttest
 from mkdbook.core.checks import check_int, check_option
 from mkdbook.data.simulate import SimulationConfig
-from mkdbook.training.metrics import class_prior, score
 from mkdbook.sweeps.band_power_networks import ARMS, BandPowerNetConfig, BandPowerData, band_power_cohort, run_folds, with_ratings
-from mkdbook.analysis.stats import paired_ttest
+from mkdbook.training.metrics import class_prior, score
 
 __all__ = ["AXES", "Setting", "gains", "levels", "plot_dose", "settings_along", "subject_scores", "sweep"]
 

@@ -15,10 +15,11 @@ import torch
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, roc_auc_score
 from torch import nn
 
+from mkdbook.core.checks import check_option
+from mkdbook.core.docstrings import fill_doc
+from mkdbook.data.segments import SegmentSet
 from mkdbook.training.batches import iterate_batches
 from mkdbook.training.standardisation import ChannelScaler
-from mkdbook.core.checks import check_option
-from mkdbook.data.segments import SegmentSet
 
 __all__ = ["SELECTIONS", "Scores", "auc_score", "class_prior", "predict", "score", "selection_criterion"]
 
@@ -27,6 +28,7 @@ __all__ = ["SELECTIONS", "Scores", "auc_score", "class_prior", "predict", "score
 SELECTIONS: tuple[str, ...] = ("balanced_accuracy", "auc", "loss")
 
 
+@fill_doc
 @dataclass(frozen=True)
 class Scores:
     """How well class probabilities fit the labels of a set of segments.
@@ -37,13 +39,10 @@ class Scores:
 
     Attributes
     ----------
-    loss : float
-        Mean cross-entropy (nats per segment).
-    accuracy : float
+    %(score_loss_accuracy)s
     f1 : float
         Macro-F1 over the classes present.
-    balanced_accuracy : float
-        Mean recall over the classes present.
+    %(score_balanced_accuracy)s
     auc : float
         ROC AUC of the class-1 probability (one-vs-rest macro average for
         more classes); NaN when the set holds one class only.

@@ -27,14 +27,14 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from mkdbook.core.atomic import write_atomically
-from mkdbook.training.batches import iterate_batches
-from mkdbook.training.standardisation import STANDARDISATIONS, ChannelScaler
 from mkdbook.core.checks import check_int, check_number, check_option
 from mkdbook.data.segments import SegmentSet
-from mkdbook.training.run_identity import identity_differences, refuse_other_result, run_identity
-from mkdbook.training.metrics import SELECTIONS, Scores, class_prior, predict, score, selection_criterion
 from mkdbook.models.outputs import ModelOutput
 from mkdbook.splits import Split
+from mkdbook.training.batches import iterate_batches
+from mkdbook.training.metrics import SELECTIONS, Scores, class_prior, predict, score, selection_criterion
+from mkdbook.training.run_identity import identity_differences, refuse_other_result, run_identity
+from mkdbook.training.standardisation import STANDARDISATIONS, ChannelScaler
 
 
 #: Devices :class:`TrainConfig` accepts.

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mkdbook.data.layout import DEAP
 from mkdbook.core.checks import check_int
+from mkdbook.data.layout import DEAP
 from mkdbook.data.simulate.config import SimulationConfig, _check_config
-from mkdbook.data.simulate.latents import _BAND_NAMES, SubjectLatents, SubjectTraits
 from mkdbook.data.simulate.eog import _film_events
+from mkdbook.data.simulate.latents import _BAND_NAMES, SubjectLatents, SubjectTraits
 from mkdbook.data.simulate.noise import _lognormal
 from mkdbook.data.simulate.truth import _within_trial
 from mkdbook.data.simulate.variants import VariantSettings, variant_settings

@@ -39,14 +39,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mkdbook.core.checks import check_int, check_number, check_option
+from mkdbook.core.seeding import seeded
 from mkdbook.data.segments import SegmentSet
+from mkdbook.distillation.teacher_outputs import teacher_outputs_dir
+from mkdbook.distillation.teacher_student import TeacherStudentTrainer, n_classes_of, output_width
 from mkdbook.models import build_model
 from mkdbook.models.outputs import ModelOutput
-from mkdbook.distillation.teacher_outputs import teacher_outputs_dir
-from mkdbook.training.runs import MethodResult
-from mkdbook.core.seeding import seeded
 from mkdbook.splits import Split
-from mkdbook.distillation.teacher_student import TeacherStudentTrainer, n_classes_of, output_width
+from mkdbook.training.runs import MethodResult
 from mkdbook.training.trainer import TrainConfig, Trainer, make_adam
 
 __all__ = ["CGANConfig", "CGANStudent", "CGANTrainer", "ConditionalDiscriminator", "run_cgan"]

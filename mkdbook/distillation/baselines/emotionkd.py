@@ -66,18 +66,18 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mkdbook.core.checks import check_int, check_number
+from mkdbook.core.seeding import seeded
 from mkdbook.data.segments import SegmentSet
 from mkdbook.distillation.feedback import FeedbackConfig
 from mkdbook.distillation.losses import DistillationLossConfig
+from mkdbook.distillation.teacher_outputs import teacher_outputs_dir
+from mkdbook.distillation.teacher_student import TeacherStudentTrainer, n_classes_of
 from mkdbook.models.base import Network
 from mkdbook.models.encoder import ModalityStream, StreamConfig
 from mkdbook.models.frontend import FrontEndConfig
 from mkdbook.models.outputs import ModelOutput
-from mkdbook.distillation.teacher_outputs import teacher_outputs_dir
-from mkdbook.training.runs import MethodResult
-from mkdbook.core.seeding import seeded
 from mkdbook.splits import Split
-from mkdbook.distillation.teacher_student import TeacherStudentTrainer, n_classes_of
+from mkdbook.training.runs import MethodResult
 from mkdbook.training.trainer import TrainConfig, Trainer, TrainResult, make_adam
 
 __all__ = ["EMOTIONKD_LOSS", "EMOTIONKD_OPTIONS", "DepthFusion", "EmotionKDConfig", "EmotionKDStudent",

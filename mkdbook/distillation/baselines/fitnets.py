@@ -48,18 +48,18 @@ import torch
 from torch import Tensor, nn
 
 from mkdbook.core.atomic import write_atomically
-from mkdbook.training.standardisation import ChannelScaler
 from mkdbook.core.checks import check_int, check_number
+from mkdbook.core.seeding import seeded
 from mkdbook.data.segments import SegmentSet
-from mkdbook.distillation.teaching import Distiller, finish_distillation
-from mkdbook.training.run_identity import identity_differences, run_identity
 from mkdbook.distillation.losses import DistillationLossConfig, FeatureProjector, feature_mse
+from mkdbook.distillation.teacher_student import TeacherStudentTrainer, feature_of, output_width
+from mkdbook.distillation.teaching import Distiller, finish_distillation
 from mkdbook.models import build_model
 from mkdbook.models.outputs import ModelOutput
-from mkdbook.training.runs import MethodResult
-from mkdbook.core.seeding import seeded
 from mkdbook.splits import Split
-from mkdbook.distillation.teacher_student import TeacherStudentTrainer, feature_of, output_width
+from mkdbook.training.run_identity import identity_differences, run_identity
+from mkdbook.training.runs import MethodResult
+from mkdbook.training.standardisation import ChannelScaler
 from mkdbook.training.trainer import TrainConfig, Trainer
 
 __all__ = ["FITNETS_OPTIONS", "FitNetsConfig", "HintTrainer", "run_fitnets"]
