@@ -1,5 +1,8 @@
 """The ``mkdbook`` command line: one module per sub-command.
 
+The same work as the chapters, from a shell (the README's *Command line*
+lists the commands; the protocol page runs the paper's grid with them).
+
 Each sub-command module has ``NAME``, ``HELP`` (its line in ``mkdbook
 --help``), ``add_command(subparsers)`` and ``run(args)``, a short function
 over the package. Only the sub-command that runs adds its arguments, which

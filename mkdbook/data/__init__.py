@@ -1,5 +1,10 @@
 """The data layer: recorded files in (DEAP's, BIDS, or any registered format), labelled segments out.
 
+Taught in chapter 1 (the data): the layout as a value (:mod:`~mkdbook.data.layout`),
+the readers of each format (:mod:`~mkdbook.data.readers`), segments and their
+cache, the simulated cohort (:mod:`~mkdbook.data.simulate`) and its BIDS copy
+(:mod:`~mkdbook.data.export`), and the bridge to MNE's objects.
+
 >>> from mkdbook.data import load_segments
 >>> segments = load_segments("data_preprocessed_python/")  # doctest: +SKIP
 >>> segments = load_segments("my_bids_dataset/")  # format inferred  # doctest: +SKIP

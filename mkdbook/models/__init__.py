@@ -1,5 +1,8 @@
 """Networks of the book: teacher, student, fusion modules and reference networks.
 
+Taught in chapter 3 (the teacher and the reference networks) and chapter 4
+(the fusion modules and the student).
+
 Every network is a :class:`~mkdbook.models.base.Network`: it is told at
 construction how many electrodes each modality has
 (``n_channels={"eeg": 32, "eog": 2, ...}``; nothing here imports the data
