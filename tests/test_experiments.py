@@ -171,7 +171,8 @@ def test_cache_hit_on_rerun():
     assert len(folders) == 2
     for folder in folders:  # resume state removed once complete; weights kept
         assert sorted(p.name for p in folder.iterdir()) == ["predictions.npz", "result.json", "train"]
-        assert sorted(p.name for p in (folder / "train").iterdir()) == ["best.pt", "scaler.pt"]
+        assert sorted(p.name for p in (folder / "train").iterdir()) == [
+            "best.pt", "best.pt.sha256", "scaler.pt", "scaler.pt.sha256"]
 
 
 def test_resume_after_kill_matches_uninterrupted_run(tmp_path, monkeypatch):
@@ -189,7 +190,8 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, monkeypatch):
     assert len(folders) == 3 and len(complete) == 2
     killed = next(f for f in folders if f not in complete)
     # No partial or temporary file anywhere: only the epoch-1 checkpoints of the killed cell.
-    assert sorted(p.name for p in killed.rglob("*")) == ["best.pt", "last.pt", "train"]
+    assert sorted(p.name for p in killed.rglob("*")) == [
+        "best.pt", "best.pt.sha256", "last.pt", "last.pt.sha256", "train"]
     assert not [p for p in results_dir().rglob("*") if ".tmp" in p.name]
     assert torch.load(killed / "train" / "last.pt", weights_only=True)["epoch"] == 1
 

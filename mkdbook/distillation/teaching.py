@@ -32,7 +32,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from mkdbook.core.atomic import write_atomically
 from mkdbook.data.segments import SegmentSet
 from mkdbook.distillation.losses import DistillationLossConfig, FeatureProjector, student_loss
 from mkdbook.distillation.teacher_outputs import teacher_outputs_dir
@@ -40,6 +39,7 @@ from mkdbook.distillation.teacher_student import TeacherStudentTrainer
 from mkdbook.models import build_model
 from mkdbook.models.outputs import ModelOutput
 from mkdbook.splits import Split
+from mkdbook.training.checkpoints import save_checkpoint
 from mkdbook.training.runs import MethodResult
 from mkdbook.training.trainer import Trainer, TrainResult
 
@@ -247,8 +247,7 @@ def distiller_options(method: str, settings: Mapping[str, Any], preset: str,
 def finish_distillation(distiller: Distiller, result: TrainResult, out_dir: Path) -> MethodResult:
     """Save ``scaler.pt`` and the final teacher; wrap the result and the split used for the cache."""
     distiller.save_scaler()
-    state = {"model": distiller.teacher.state_dict()}
-    write_atomically(Path(out_dir) / "teacher_final.pt", lambda stream: torch.save(state, stream))
+    save_checkpoint(Path(out_dir) / "teacher_final.pt", {"model": distiller.teacher.state_dict()})
     return MethodResult(result, extra=distiller.summary(), split=distiller.used_split)
 
 

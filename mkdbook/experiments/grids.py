@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pandas as pd
-import torch
 
 from mkdbook.core.checks import check_option
 from mkdbook.core.paths import results_dir
@@ -53,6 +52,7 @@ from mkdbook.experiments.progress import GridProgress
 from mkdbook.experiments.results import CellResult, lease_path, load_result, store_result
 from mkdbook.experiments.tables import TABLE_COLUMNS, per_subject, summarise
 from mkdbook.splits import Split, make_split
+from mkdbook.training.checkpoints import DamagedCheckpointError, read_checkpoint
 from mkdbook.training.runs import Cell, MethodResult, cell_key, freeze_options
 from mkdbook.training.trainer import ChannelScaler, TrainConfig, Trainer, TrainResult
 
@@ -155,9 +155,12 @@ def trained_network(cell: Cell, data: SegmentSet, split: Split | None = None) ->
     """Return a :class:`~mkdbook.training.trainer.Trainer` holding a network cell's best-validation weights.
 
     Runs the cell first if it is not cached. The network is built anew and
-    loaded from disk on every call, so callers may change it freely. A cached
-    cell whose ``best.pt`` or ``scaler.pt`` cannot be loaded (damaged or
-    deleted) is computed again, with a warning.
+    loaded from disk on every call, so callers may change it freely. Both
+    files are loaded only when their checksums match
+    (:func:`~mkdbook.training.checkpoints.read_checkpoint`): a cached cell
+    whose ``best.pt`` or ``scaler.pt`` is unverified (damaged, truncated,
+    without its checksum) or deleted is computed again, with a warning, so
+    no student learns from weights that are not the teacher's.
 
     Raises
     ------
@@ -172,20 +175,17 @@ def trained_network(cell: Cell, data: SegmentSet, split: Split | None = None) ->
         result = run_cell(cell, data, split)
         trainer = Trainer(method.build(cell, data), cell.train)
         try:
-            state = torch.load(result.folder / "train" / "best.pt", map_location=trainer.device,
-                               weights_only=True)
-            trainer.model.load_state_dict(state["model"])
-            scaler = torch.load(result.folder / "train" / "scaler.pt", map_location="cpu", weights_only=True)
-            trainer.scaler = ChannelScaler.from_state_dict(scaler)
-        # Damaged bytes make torch.load raise nearly anything (UnpicklingError,
-        # EOFError, RuntimeError, zip errors...): whatever it is, train again.
-        except Exception as err:
+            state = read_checkpoint(result.folder / "train" / "best.pt", trainer.device)
+            scaler = read_checkpoint(result.folder / "train" / "scaler.pt")
+        except (FileNotFoundError, DamagedCheckpointError) as err:
             if attempt == 2:
                 raise
-            warnings.warn(f"cached network {result.folder} cannot be loaded ({type(err).__name__}: "
-                          f"{str(err).splitlines()[0]}); training it again", stacklevel=2)
+            warnings.warn(f"cached network {result.folder} cannot be loaded ({err}); training it again",
+                          stacklevel=2)
             shutil.rmtree(result.folder, ignore_errors=True)
             continue
+        trainer.model.load_state_dict(state["model"])
+        trainer.scaler = ChannelScaler.from_state_dict(scaler)
         trainer.model.eval()
         return trainer
     raise AssertionError("unreachable")

@@ -10,7 +10,10 @@ Each cell folder holds ``predictions.npz`` (test segment indices, subject,
 trial, position, label, prediction, class probabilities), ``result.json``
 (scores, learning curve, the configuration) and ``train/`` (the method's
 working folder: ``best.pt`` and, for network methods, ``scaler.pt``; the
-resumable ``last.pt`` only while the cell is unfinished). A teacher's folder
+resumable ``last.pt`` and ``last.prev.pt`` only while the cell is unfinished),
+each checkpoint with its SHA-256 beside it (``best.pt.sha256``, ...;
+:mod:`mkdbook.training.checkpoints`), so that one whose bytes changed is
+never loaded: its cell is computed again. A teacher's folder
 also holds ``teacher_outputs/`` (:func:`mkdbook.distillation.teacher_outputs.teacher_outputs_dir`), its outputs on
 a fold's training segments, written by its first student and read by the others. Files are written
 to a temporary name and renamed into place, and ``result.json`` is written
@@ -43,6 +46,7 @@ from mkdbook.core.docstrings import fill_doc
 from mkdbook.core.keys import package_fingerprint
 from mkdbook.data.segments import SegmentSet
 from mkdbook.splits import Split
+from mkdbook.training.checkpoints import discard_resume_state
 from mkdbook.training.runs import Cell, MethodResult
 
 __all__ = ["CellResult", "StoredScores", "lease_path", "load_result", "store_result"]
@@ -270,6 +274,6 @@ def store_result(cell: Cell, folder: Path, data: SegmentSet, split: Split, outpu
     # Written last: its presence marks the cell complete.
     write_atomically(folder / "result.json", lambda f: f.write(text.encode()))
     # The resume state (weights and optimiser) is useless once the cell is done.
-    (folder / "train" / "last.pt").unlink(missing_ok=True)
+    discard_resume_state(folder / "train" / "last.pt")
 
 

@@ -32,6 +32,7 @@ from mkdbook.data.segments import SegmentSet
 from mkdbook.models.outputs import ModelOutput
 from mkdbook.splits import Split
 from mkdbook.training.batches import iterate_batches
+from mkdbook.training.checkpoints import load_checkpoint, load_resume_state, save_checkpoint, save_resume_state
 from mkdbook.training.metrics import SELECTIONS, Scores, class_prior, predict, score, selection_criterion
 from mkdbook.training.run_identity import identity_differences, refuse_other_result, run_identity
 from mkdbook.training.standardisation import STANDARDISATIONS, ChannelScaler
@@ -187,8 +188,11 @@ class Trainer:
         :class:`~mkdbook.models.outputs.ModelOutput`).
     config : TrainConfig
     out_dir : path-like, optional
-        Where ``last.pt`` (resumable state) and ``best.pt`` (best-validation
-        weights) are written. Without it nothing is saved and nothing resumes.
+        Where ``last.pt`` (resumable state, with the best weights so far),
+        ``last.prev.pt`` (the epoch before) and ``best.pt`` (best-validation
+        weights) are written, each with its SHA-256 beside it
+        (:mod:`mkdbook.training.checkpoints`). Without it nothing is saved
+        and nothing resumes.
 
     Attributes
     ----------
@@ -209,6 +213,10 @@ class Trainer:
     If ``out_dir`` holds a ``last.pt`` of the same run (same :func:`run_identity`),
     :meth:`fit` resumes after its last finished epoch; a checkpoint of another
     run is refused with one line naming what differs, and nothing is overwritten.
+    Only checkpoints whose checksum matches are read: an unverified ``last.pt``
+    is passed over (with a warning) for ``last.prev.pt``, and then for a run
+    from the start; an unverified ``best.pt`` is written again from the
+    resumed state. No number is ever computed from unverified weights.
     """
 
     def __init__(self, model: nn.Module, config: TrainConfig = TrainConfig(),
@@ -315,33 +323,43 @@ class Trainer:
         """The :class:`~mkdbook.training.metrics.Scores` on the segments in ``index``, against the training prior."""
         return score(*self.predict(data, index, target), prior=self.prior)
 
-    def _state(self, epoch: int, history: list, best: tuple[tuple[float, ...], int], stale: int) -> dict:
+    def _state(self, epoch: int, history: list, best: tuple[tuple[float, ...], int], stale: int,
+               best_weights: dict | None) -> dict:
+        # The best weights ride along, so that a resume never depends on best.pt
+        # (which may be newer than the state resumed from, or damaged).
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "parts": {name: part.state_dict() for name, part in self.parts.items()},
                 "scaler": self.scaler.state_dict(), "epoch": epoch, "history": history,
-                "best_criterion": list(best[0]), "best_epoch": best[1], "stale": stale,
-                "identity": self.identity, "extra": self.extra_state()}
+                "best_criterion": list(best[0]), "best_epoch": best[1], "best_model": best_weights,
+                "stale": stale, "identity": self.identity, "extra": self.extra_state()}
 
-    def _save(self, state: dict, name: str) -> None:
-        write_atomically(self.out_dir / name, lambda stream: torch.save(state, stream))
+    def _save_best(self, best_weights: dict, epoch: int) -> None:
+        save_checkpoint(self.out_dir / "best.pt", {"model": best_weights, "epoch": epoch, "identity": self.identity})
 
-    def _load_checkpoint(self, name: str) -> dict | None:
-        """A checkpoint of this run from ``out_dir``, ``None`` if absent; another run's is refused."""
-        path = self.out_dir / name if self.out_dir else None
-        if path is None or not path.is_file():
-            return None
-        state = torch.load(path, map_location=self.device, weights_only=True)
+    def _refuse_other_run(self, path: Path, state: dict) -> None:
         differ = identity_differences(state.get("identity") or {}, self.identity)
         if differ:
             raise ValueError(f"{path}: written by another run ({', '.join(differ)} differ); "
                              f"use a new output folder or delete this one")
-        return state
 
     def _resume(self) -> dict | None:
+        """The verified resumable state of this run in ``out_dir`` (restored into the model), or ``None``.
+
+        ``last.pt``, or ``last.prev.pt`` when ``last.pt`` is unverified
+        (:func:`~mkdbook.training.checkpoints.load_resume_state`); a state
+        of another run is refused. ``best.pt`` is rewritten from the state
+        when it does not verify or holds another epoch's weights.
+        """
         refuse_other_result(self.out_dir / "metrics.json", self.identity)
-        state = self._load_checkpoint("last.pt")
+        state = load_resume_state(self.out_dir / "last.pt", self.device)
         if state is None:
             return None
+        self._refuse_other_run(self.out_dir / "last.pt", state)
+        if state.get("best_model") is not None:
+            best = load_checkpoint(self.out_dir / "best.pt", self.device,
+                                   redo="writing it again from the verified resume state")
+            if best is None or best.get("epoch") != state["best_epoch"] or best.get("identity") != self.identity:
+                self._save_best(state["best_model"], state["best_epoch"])
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         for name, part in self.parts.items():
@@ -387,6 +405,7 @@ class Trainer:
             if state is not None:
                 history, stale, start = state["history"], state["stale"], state["epoch"] + 1
                 best = (tuple(state["best_criterion"]), state["best_epoch"])
+                best_weights = state.get("best_model")
         epochs = tqdm(range(start, cfg.epochs + 1), desc="training", unit="epoch",
                       initial=start - 1, total=cfg.epochs, disable=not cfg.progress)
         for epoch in epochs:
@@ -404,22 +423,16 @@ class Trainer:
                 best, stale = (criterion, epoch), 0
                 best_weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
                 if self.out_dir is not None:
-                    self._save({"model": best_weights, "epoch": epoch, "identity": self.identity}, "best.pt")
+                    self._save_best(best_weights, epoch)
             else:
                 stale += 1
             if self.out_dir is not None:
-                self._save(self._state(epoch, history, best, stale), "last.pt")
+                save_resume_state(self.out_dir / "last.pt", self._state(epoch, history, best, stale, best_weights))
             epochs.set_postfix(val_acc=f"{val.accuracy:.3f}", best=best[1])
-        self._load_best(best_weights)
-        return TrainResult(history, best[1], self.evaluate(data, split.test, target),
-                           self.evaluate(data, split.val, target))
-
-    def _load_best(self, best_weights: dict | None) -> None:
-        if best_weights is None and self.out_dir is not None:
-            state = self._load_checkpoint("best.pt")
-            best_weights = state["model"] if state is not None else None
         if best_weights is not None:
             self.model.load_state_dict(best_weights)
+        return TrainResult(history, best[1], self.evaluate(data, split.test, target),
+                           self.evaluate(data, split.val, target))
 
     def save_scaler(self) -> None:
         """Write ``scaler.pt`` (the input standardisation) next to ``best.pt``.
@@ -428,8 +441,7 @@ class Trainer:
         """
         if self.out_dir is None or self.scaler is None:
             return
-        state = self.scaler.state_dict()
-        write_atomically(self.out_dir / "scaler.pt", lambda stream: torch.save(state, stream))
+        save_checkpoint(self.out_dir / "scaler.pt", self.scaler.state_dict())
 
 
 def write_metrics(result: TrainResult, split: Split, config: dict, path: Path | str,

@@ -44,10 +44,8 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
-from mkdbook.core.atomic import write_atomically
 from mkdbook.core.checks import check_int, check_number
 from mkdbook.core.seeding import seeded
 from mkdbook.data.segments import SegmentSet
@@ -57,6 +55,7 @@ from mkdbook.distillation.teaching import Distiller, finish_distillation
 from mkdbook.models import build_model
 from mkdbook.models.outputs import ModelOutput
 from mkdbook.splits import Split
+from mkdbook.training.checkpoints import load_checkpoint, save_checkpoint
 from mkdbook.training.run_identity import identity_differences, run_identity
 from mkdbook.training.runs import MethodResult
 from mkdbook.training.standardisation import ChannelScaler
@@ -146,6 +145,10 @@ class HintTrainer(TeacherStudentTrainer):
     def fit_hints(self, data: SegmentSet, split: Split, target: str) -> list[dict[str, float]]:
         """Train ``config.epochs`` epochs on the hint loss, or load ``hints.pt`` of this run.
 
+        An unverified ``hints.pt`` (its checksum missing or not matching,
+        :mod:`mkdbook.training.checkpoints`) is never loaded: stage 1 is
+        trained again, with a warning.
+
         Returns the history (one row per epoch: ``epoch``, ``train_hint``).
 
         Raises
@@ -157,8 +160,8 @@ class HintTrainer(TeacherStudentTrainer):
                          **self.identity_extras()}
         self.scaler = ChannelScaler.fit(data, split.train, self.train_modalities, seed=self.config.seed)
         path = self.out_dir / "hints.pt"
-        if path.is_file():
-            state = torch.load(path, map_location=self.device, weights_only=True)
+        state = load_checkpoint(path, self.device, redo="training the hint stage again")
+        if state is not None:
             differ = identity_differences(state.get("identity") or {}, self.identity)
             if differ:
                 raise ValueError(f"{path}: written by another run ({', '.join(differ)} differ); "
@@ -169,9 +172,8 @@ class HintTrainer(TeacherStudentTrainer):
         for epoch in range(1, self.config.epochs + 1):
             row = self.train_epoch(data, split, target, epoch)
             history.append({"epoch": epoch, "train_hint": row["train_hint"]})
-        state = {"model": self.model.state_dict(), "identity": self.identity, "history": history}
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, lambda stream: torch.save(state, stream))
+        save_checkpoint(path, {"model": self.model.state_dict(), "identity": self.identity, "history": history})
         return history
 
 
