@@ -1,12 +1,17 @@
 """Exclusive, expiring leases on files: one process at a time works on a cell.
 
-A lease is a small file created with ``O_CREAT | O_EXCL``, which exactly one
-process can do, on a local disk and on the network file systems clusters
-share (NFS v3+, Lustre, GPFS, BeeGFS). It holds the owner's host, process id,
-start time and a random token. While the owner works, a heartbeat thread
-touches the file; a lease whose file has not been touched for
-``stale_after`` seconds, or whose owner is a dead process on this host, is
-*stale*, and another process may take it over.
+A lease is a small file that exactly one process creates: its content (the
+owner's host, process id, start time and a random token) is written to a
+temporary file first, which is then hard-linked to the lease's name, an
+operation that fails when the name exists, on a local disk and on the
+network file systems clusters share (NFS v3+, Lustre, GPFS, BeeGFS; see
+:func:`~mkdbook.core.atomic.write_atomically`). A lease file is therefore
+never seen empty or half-written, even when the disk is full. While the owner
+works, a heartbeat thread touches the file; a lease whose file has not been
+touched for ``stale_after`` seconds, or whose owner is a dead process on this
+host, is *stale*, and another process may take it over. A lease file that
+cannot be parsed (damaged, or left by an older version that created the file
+before writing it) is stale at once.
 
 Taking over goes through a second exclusive file (``<lease>.takeover``), so
 that two processes that find the same stale lease cannot both take it. The
@@ -35,6 +40,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from mkdbook.core.atomic import write_atomically
 from mkdbook.core.checks import check_number
 
 __all__ = ["LeaseConfig", "LeaseInfo", "acquire", "held", "lease_config", "read_lease", "release"]
@@ -112,8 +118,15 @@ class LeaseInfo:
     token: str
     touched: float
 
+    @property
+    def readable(self) -> bool:
+        """Whether the lease file could be parsed (an unreadable one has no owner)."""
+        return bool(self.token)
+
     def describe(self) -> str:
         """``host pid N since HH:MM:SS``, for messages."""
+        if not self.readable:
+            return "an empty or unreadable lease file"
         return f"{self.host} pid {self.pid} since {time.strftime('%H:%M:%S', time.localtime(self.started))}"
 
     def is_stale(self, config: LeaseConfig, now: float | None = None) -> bool:
@@ -121,8 +134,11 @@ class LeaseInfo:
 
         Stale when not touched for ``config.stale_after`` seconds, or at once
         when its owner is a process of this host that no longer exists (a
-        killed worker's cell is then taken over without waiting).
+        killed worker's cell is then taken over without waiting), or when the
+        file names no owner (it could not be parsed).
         """
+        if not self.readable:
+            return True
         now = time.time() if now is None else now
         if now - self.touched > config.stale_after:
             return True
@@ -142,9 +158,10 @@ def _alive(pid: int) -> bool:
 def read_lease(path: Path) -> LeaseInfo | None:
     """The lease at ``path``, or ``None`` when there is none (or it vanished while being read).
 
-    A lease file that exists but cannot be parsed (its owner was killed between
-    creating and writing it) reads as an owner of pid 0 on no host, which goes
-    stale with its modification time.
+    A lease file that exists but cannot be parsed (damaged, or left empty by
+    an older version whose owner was killed between creating and writing it)
+    reads as an owner of pid 0 on no host with no token, which
+    :meth:`LeaseInfo.is_stale` finds stale at once.
     """
     try:
         touched = path.stat().st_mtime
@@ -160,17 +177,13 @@ def read_lease(path: Path) -> LeaseInfo | None:
 
 
 def _create(path: Path) -> str | None:
-    """Create the lease file exclusively; return its token, or ``None`` if it exists."""
+    """Create the lease file, complete, if it does not exist; return its token, or ``None`` if it exists."""
     token = uuid.uuid4().hex
+    text = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": time.time(), "token": token})
     try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        write_atomically(path, lambda stream: stream.write(text.encode()), exclusive=True)
     except FileExistsError:
         return None
-    with os.fdopen(fd, "w", encoding="utf-8") as stream:
-        json.dump({"host": socket.gethostname(), "pid": os.getpid(), "started": time.time(),
-                   "token": token}, stream)
-        stream.flush()
-        os.fsync(stream.fileno())
     return token
 
 
@@ -260,7 +273,6 @@ def acquire(path: Path, *, config: LeaseConfig | None = None, what: str = "",
             message(f"waiting for {what or path.name}: {seen.describe()} is working on it")
             said = time.monotonic()
         time.sleep(config.poll)
-
 
 
 def release(path: Path, token: str) -> bool:
