@@ -16,6 +16,7 @@ from mkdbook.distillation.teacher_student import TeacherStudentTrainer
 from mkdbook.experiments.methods import method_named
 from mkdbook.models import FrontEndConfig, StreamConfig, build_model
 from mkdbook.splits import trial_split
+from mkdbook.training.checkpoints import read_checkpoint
 from mkdbook.training.runs import Cell, MethodResult
 from mkdbook.training.trainer import ChannelScaler, TrainConfig, Trainer
 
@@ -275,6 +276,16 @@ def test_fitnets_stage_1_trains_only_up_to_the_guided_layer(teacher, tmp_path):
     assert again.fit_hints(DATA, SPLIT, "valence") == history
     for k, v in again.model.state_dict().items():
         torch.testing.assert_close(v, student.state_dict()[k])
+    # A hints.pt that does not match its checksum is never read: stage 1 is trained again.
+    (tmp_path / "hints.pt").write_bytes((tmp_path / "hints.pt").read_bytes()[:1000])
+    redone = baselines.HintTrainer(build_model("student", n_channels=DEAP.channel_counts(), n_times=N_TIMES,
+                                               seed=0, **{**SMALL, "depth": 2, "taps": (1, 2)}),
+                                   fresh_teacher(teacher).model, t.scaler, CONFIG, tmp_path, guided="x1",
+                                   hint="eeg_1", projector=baselines.fitnets.FeatureProjector(16, 8))
+    with pytest.warns(UserWarning, match=r"hints.pt: its SHA-256 does not match.*training the hint stage again"):
+        retrained = redone.fit_hints(DATA, SPLIT, "valence")
+    assert len(retrained) == CONFIG.epochs
+    assert read_checkpoint(tmp_path / "hints.pt")["history"] == retrained  # written again, verified
 
 
 def test_fitnets_settings_are_checked():
