@@ -9,6 +9,8 @@ is keyed by a SHA-256 of what decides its contents, computed here:
 * :func:`value_digest` hashes nested values that JSON cannot hold (arrays,
   tensors), dtype and shape included, so ``[1, 2]`` as int8 and as int64
   differ;
+* :func:`bytes_digest` hashes a file's bytes, the checksum that a stored
+  checkpoint carries beside it;
 * :func:`source_digest` hashes source files, and :func:`package_fingerprint`
   the whole package's, so that changed code never reuses what old code
   computed.
@@ -32,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["array_digest", "json_key", "package_fingerprint", "source_digest", "value_digest"]
+__all__ = ["array_digest", "bytes_digest", "json_key", "package_fingerprint", "source_digest", "value_digest"]
 
 
 def json_key(payload: Any, length: int = 24, default: Callable[[Any], Any] | None = None, *,
@@ -89,6 +91,11 @@ def value_digest(value: Any) -> str:
     digest = hashlib.sha256()
     _update(value, digest)
     return digest.hexdigest()
+
+
+def bytes_digest(data: bytes) -> str:
+    """Return a SHA-256 (hex) of ``data``: the checksum recorded beside a stored file."""
+    return hashlib.sha256(data).hexdigest()
 
 
 def array_digest(*arrays: np.ndarray, block_bytes: int = 64 << 20) -> str:

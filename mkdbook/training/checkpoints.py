@@ -28,7 +28,6 @@ damage), :func:`load_resume_state` resumes from the epoch before instead.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import uuid
@@ -39,6 +38,7 @@ from typing import Any
 import torch
 
 from mkdbook.core.atomic import write_atomically
+from mkdbook.core.keys import bytes_digest
 
 __all__ = [
     "CHECKSUM_SUFFIX",
@@ -95,7 +95,7 @@ def _verified_bytes(path: Path) -> bytes:
         data = path.read_bytes()
     except OSError as err:
         raise DamagedCheckpointError(f"{path}: cannot be read ({err})") from None
-    if hashlib.sha256(data).hexdigest() != expected:
+    if bytes_digest(data) != expected:
         raise DamagedCheckpointError(f"{path}: its SHA-256 does not match {checksum_path(path).name} "
                                      f"(damaged or truncated)")
     return data
@@ -105,7 +105,7 @@ def verified_digest(path: Path | str) -> str | None:
     """The SHA-256 of checkpoint ``path`` if it is present and verified, ``None`` otherwise."""
     path = Path(path)
     try:
-        return hashlib.sha256(_verified_bytes(path)).hexdigest()
+        return bytes_digest(_verified_bytes(path))
     except DamagedCheckpointError:
         return None
 
@@ -131,7 +131,7 @@ def save_checkpoint(path: Path | str, state: dict[str, Any]) -> str:
     buffer = io.BytesIO()
     torch.save(state, buffer)
     data = buffer.getvalue()
-    digest = hashlib.sha256(data).hexdigest()
+    digest = bytes_digest(data)
     write_atomically(path, lambda stream: stream.write(data))
     _write_checksum(path, digest)
     return digest
