@@ -83,7 +83,8 @@ CHAPTERS: tuple[ChapterRow, ...] = (
         "mkdbook.models", "mkdbook.models.base", "mkdbook.models.outputs", "mkdbook.models.frontend",
         "mkdbook.models.filters", "mkdbook.models.encoder", "mkdbook.models.teacher", "mkdbook.models.reference",
         "mkdbook.models.deepconvnet", "mkdbook.training", "mkdbook.training.trainer", "mkdbook.training.batches",
-        "mkdbook.training.standardisation", "mkdbook.training.metrics", "mkdbook.training.run_identity"),
+        "mkdbook.training.standardisation", "mkdbook.training.metrics", "mkdbook.training.run_identity",
+        "mkdbook.training.checkpoints"),
         "the networks (teacher, EEG-only, EOG-only, DeepConvNet), each told its channel counts; the trainer "
         "(a loss hook, resumable checkpoints), standardised batches, scoring, a run's identity"),
     ChapterRow("04_fusion", "Fusion modules", ("mkdbook.models.fusion", "mkdbook.models.student"),
