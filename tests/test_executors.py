@@ -272,3 +272,43 @@ def test_batch_jobs_ask_for_gpus_and_declare_them(monkeypatch):
         assert line in script, line
     assert DaskExecutor(DaskConfig(cluster=config)).workers == 4
     assert DaskConfig(cluster=config).uses_gpu()
+
+
+def _probabilities(grid, data) -> list:
+    import numpy as np
+
+    return [np.load(results_dir() / cell_key(cell) / "predictions.npz")["probabilities"]
+            for cell in grid.work_cells(data)]
+
+
+def test_serial_and_dask_give_the_same_bits_whatever_threads_the_driver_has(tmp_path, monkeypatch):
+    """A cell computes on MKDBOOK_CELL_THREADS threads (1) everywhere; the driver's own count does not leak in.
+
+    The EOG network's probabilities differ in their last bits between one and
+    two threads (checked below where there are two cores), so a serial run on
+    the driver's two threads would not give the workers' numbers.
+    """
+    import numpy as np
+
+    from conftest import make_segments
+    from mkdbook.experiments.grids import Grid
+    from mkdbook.training.trainer import TrainConfig
+
+    data = make_segments(2, 9, 4, 512, shift={18: 1.0, 33: 1.0})
+    grid = Grid(("eog",), targets=("valence",), n_folds=3, folds=(0, 1),
+                train=TrainConfig(epochs=2, batch_size=16, max_batches=3, progress=False, device="cpu"))
+    monkeypatch.delenv("MKDBOOK_CELL_THREADS", raising=False)
+    torch.set_num_threads(2)  # the driver's own threads (the fixture restores them)
+    monkeypatch.setenv("MKDBOOK_HOME", str(tmp_path / "serial"))
+    serial = run_grid(grid, data, progress=False)
+    assert torch.get_num_threads() == 2  # restored after each cell
+    expected = _probabilities(grid, data)
+    monkeypatch.setenv("MKDBOOK_HOME", str(tmp_path / "dask"))
+    table = run_grid(grid, data, progress=False, executor=DaskExecutor(DaskConfig(workers=2), poll=0.2))
+    pd.testing.assert_frame_equal(table, serial)
+    assert all(np.array_equal(a, b) for a, b in zip(_probabilities(grid, data), expected, strict=True))
+    if (os.cpu_count() or 1) >= 2:  # the grid is one where the thread count shows
+        monkeypatch.setenv("MKDBOOK_CELL_THREADS", "2")
+        monkeypatch.setenv("MKDBOOK_HOME", str(tmp_path / "two-threads"))
+        run_grid(grid, data, progress=False)
+        assert not all(np.array_equal(a, b) for a, b in zip(_probabilities(grid, data), expected, strict=True))

@@ -13,7 +13,10 @@ on standard error and exit status 2, never a traceback:
 
 * a malformed data file: ``mkdbook prepare: error: /data/s01.dat: 'labels' must ...``;
 * a bad argument: ``mkdbook train: error: epochs must be an integer >= 1, got 0``;
-* an operating-system error: ``mkdbook train: error: /out: Permission denied``.
+* an operating-system error: ``mkdbook train: error: /out: Permission denied``;
+* a write that fails: ``mkdbook train: error: /out/last.pt: No space left on device``
+  (:func:`~mkdbook.core.atomic.write_atomically` names the file; the files
+  written before stay whole, and a rerun with room resumes).
 
 Output folders are created and checked before any work starts, and a result
 of another run is never overwritten.

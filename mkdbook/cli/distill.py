@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import asdict, replace
+from pathlib import Path
 
 from mkdbook.cli.common import add_train_arguments, n_folds, output_folder, positive_float, positive_int, train_config
 
@@ -78,12 +80,16 @@ def run(args: argparse.Namespace) -> int:
     teacher_cell = Cell("teacher", args.target, args.fold, args.seed, **identity)
     cell = Cell(args.variant, args.target, args.fold, args.seed, **identity,
                 options=freeze_options(settings), teacher=teacher_cell)
-    print(f"teacher: {teacher_cell.describe()} (from the results cache, trained if missing)")
-    teacher = trained_network(teacher_cell, data, split)
     student_train = replace(train, progress=not args.quiet)
-    output = method_named(args.variant).run(replace(cell, train=student_train), data, split, teacher, out)
     config = {"method": args.variant, "target": args.target, "data": data.source,
               "train": asdict(student_train), "teacher_cell": asdict(teacher_cell)}
+    # Another run's folder is refused before the teacher trains, not a minute later.
+    refuse_other_distillation(out, config, {"target": args.target, "data": identity["data_fingerprint"],
+                                            "split": {"kind": split.kind, "fold": split.fold,
+                                                      "n_folds": split.n_folds, "seed": split.seed}})
+    print(f"teacher: {teacher_cell.describe()} (from the results cache, trained if missing)")
+    teacher = trained_network(teacher_cell, data, split)
+    output = method_named(args.variant).run(replace(cell, train=student_train), data, split, teacher, out)
     used = output.split or split
     trials = used.trials(data)
     check_disjoint(used, data)
@@ -99,3 +105,59 @@ def run(args: argparse.Namespace) -> int:
           f"after ({len(extra['feedback_log'])} teacher updates)")
     print(f"wrote {out / 'metrics.json'}")
     return 0
+
+
+def _without_display(config: dict) -> dict:
+    """``config`` as JSON reads it back, less the training settings that only change the display."""
+    from mkdbook.training.trainer import DISPLAY_FIELDS
+
+    plain = json.loads(json.dumps(config, default=float))  # as write_metrics writes it
+    if isinstance(plain.get("train"), dict):
+        plain["train"] = {k: v for k, v in plain["train"].items() if k not in DISPLAY_FIELDS}
+    return plain
+
+
+def refuse_other_distillation(out: Path, config: dict, identity: dict) -> None:
+    """Refuse ``out`` when it holds the result or the checkpoint of another distillation, before any training.
+
+    ``metrics.json`` must hold the same ``config`` (method, target, data,
+    training settings, teacher cell); ``last.pt`` must record the same
+    target, split and data (what decides the rest, the student trainer
+    checks when it resumes).
+
+    Parameters
+    ----------
+    out : Path
+        The output folder.
+    config : dict
+        The ``config`` this run writes into ``metrics.json``.
+    identity : dict
+        ``target``, ``split`` and ``data`` (the fingerprint) of this run's identity.
+
+    Raises
+    ------
+    ValueError
+        Naming the file and what differs.
+    """
+    from mkdbook.training.checkpoints import DamagedCheckpointError, read_checkpoint
+
+    metrics = out / "metrics.json"
+    if metrics.is_file():
+        try:
+            stored = json.loads(metrics.read_text(encoding="utf-8")).get("config") or {}
+        except (OSError, ValueError, AttributeError):
+            raise ValueError(f"{metrics}: holds a result that cannot be read; use a new output folder "
+                             f"(nothing was overwritten)") from None
+        wanted = _without_display(config)
+        differ = sorted(k for k in set(wanted) | set(stored) if _without_display(stored).get(k) != wanted.get(k))
+        if differ:
+            raise ValueError(f"{metrics}: holds the result of another run ({', '.join(differ)} differ); "
+                             f"use a new output folder (nothing was overwritten)")
+    try:
+        stored = read_checkpoint(out / "last.pt").get("identity") or {}
+    except (FileNotFoundError, DamagedCheckpointError):
+        return  # the student trainer decides what to do with a damaged checkpoint
+    differ = sorted(k for k in identity if stored.get(k) != identity[k])
+    if differ:
+        raise ValueError(f"{out / 'last.pt'}: written by another run ({', '.join(differ)} differ); "
+                         f"use a new output folder or delete this one")

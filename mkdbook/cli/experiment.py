@@ -55,8 +55,10 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
                         help="maximum epochs per network (default: the profile's)")
     parser.add_argument("--device", default=None, choices=DEVICES,
                         help="auto (CUDA when available, the default), cpu or cuda")
-    parser.add_argument("--out", default=None, help="folder for results.csv and summary.csv")
-    parser.add_argument("--status", action="store_true",
+    # One or the other: --status computes and writes nothing.
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--out", default=None, help="folder for results.csv and summary.csv")
+    action.add_argument("--status", action="store_true",
                         help="print the cells done, running and pending and the time left; compute nothing")
     parser.add_argument("--lease-timeout", type=positive_float, default=None, metavar="SECONDS",
                         help="a cell whose worker gave no sign of life for this long is taken over "
@@ -68,9 +70,12 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     engine.add_argument("--workers", type=positive_int, default=None, metavar="N",
                         help="local Dask worker processes (default: one per GPU, else one per core)")
     engine.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                        help="a running Dask scheduler: tcp://host:port or a scheduler file (.json)")
+                        help="a running Dask scheduler: tcp://host:port or a scheduler file (.json); one that "
+                             "does not answer within Dask's connect timeout (distributed.comm.timeouts.connect, "
+                             "30 s by default) is an error")
     engine.add_argument("--threads-per-worker", type=positive_int, default=None, metavar="T",
-                        help="torch threads per worker (default 1)")
+                        help="torch threads per cell on a worker (default: MKDBOOK_CELL_THREADS, else 1, as "
+                             "a serial run uses: equal thread counts give equal numbers)")
     engine.add_argument("--cluster", default=None, choices=CLUSTER_SYSTEMS,
                         help="submit workers as batch jobs (dask-jobqueue)")
     engine.add_argument("--jobs", type=positive_int, default=None, metavar="N", help="batch jobs (default 1)")
@@ -121,7 +126,7 @@ def make_executor(args: argparse.Namespace):
                  "job_extra": tuple(args.job_extra or ()), "prologue": tuple(args.job_prologue or ())}
         cluster = ClusterConfig(args.cluster, **{k: v for k, v in given.items() if v is not None})
     return DaskExecutor(DaskConfig(workers=args.workers, scheduler=args.scheduler, cluster=cluster,
-                                   threads_per_worker=args.threads_per_worker or 1))
+                                   threads_per_worker=args.threads_per_worker))
 
 
 def make_cli_grid(args: argparse.Namespace):
@@ -166,6 +171,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--out is required (unless --status)")
     _check_format(args)
     out = output_folder(args.out)  # checked before the grid runs, not after
+    if executor is not None:
+        executor.check()  # a missing scheduler file or submit command, before the data are loaded
     table = run_grid(grid, args.data_dir, progress=not args.quiet, executor=executor)
     summary = summarise(table)
     for name, frame in (("results.csv", table), ("summary.csv", summary)):

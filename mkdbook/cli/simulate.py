@@ -49,8 +49,18 @@ def run(args: argparse.Namespace) -> int:
     from mkdbook.data.simulate import simulate_cohort
 
     folder = output_folder(args.out_dir)
-    paths = simulate_cohort(folder, n_subjects=args.subjects, variant=args.variant, seed=args.seed,
-                            progress=not args.quiet, workers=args.workers, format=args.format)
+    try:
+        paths = simulate_cohort(folder, n_subjects=args.subjects, variant=args.variant, seed=args.seed,
+                                progress=not args.quiet, workers=args.workers, format=args.format)
+    except OSError as err:
+        # Only the cohort's folder is written (BIDS files through mne-bids and
+        # pybv, whose errors may name no file: numpy's "Not enough free
+        # space to write ..." has no error number either): name it.
+        if err.filename is not None:
+            raise
+        if err.errno is None:
+            raise OSError(f"{folder}: {err}") from err
+        raise OSError(err.errno, err.strerror, str(folder)) from err
     kind = "BIDS recordings" if args.format == "bids" else "subject files"
     print(f"wrote {len(paths)} simulated {kind} ({args.variant!r}, seed {args.seed}) to {folder}")
     return 0

@@ -271,7 +271,14 @@ def _build(inputs: _Inputs, folder: Path, config: SegmentConfig, layout: Layout,
     except OSError as err:
         raise cannot_write(folder, err) from err
     try:
-        _write_cache(inputs, tmp, config, layout, source, progress)
+        try:
+            _write_cache(inputs, tmp, config, layout, source, progress)
+        except OSError as err:
+            # A write into the new cache (a full disk: the stream's error names
+            # no file) is the cache's; a source file's error names the source.
+            if err.filename is not None and not Path(err.filename).is_relative_to(tmp):
+                raise
+            raise cannot_write(folder, err) from err
         install(tmp, folder, judged)
     finally:
         # After a failure, an interruption or a concurrent build's win the

@@ -14,14 +14,28 @@ stored. A worker killed in the middle of a cell is replaced (by its nanny, or
 a new batch job) and the scheduler runs the cell again elsewhere: the new run
 takes over the dead worker's lease and resumes from the cell's ``last.pt``.
 
+Every cell is computed on :func:`~mkdbook.core.threads.cell_threads` torch
+threads (``MKDBOOK_CELL_THREADS``, default 1) by either executor, so the two
+give the same numbers to the last bit (on the same hardware and PyTorch).
+
+A Dask executor fails fast, with one line, where it could otherwise wait for
+ever: a scheduler file that does not exist or does not parse, a scheduler that
+does not answer within Dask's connect timeout
+(``distributed.comm.timeouts.connect``, 30 s by default), a batch system whose
+submit command (``sbatch``, ``qsub``, ``bsub``) is not on ``PATH``
+(:meth:`DaskExecutor.check`).
+
 Dask is imported only when a :class:`DaskExecutor` runs (``pip install
 mkdbook[cluster]``); importing this module does not need it.
 """
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 import re
+import shutil
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,16 +47,20 @@ import torch
 from mkdbook.core.checks import check_int, check_option
 from mkdbook.core.keys import package_fingerprint
 from mkdbook.core.paths import results_dir
+from mkdbook.core.threads import THREADS_VARIABLE, cell_threads
 from mkdbook.data.cache import load_segments
 from mkdbook.data.segments import SegmentConfig, SegmentSet
 from mkdbook.experiments.grids import complete_cells, run_cell
 from mkdbook.experiments.progress import GridProgress
 from mkdbook.training.runs import Cell, cell_key
 
-__all__ = ["CLUSTER_SYSTEMS", "ClusterConfig", "DaskConfig", "DaskExecutor", "SerialExecutor", "compute_cell"]
+__all__ = ["CLUSTER_SYSTEMS", "SUBMIT_COMMANDS", "ClusterConfig", "DaskConfig", "DaskExecutor", "SerialExecutor",
+           "compute_cell", "scheduler_address"]
 
 #: Batch systems :class:`ClusterConfig` accepts (those of dask-jobqueue it knows how to ask for GPUs).
 CLUSTER_SYSTEMS: tuple[str, ...] = ("slurm", "pbs", "sge", "lsf")
+#: The command each batch system's jobs are submitted with (dask-jobqueue's ``submit_command``).
+SUBMIT_COMMANDS: dict[str, str] = {"slurm": "sbatch", "pbs": "qsub", "sge": "qsub", "lsf": "bsub"}
 
 
 class SerialExecutor:
@@ -152,11 +170,14 @@ class DaskConfig:
         Worker processes of a local cluster, each computing one cell at a time.
     scheduler : str or None, default None
         Address of a running scheduler (``tcp://host:8786``) or its
-        scheduler file (a path ending in ``.json``).
+        scheduler file (a path ending in ``.json``, or an existing file).
     cluster : ClusterConfig or None, default None
-    threads_per_worker : int, default 1
-        Torch threads per worker: one per worker keeps workers from fighting
-        over cores.
+    threads_per_worker : int or None, default None
+        Torch threads each worker computes a cell on; by default
+        :func:`~mkdbook.core.threads.cell_threads` of this process (1 unless
+        ``MKDBOOK_CELL_THREADS`` says otherwise), the number a serial run
+        uses, so that both give the same numbers. One per worker keeps
+        workers from fighting over cores.
     gpu : bool or None, default None
         Whether tasks need the resource ``GPU=1`` (local workers then each
         see one GPU of this machine); by default, when this machine has
@@ -170,17 +191,23 @@ class DaskConfig:
     workers: int | None = None
     scheduler: str | None = None
     cluster: ClusterConfig | None = None
-    threads_per_worker: int = 1
+    threads_per_worker: int | None = None
     gpu: bool | None = None
     preload: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.workers is not None:
             check_int("workers", self.workers, 1)
-        check_int("threads_per_worker", self.threads_per_worker, 1)
+        if self.threads_per_worker is not None:
+            check_int("threads_per_worker", self.threads_per_worker, 1)
         given = [name for name in ("workers", "scheduler", "cluster") if getattr(self, name) is not None]
         if len(given) > 1:
             raise ValueError(f"give only one of workers, scheduler and cluster, got {' and '.join(given)}")
+
+    @property
+    def threads(self) -> int:
+        """Torch threads per cell on a worker: :attr:`threads_per_worker`, or :func:`~mkdbook.core.threads.cell_threads`."""
+        return self.threads_per_worker if self.threads_per_worker is not None else cell_threads()
 
     def uses_gpu(self) -> bool:
         """Whether tasks need a GPU (see :attr:`gpu`)."""
@@ -199,7 +226,7 @@ class DaskConfig:
             return self.workers
         if self.uses_gpu() if gpu is None else gpu:
             return max(1, torch.cuda.device_count())
-        return max(1, (os.cpu_count() or 1) // self.threads_per_worker)
+        return max(1, (os.cpu_count() or 1) // self.threads)
 
 
 # -- what runs on a worker -------------------------------------------------------------------
@@ -241,7 +268,9 @@ def compute_cell(cell: Cell, source: Path | SegmentSet, threads: int, gpu: bool,
     source : Path or SegmentSet
         The data folder, or the segments themselves.
     threads : int
-        Torch threads for this cell.
+        Torch threads for this cell (the driver's
+        :attr:`DaskConfig.threads`): :func:`~mkdbook.experiments.grids.run_cell`
+        reads them from ``MKDBOOK_CELL_THREADS``, which this sets for the worker.
     gpu : bool
         Whether the worker computes on a GPU (it then keeps to one of its machine's).
     *after : str
@@ -250,7 +279,7 @@ def compute_cell(cell: Cell, source: Path | SegmentSet, threads: int, gpu: bool,
     """
     if gpu:
         _pin_gpu()
-    torch.set_num_threads(threads)
+    os.environ[THREADS_VARIABLE] = str(threads)
     run_cell(cell, _segments(source, cell.segments))
     return cell_key(cell)
 
@@ -308,16 +337,38 @@ class DaskExecutor:
         """Whether tasks need a GPU: the config says so and some cell does not train on the CPU."""
         return self.config.uses_gpu() and any(cell.train.device != "cpu" for cell in cells)
 
+    def check(self) -> None:
+        """Fail now, with one line, where connecting later would wait for ever or for long.
+
+        Raises
+        ------
+        ValueError
+            Dask (or dask-jobqueue, for a batch cluster) is not installed, or
+            the scheduler file does not parse.
+        FileNotFoundError
+            The scheduler file does not exist, or the batch system's submit
+            command is not on ``PATH``.
+        """
+        config = self.config
+        _require(cluster=config.cluster is not None)
+        if config.scheduler is not None:
+            scheduler_address(config.scheduler)
+        if config.cluster is not None:
+            command = SUBMIT_COMMANDS[config.cluster.system]
+            if shutil.which(command) is None:
+                raise FileNotFoundError(errno.ENOENT, f"command not found; --cluster {config.cluster.system} "
+                                        f"submits its workers with it (run on a login node of the cluster)",
+                                        command)
+
     @contextmanager
     def _client(self, gpu: bool | None = None):
         import dask
         from distributed import Client, LocalCluster
 
+        self.check()
         config = self.config
         if config.scheduler is not None:
-            address = config.scheduler
-            kwargs = {"scheduler_file": address} if address.endswith(".json") else {"address": address}
-            with Client(**kwargs) as client:
+            with _connect(scheduler_address(config.scheduler)) as client:
                 yield client
             return
         if config.cluster is not None:
@@ -365,7 +416,7 @@ class DaskExecutor:
                 key = cell_key(cell)
                 teacher = cell_key(cell.teacher) if cell.teacher is not None else None
                 after = [futures[teacher]] if teacher in futures else []
-                futures[key] = client.submit(compute_cell, cell, payload, self.config.threads_per_worker, gpu,
+                futures[key] = client.submit(compute_cell, cell, payload, self.config.threads, gpu,
                                              *after, key=f"cell-{key}", resources={"GPU": 1} if gpu else None,
                                              pure=False)
             pending = set(futures.values())
@@ -393,6 +444,63 @@ class DaskExecutor:
             if view[1] != here[1]:
                 raise ValueError(f"worker {worker} runs mkdbook {view[1][0]} with other source files "
                                  f"than this process: install the same package everywhere")
+
+
+def scheduler_address(scheduler: str) -> str:
+    """The address of a scheduler given as an address or as a scheduler file (read here).
+
+    A scheduler is a file when its name ends in ``.json`` or names an existing file.
+
+    Raises
+    ------
+    FileNotFoundError
+        Naming the scheduler file, when it does not exist.
+    ValueError
+        Naming the scheduler file, when it does not hold a scheduler's address.
+    """
+    if not (scheduler.endswith(".json") or os.path.isfile(scheduler)):
+        return scheduler
+    try:
+        text = Path(scheduler).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileNotFoundError(errno.ENOENT, "no such scheduler file (the scheduler writes it when started "
+                                "with --scheduler-file)", scheduler) from None
+    try:
+        address = json.loads(text)["address"]
+    except (ValueError, KeyError, TypeError) as err:
+        why = "no address in it" if isinstance(err, (KeyError, TypeError)) else "not JSON"
+        raise ValueError(f"{scheduler}: not a Dask scheduler file ({why})") from None
+    if not isinstance(address, str) or not address:
+        raise ValueError(f"{scheduler}: not a Dask scheduler file (its address is {address!r})")
+    return address
+
+
+@contextmanager
+def _connect(address: str):
+    """A client of the scheduler at ``address``, which must answer within Dask's connect timeout."""
+    import dask
+    from dask.utils import parse_timedelta
+    from distributed import Client
+
+    seconds = parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), default="seconds")
+    try:
+        client = Client(address, timeout=seconds)
+    except (OSError, TimeoutError) as err:
+        raise TimeoutError(errno.ETIMEDOUT, f"no Dask scheduler answered within {seconds:g} s "
+                           f"(distributed.comm.timeouts.connect)", address) from err
+    with client:
+        yield client
+
+
+def _require(cluster: bool) -> None:
+    """Import Dask (and dask-jobqueue for a batch ``cluster``), or fail with one line saying how to install it."""
+    try:
+        import distributed  # noqa: F401
+
+        if cluster:
+            import dask_jobqueue  # noqa: F401
+    except ImportError as err:
+        raise ValueError(f"--executor dask needs the cluster extra: pip install mkdbook[cluster] ({err})") from None
 
 
 def _jobqueue_cluster(config: ClusterConfig):

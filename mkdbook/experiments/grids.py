@@ -43,6 +43,7 @@ import pandas as pd
 from mkdbook.core.checks import check_option
 from mkdbook.core.paths import results_dir
 from mkdbook.core.profiles import Profile, active_profile
+from mkdbook.core.threads import cell_threads, torch_threads
 from mkdbook.data.cache import load_segments
 from mkdbook.data.fingerprint import fingerprint_data
 from mkdbook.data.segments import SegmentConfig, SegmentSet
@@ -106,7 +107,10 @@ def run_cell(cell: Cell, data: SegmentSet, split: Split | None = None) -> CellRe
 
     A cell whose method needs a teacher first makes sure the teacher's cell
     is computed (cached like any other) and hands the method a fresh copy
-    of the trained teacher. The cell is computed under its lease: if
+    of the trained teacher. The method runs on
+    :func:`~mkdbook.core.threads.cell_threads` torch threads (1 unless
+    ``MKDBOOK_CELL_THREADS`` says otherwise), whoever calls this, so the
+    numbers do not depend on the executor. The cell is computed under its lease: if
     another process holds it, this one waits and then reads that process's
     result; if that process died, this one takes the lease over and resumes
     from the cell's ``last.pt``.
@@ -144,7 +148,9 @@ def run_cell(cell: Cell, data: SegmentSet, split: Split | None = None) -> CellRe
             return cached
         (folder / "train").mkdir(parents=True, exist_ok=True)
         began = time.perf_counter()
-        output = method.run(cell, data, split, teacher, folder / "train")
+        # On as many threads wherever it runs: the thread count changes the last bits.
+        with torch_threads(cell_threads()):
+            output = method.run(cell, data, split, teacher, folder / "train")
         if isinstance(output, TrainResult):
             output = MethodResult(output)
         store_result(cell, folder, data, split, output, time.perf_counter() - began)
