@@ -14,6 +14,7 @@ kill ends; a killed run may leave a hidden temporary file).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import multiprocessing
@@ -102,9 +103,9 @@ def run_with_fault(argv: list[str], log: Path, fault: str | None, capsys, monkey
     return status, capsys.readouterr().err.strip()
 
 
-def assert_one_line_naming(err: str, command: str, path: str) -> None:
+def assert_one_line_naming(err: str, command: str, path: str, reason: str = "No space left on device") -> None:
     assert "Traceback" not in err and len(err.splitlines()) == 1, err
-    assert err == f"mkdbook {command}: error: {path}: No space left on device", err
+    assert err == f"mkdbook {command}: error: {path}: {reason}", err
 
 
 def _child(argv: list[str], env: dict[str, str], prologue: str) -> None:
@@ -131,7 +132,7 @@ def killed_run(argv: list[str], log: Path, number: int, env: dict[str, str], pro
     assert child.exitcode == -9, child.exitcode
 
 
-def sample(count: int, size: int = 3) -> list[int]:
+def sample(count: int, size: int = 5) -> list[int]:
     """``size`` write numbers spread over 1..count: the first, the last, and between."""
     return sorted({1 + round(k * (count - 1) / (size - 1)) for k in range(size)})
 
@@ -178,6 +179,17 @@ def test_every_failed_write_of_train_is_one_line_and_a_rerun_reaches_the_referen
         assert status == 0, (n, err)
         assert numbers(out / "metrics.json") == expected, n
     INJECTED["train"] = len(writes) + len(sample(len(writes)))
+
+
+@pytest.mark.parametrize("kind", ["EIO", "EROFS", "EACCES", "EDQUOT"])
+def test_other_failed_writes_are_one_line_too(prepared, tmp_path, capsys, monkeypatch, kind):
+    cohort, home = prepared
+    monkeypatch.setenv("MKDBOOK_HOME", str(home))
+    out, log = tmp_path / "run", tmp_path / "writes.log"
+    status, err = run_with_fault(train_argv(cohort, out), log, f"3:{kind}", capsys, monkeypatch)
+    assert status == 2
+    assert_one_line_naming(err, "train", str(out / "last.pt"), os.strerror(getattr(errno, kind)))
+    check_files([out], log)
 
 
 # -- experiment ---------------------------------------------------------------------------------
