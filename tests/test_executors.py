@@ -312,3 +312,32 @@ def test_serial_and_dask_give_the_same_bits_whatever_threads_the_driver_has(tmp_
         monkeypatch.setenv("MKDBOOK_HOME", str(tmp_path / "two-threads"))
         run_grid(grid, data, progress=False)
         assert not all(np.array_equal(a, b) for a, b in zip(_probabilities(grid, data), expected, strict=True))
+
+
+def test_a_full_disk_on_a_worker_is_one_line_and_a_rerun_gives_the_serial_table(deap_dir, tmp_path, monkeypatch,
+                                                                                  capfd):
+    import dask
+
+    from mkdbook.core.atomic import FAULT_VARIABLE, LOG_VARIABLE
+    from mkdbook.experiments import grids
+
+    grid = tiny_grid(("tiny-teacher", "tiny-kd"), folds=(0,), train=replace(TRAIN, max_batches=4))
+    monkeypatch.setitem(grids.GRIDS, "tiny", lambda profile: grid)
+    argv = ["experiment", str(deap_dir), "--grid", "tiny", "--quiet"]
+    monkeypatch.setenv("MKDBOOK_HOME", str(tmp_path / "serial"))
+    assert main([*argv, "--out", str(tmp_path / "serial")]) == 0
+    monkeypatch.setenv("MKDBOOK_HOME", str(tmp_path / "dask"))  # the workers inherit it, and the hook
+    monkeypatch.setenv(LOG_VARIABLE, str(tmp_path / "writes.log"))
+    monkeypatch.setenv(FAULT_VARIABLE, "6:ENOSPC")
+    dask_argv = [*argv, "--out", str(tmp_path / "dask"), "--executor", "dask", "--workers", "2"]
+    capfd.readouterr()
+    with dask.config.set({"distributed.worker.preload": ["cluster_methods"]}):
+        assert main(dask_argv) == 2
+        err = capfd.readouterr().err.strip()
+        failed = [line.split(" ", 2)[2] for line in (tmp_path / "writes.log").read_text().splitlines()
+                  if line.startswith("begin ")][5]
+        assert err == f"mkdbook experiment: error: {failed}: No space left on device"
+        monkeypatch.delenv(FAULT_VARIABLE)
+        assert main(dask_argv) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "dask" / "results.csv"),
+                                  pd.read_csv(tmp_path / "serial" / "results.csv"))

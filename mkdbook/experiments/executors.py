@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import re
 import shutil
@@ -259,7 +260,16 @@ def _pin_gpu() -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpus[_local_index(get_worker().name) % len(gpus)]
 
 
-def compute_cell(cell: Cell, source: Path | SegmentSet, threads: int, gpu: bool, *after: str) -> str:
+class _DriverReports(logging.Filter):
+    """Drops a worker's "Compute Failed" report of a cell: the driver reports the error, in one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (str(record.msg).startswith("Compute Failed") and record.args
+                    and str(record.args[0]).startswith("cell-"))
+
+
+def compute_cell(cell: Cell, source: Path | SegmentSet, threads: int, gpu: bool, *after: str,
+                 quiet: bool = False) -> str:
     """Compute one cell on a worker (from the cache when stored) and return its key.
 
     Parameters
@@ -276,7 +286,16 @@ def compute_cell(cell: Cell, source: Path | SegmentSet, threads: int, gpu: bool,
     *after : str
         Keys of cells that had to be stored first (a student's teacher):
         passing the teacher's future here is what makes Dask wait for it.
+    quiet : bool, default False
+        Leave the report of a failed cell to the driver: the worker does not
+        log it (a local worker's log is the driver's standard error, which
+        then keeps to one line). Workers of a batch job or a running
+        scheduler log it, in their own log.
     """
+    if quiet:
+        worker_log = logging.getLogger("distributed.worker")
+        if not any(isinstance(f, _DriverReports) for f in worker_log.filters):
+            worker_log.addFilter(_DriverReports())
     if gpu:
         _pin_gpu()
     os.environ[THREADS_VARIABLE] = str(threads)
@@ -412,13 +431,14 @@ class DaskExecutor:
                 gpu = any(cell.train.device != "cpu" for cell in todo) and any(
                     "GPU" in worker.get("resources", {}) for worker in client.scheduler_info()["workers"].values())
             futures: dict[str, Any] = {}
+            local = self.config.scheduler is None and self.config.cluster is None
             for cell in todo:
                 key = cell_key(cell)
                 teacher = cell_key(cell.teacher) if cell.teacher is not None else None
                 after = [futures[teacher]] if teacher in futures else []
                 futures[key] = client.submit(compute_cell, cell, payload, self.config.threads, gpu,
-                                             *after, key=f"cell-{key}", resources={"GPU": 1} if gpu else None,
-                                             pure=False)
+                                             *after, quiet=local, key=f"cell-{key}",
+                                             resources={"GPU": 1} if gpu else None, pure=False)
             pending = set(futures.values())
             while pending:
                 try:
