@@ -116,7 +116,7 @@ CHAPTERS: tuple[ChapterRow, ...] = (
         "mkdbook.book", "mkdbook.book.chapter", "mkdbook.book.source_code", "mkdbook.book.plots",
         "mkdbook.book.choices", "mkdbook.book.chapters", "mkdbook.core", "mkdbook.core.profiles",
         "mkdbook.core.paths", "mkdbook.core.atomic", "mkdbook.core.checks", "mkdbook.core.seeding",
-        "mkdbook.core.keys", "mkdbook.core.docstrings", "mkdbook.cli"),
+        "mkdbook.core.keys", "mkdbook.core.docstrings", "mkdbook.core.threads", "mkdbook.cli"),
         "chapter support (`book.start`, `book.train_ahead`, `book.show`), the chance reference, a "
         "configuration's documented choices, this table; run profiles, `MKDBOOK_HOME`, atomic writes, "
         "argument checks, seeded construction, content keys, shared docstring paragraphs; the command "
