@@ -138,3 +138,13 @@ def make_segments(n_subjects: int, n_trials: int, per_trial: int, n_times: int, 
                       np.tile(np.repeat(np.arange(n_trials), per_trial), n_subjects),
                       np.tile(np.arange(per_trial), n_subjects * n_trials), segment_ratings,
                       config or SegmentConfig(), source, layout, baseline)
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A simulated cohort of one subject in DEAP's format, written once per test module."""
+    from mkdbook.data.simulate import simulate_cohort
+
+    folder = tmp_path_factory.mktemp("cohort")
+    simulate_cohort(folder, n_subjects=1, progress=False)
+    return folder

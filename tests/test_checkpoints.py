@@ -205,13 +205,6 @@ def test_a_resumed_run_reports_the_numbers_of_an_undamaged_one(tmp_path, monkeyp
 
 
 @pytest.fixture(scope="module")
-def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("cohort")
-    assert main(["simulate", str(folder), "--subjects", "1", "--quiet"]) == 0
-    return folder
-
-
-@pytest.fixture(scope="module")
 def finished(cohort: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished ``mkdbook train`` run of three epochs: its folder, with ``metrics.json``."""
     out = tmp_path_factory.mktemp("finished") / "run"

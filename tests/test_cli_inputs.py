@@ -16,13 +16,6 @@ import torch
 from mkdbook.cli import main
 
 
-@pytest.fixture(scope="module")
-def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("cohort")
-    assert main(["simulate", str(folder), "--subjects", "1", "--quiet"]) == 0
-    return folder
-
-
 @pytest.fixture(autouse=True)
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("MKDBOOK_HOME", str(tmp_path / "home"))

@@ -60,13 +60,6 @@ def _tiny_signals(model) -> np.ndarray:
     return np.zeros((DEAP.n_trials, len(DEAP.channels), 1))
 
 
-@pytest.fixture(scope="module")
-def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("cohort")
-    simulate_cohort(folder, n_subjects=1, progress=False)
-    return folder
-
-
 # ---------------------------------------------------------------- format
 
 
