@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from mkdbook.cli import main
@@ -310,3 +311,24 @@ def test_the_chapters_read_a_bids_folder_named_by_mkdbook_deap_dir(copies, monke
     monkeypatch.setenv("MKDBOOK_DEAP_DIR", str(copies["bids"]))
     data = load_segments(book_cohort(), progress=False)
     assert data.source.endswith("in BIDS), not DEAP") and len(data) == 1200
+
+
+def test_train_and_experiment_commands_give_the_same_numbers_on_both_copies(copies, tmp_path, monkeypatch):
+    """The commands a researcher runs, end to end: the format inferred, the numbers those of the DEAP copy."""
+    monkeypatch.setenv("MKDBOOK_PROFILE", "fast")
+    metrics, tables = {}, {}
+    for written, folder in copies.items():
+        out = tmp_path / written
+        assert main(["train", str(folder), "--model", "eog", "--target", "valence", "--epochs", "1",
+                     "--device", "cpu", "--quiet", "--out", str(out / "train")]) == 0
+        metrics[written] = json.loads((out / "train" / "metrics.json").read_text())
+        # Each copy in its own cache home, so the second run cannot reuse the first run's cells.
+        monkeypatch.setenv("MKDBOOK_HOME", str(out / "home"))
+        assert main(["experiment", str(folder), "--grid", "ablation", "--epochs", "1", "--quiet",
+                     "--out", str(out / "grid")]) == 0
+        tables[written] = pd.read_csv(out / "grid" / "results.csv")
+    scores = {written: {k: v for k, v in record.items() if k.startswith(("test_", "val_"))}
+              for written, record in metrics.items()}
+    assert scores["bids"] == scores["deap"] and scores["deap"]["test_accuracy"] > 0
+    pd.testing.assert_frame_equal(tables["bids"], tables["deap"])
+    assert len(tables["deap"]) > 0
