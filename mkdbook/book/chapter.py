@@ -218,7 +218,8 @@ def train_ahead(cells: Iterable[Cell], variant: str = "default", *, profile: Pro
     from mkdbook.experiments.progress import GridProgress
 
     todo = list(dict.fromkeys(c for cell in cells for c in (cell.teacher, cell) if c is not None))
-    executor = DaskExecutor(DaskConfig(workers=workers, threads_per_worker=1))
+    # Threads per worker: each cell's own (mkdbook.core.threads.cell_threads), as in this process.
+    executor = DaskExecutor(DaskConfig(workers=workers))
     progress = GridProgress(todo, workers=workers, enabled=False)
     run = partial(executor.complete, todo, None, book_cohort(variant, profile=profile), progress)
     if wait:

@@ -26,13 +26,14 @@ of a run and make one of them fail, in the manner of SQLite's I/O-error tests:
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import signal
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
+
+from mkdbook.core.keys import bytes_digest
 
 __all__ = ["FAULTS", "FAULT_VARIABLE", "LOG_VARIABLE", "write_atomically"]
 
@@ -154,7 +155,7 @@ class _Hook:
 
     def done(self, path: Path) -> None:
         """Log that the write is complete, with the digest of the file now in place."""
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        digest = bytes_digest(path.read_bytes())
         _append_line(lambda begun: f"done {self.number} {digest} {path}")
 
     def wrap(self, stream: BinaryIO) -> BinaryIO:
