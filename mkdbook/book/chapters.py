@@ -97,8 +97,10 @@ CHAPTERS: tuple[ChapterRow, ...] = (
     ChapterRow("06_feedback", "Dynamic feedback", ("mkdbook.distillation.feedback",),
                "the second-order feedback phase and its fit loop"),
     ChapterRow("07_when", "When can distillation help?", (
-        "mkdbook.sweeps", "mkdbook.sweeps.band_power_networks", "mkdbook.sweeps.dose_response"),
-        "small band-power networks by the hundred; the gain of distillation along a setting"),
+        "mkdbook.sweeps", "mkdbook.sweeps.band_power_networks", "mkdbook.sweeps.dose_response",
+        "mkdbook.sweeps.positive_control"),
+        "small band-power networks by the hundred; the gain of distillation along a setting; the "
+        "registered positive control"),
     ChapterRow("08_ablations", "Ablations and baselines", (
         "mkdbook.experiments", "mkdbook.experiments.methods", "mkdbook.experiments.results",
         "mkdbook.experiments.tables", "mkdbook.experiments.grids", "mkdbook.distillation.baselines",
