@@ -28,13 +28,13 @@ import sys
 from collections.abc import Collection, Sequence
 
 from mkdbook import __version__
-from mkdbook.cli import distill, experiment, prepare, simulate, train
+from mkdbook.cli import distill, experiment, export, fetch, prepare, publish, simulate, train
 from mkdbook.cli.common import Parser
 
 __all__ = ["build_parser", "main"]
 
 #: The sub-command modules, in the order ``mkdbook --help`` lists them.
-COMMANDS = (simulate, prepare, train, distill, experiment)
+COMMANDS = (simulate, prepare, train, distill, experiment, publish, fetch, export)
 
 
 def build_parser(commands: Collection[str] | None = None) -> Parser:
