@@ -112,8 +112,10 @@ CHAPTERS: tuple[ChapterRow, ...] = (
     ChapterRow("method", "The method at a glance", (),
                "every module above, one row per decision the paper leaves open"),
     ChapterRow("protocol", "Running the full protocol", (
-        "mkdbook.experiments.executors", "mkdbook.experiments.progress", "mkdbook.experiments.leases"),
-        "serial and Dask executors of a grid; cells done, running and pending; per-cell leases"),
+        "mkdbook.experiments.executors", "mkdbook.experiments.progress", "mkdbook.experiments.leases",
+        "mkdbook.experiments.published", "mkdbook.experiments.fetch"),
+        "serial and Dask executors of a grid; cells done, running and pending; per-cell leases; a build's "
+        "cells published as a verified archive, and fetched"),
     ChapterRow(None, "Support", (
         "mkdbook.book", "mkdbook.book.chapter", "mkdbook.book.source_code", "mkdbook.book.plots",
         "mkdbook.book.choices", "mkdbook.book.chapters", "mkdbook.core", "mkdbook.core.profiles",

@@ -16,6 +16,10 @@ Taught in chapter 8 (ablations and baselines) and on the protocol page.
     Where a grid stands, read from the cache.
 :mod:`~mkdbook.experiments.leases`
     One process at a time works on a cell.
+:mod:`~mkdbook.experiments.published`
+    A build's finished cells as one archive with a SHA-256 manifest.
+:mod:`~mkdbook.experiments.fetch`
+    Published results installed into ``MKDBOOK_HOME``, each file verified first.
 """
 
 from mkdbook.experiments.grids import (
