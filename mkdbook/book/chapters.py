@@ -107,8 +107,9 @@ CHAPTERS: tuple[ChapterRow, ...] = (
         "mkdbook.training.runs"),
         "the explicit method table; cells' stored results; the results table; cached grids; the "
         "FitNets, CGAN and EmotionKD baselines; what identifies a run (a cell) and what a method returns"),
-    ChapterRow("09_significance", "Is the difference real?", ("mkdbook.analysis.stats",),
-               "paired tests, corrections, effect sizes, mixed models"),
+    ChapterRow("09_significance", "Is the difference real?", ("mkdbook.analysis.stats", "mkdbook.analysis.verdicts"),
+               "paired tests, corrections, effect sizes, mixed models; verdict words from intervals and "
+               "equivalence tests"),
     ChapterRow("method", "The method at a glance", (),
                "every module above, one row per decision the paper leaves open"),
     ChapterRow("protocol", "Running the full protocol", (

@@ -64,7 +64,7 @@ from mkdbook.data.simulate import (
 from mkdbook.distillation.losses import DistillationLossConfig, cross_entropy, student_loss
 from mkdbook.models.outputs import ModelOutput
 
-__all__ = ["ARMS", "SWEEP_BANDS", "RATING_FIELDS", "BandPowerNetConfig", "BandPowerData", "BandPowerNet", "band_power_cohort",
+__all__ = ["ARMS", "SWEEP_BANDS", "RATING_FIELDS", "UNLABELLED", "BandPowerNetConfig", "BandPowerData", "BandPowerNet", "band_power_cohort",
            "run_folds", "train_band_power_nets", "training_rows", "trial_folds", "with_ratings"]
 
 #: Bands of the pocket features: the four of chapter 2, plus the slow band of
@@ -81,6 +81,11 @@ RATING_FIELDS: tuple[str, ...] = ("rating_scale", "rating_bias_sd", "rating_nois
 #: ``distilled``, ``shuffled``, ``oracle``: EOG students taught by the teacher,
 #: the shuffled teacher and the oracle; ``ceiling``: the oracle itself.
 ARMS: tuple[str, ...] = ("teacher", "student", "distilled", "shuffled", "oracle", "ceiling")
+
+#: The label of a segment a network may not learn the label of (a segment of the
+#: transfer set): :func:`torch.nn.functional.cross_entropy`'s default
+#: ``ignore_index``, so the cross-entropy is the mean over the labelled segments.
+UNLABELLED: int = -100
 
 
 @dataclass(frozen=True)
@@ -326,7 +331,9 @@ def train_band_power_nets(x: np.ndarray, y: np.ndarray, rows: list[np.ndarray], 
     teacher its loss is :func:`~mkdbook.distillation.losses.cross_entropy`; with
     ``teacher_logits[k]`` (one row per segment of ``rows[k]``) it is
     :func:`~mkdbook.distillation.losses.student_loss` with the Hinton weighting (CE + KL at
-    ``config.temperature``). The loss minimised is the sum of the copies'
+    ``config.temperature``). A segment labelled :data:`UNLABELLED` for a copy
+    (a segment of its transfer set) enters that copy's KL term but not its
+    cross-entropy, which is the mean over the copy's labelled segments. The loss minimised is the sum of the copies'
     losses: each weight belongs to one copy, and Adam and weight decay act on
     every weight separately, so the copies train exactly as they would one by
     one, in one loop instead of many (a test checks it).
@@ -334,7 +341,8 @@ def train_band_power_nets(x: np.ndarray, y: np.ndarray, rows: list[np.ndarray], 
     Parameters
     ----------
     x : ndarray, shape (copies, n_segments, n_inputs)
-    y : ndarray of int, shape (n_segments,)
+    y : ndarray of int, shape (n_segments,) or (copies, n_segments)
+        Labels, the same for every copy or one row per copy.
     rows : list of ndarray of int
         Training segments of each copy.
     config : BandPowerNetConfig
@@ -349,21 +357,24 @@ def train_band_power_nets(x: np.ndarray, y: np.ndarray, rows: list[np.ndarray], 
     """
     teachers = teacher_logits or [None] * len(rows)
     net = BandPowerNet(x.shape[2], config.hidden, len(rows), seed)
-    inputs, targets = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.int64)
-    # Copies with as many training segments as each other, and alike in having a
-    # teacher or not, are one batch for the loss: the mean over such a batch
-    # times the number of copies in it is the sum of their means.
-    groups: dict[tuple[int, bool], list[int]] = {}
+    inputs = torch.as_tensor(x, dtype=torch.float32)
+    targets = torch.as_tensor(np.broadcast_to(y, (len(rows), x.shape[1])).copy(), dtype=torch.int64)
+    # Copies with as many training segments (and labelled ones) as each other,
+    # and alike in having a teacher or not, are one batch for the loss: the
+    # mean over such a batch times the number of copies in it is the sum of
+    # their means.
+    groups: dict[tuple[int, int, bool], list[int]] = {}
     for k, (r, t) in enumerate(zip(rows, teachers)):
-        groups.setdefault((len(r), t is not None), []).append(k)
+        labelled = int((targets[k, r] != UNLABELLED).sum())
+        groups.setdefault((len(r), labelled, t is not None), []).append(k)
     batches = []
-    for (_, taught), members in groups.items():
+    for (_, _, taught), members in groups.items():
         picks = torch.as_tensor(np.stack([rows[k] for k in members]), dtype=torch.int64)
         teacher = ModelOutput(torch.as_tensor(np.concatenate([teachers[k] for k in members]),
                                               dtype=torch.float32)) if taught else None
         chosen = torch.as_tensor(members)
         # Only the training segments of each copy go through the network, gathered once.
-        batches.append((chosen, inputs[chosen[:, None], picks], targets[picks].reshape(-1), teacher))
+        batches.append((chosen, inputs[chosen[:, None], picks], targets[chosen[:, None], picks].reshape(-1), teacher))
     loss_config = DistillationLossConfig.hinton(config.temperature)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     threads = torch.get_num_threads()
@@ -406,12 +417,14 @@ def _standardise(x: np.ndarray, subject: np.ndarray, train: np.ndarray) -> np.nd
     return out
 
 
-def training_rows(data: BandPowerData, fold: int, seed: int, n_folds: int, n_train: int | None = None) -> np.ndarray:
+def training_rows(data: BandPowerData, fold: int, seed: int, n_folds: int, n_train: int | None = None,
+                  transfer: bool = False) -> np.ndarray:
     """Boolean mask of the labelled training segments of ``fold``.
 
     Every trial outside the test fold, or with ``n_train``, the first
     ``n_train`` of each subject's training trials in the labelling order of
-    :func:`trial_folds`.
+    :func:`trial_folds`. With ``transfer``, the fold's other training trials
+    instead: the unrated transfer set.
     """
     folds = trial_folds(data, n_folds, seed)
     train = folds[:, 0] != fold
@@ -420,12 +433,12 @@ def training_rows(data: BandPowerData, fold: int, seed: int, n_folds: int, n_tra
         for s in data.subjects:
             mine = train & (data.subject == s)
             allowed = np.sort(np.unique(folds[mine, 1]))[:n_train]
-            train[mine] = np.isin(folds[mine, 1], allowed)
+            train[mine] = np.isin(folds[mine, 1], allowed) != transfer
     return train
 
 
 def run_folds(data: BandPowerData, seed: int, config: BandPowerNetConfig = BandPowerNetConfig(),
-              n_train: int | None = None) -> dict[str, np.ndarray]:
+              n_train: int | None = None, transfer: bool = False) -> dict[str, np.ndarray]:
     """Every arm of :data:`ARMS` on every fold: out-of-fold class-1 probabilities of every segment.
 
     Each fold trains a teacher (EEG+EOG) on its labelled segments, then four
@@ -442,6 +455,13 @@ def run_folds(data: BandPowerData, seed: int, config: BandPowerNetConfig = BandP
     n_train : int, optional
         Labelled training trials per subject (all of the training folds'
         trials by default); teacher and students see the same ones.
+    transfer : bool, default False
+        With ``n_train``: the fold's other training trials are a transfer
+        set, recorded but unrated. The teacher and the student on labels
+        alone never see them; the taught students learn from the teacher's
+        (shuffled teacher's, oracle's) soft labels on the rated trials and
+        the transfer set, and from labels on the rated trials only. Every
+        network's standardisation is fitted on both (it uses no label).
 
     Returns
     -------
@@ -449,22 +469,29 @@ def run_folds(data: BandPowerData, seed: int, config: BandPowerNetConfig = BandP
         One entry per arm, and ``"fold"``: the fold that tests each segment.
     """
     n_folds = config.n_folds
-    train = np.stack([training_rows(data, f, seed, n_folds, n_train) for f in range(n_folds)])
+    if transfer and n_train is None:
+        raise ValueError("a transfer set needs n_train: the rated trials per subject")
+    rated = np.stack([training_rows(data, f, seed, n_folds, n_train) for f in range(n_folds)])
+    seen = rated.copy()  # the segments whose recordings the students read in training
+    if transfer:
+        seen |= np.stack([training_rows(data, f, seed, n_folds, n_train, transfer=True) for f in range(n_folds)])
     test = trial_folds(data, n_folds, seed)[:, 0]
-    rows = [np.flatnonzero(t) for t in train]
-    both = np.stack([_standardise(np.hstack([data.eeg, data.eog]), data.subject, t) for t in train])
-    eog = np.stack([_standardise(data.eog, data.subject, t) for t in train])
+    rows, taught_rows = [np.flatnonzero(t) for t in rated], [np.flatnonzero(t) for t in seen]
+    both = np.stack([_standardise(np.hstack([data.eeg, data.eog]), data.subject, t) for t in seen])
+    eog = np.stack([_standardise(data.eog, data.subject, t) for t in seen])
 
     teacher = _logits(train_band_power_nets(both, data.labels, rows, config, seed), both)
-    taught = [teacher[f, r] for f, r in enumerate(rows)]
+    taught = [teacher[f, r] for f, r in enumerate(taught_rows)]
     shuffle = np.random.default_rng([seed, 1])
     shuffled = [t[shuffle.permutation(len(t))] for t in taught]
     p = np.clip(data.oracle, 1e-4, 1 - 1e-4)
     oracle = np.stack([np.zeros_like(p), np.log(p / (1 - p))], axis=1)
     teachers = {"student": [None] * n_folds, "distilled": taught, "shuffled": shuffled,
-                "oracle": [oracle[r] for r in rows]}
-    students = _probability(_logits(train_band_power_nets(np.concatenate([eog] * len(teachers)), data.labels,
-                                                 rows * len(teachers), config, seed,
+                "oracle": [oracle[r] for r in taught_rows]}
+    labels = np.where(rated, data.labels, UNLABELLED)  # (fold, segment): the transfer set is unrated
+    students = _probability(_logits(train_band_power_nets(np.concatenate([eog] * len(teachers)),
+                                                 np.concatenate([labels] * len(teachers)),
+                                                 rows + taught_rows * (len(teachers) - 1), config, seed,
                                                  [t for ts in teachers.values() for t in ts]),
                                     np.concatenate([eog] * len(teachers))))
     tested = test[None, :] == np.arange(n_folds)[:, None]  # (fold, segment)

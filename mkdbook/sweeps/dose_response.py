@@ -55,11 +55,15 @@ class Setting:
     data : BandPowerData
     n_train : int or None
         Labelled training trials per subject (``None``: every training trial).
+    transfer : bool, default False
+        The other training trials are an unrated transfer set for the taught
+        students (``run_folds``'s ``transfer``); needs ``n_train``.
     """
 
     value: float
     data: BandPowerData
     n_train: int | None = None
+    transfer: bool = False
 
 
 def settings_along(axis: str, values: Sequence[float], n_subjects: int, *, target: str = "valence",
@@ -119,7 +123,7 @@ def subject_scores(data: BandPowerData, probabilities: dict[str, np.ndarray]) ->
 def _scored(setting: Setting, seed: int, config: BandPowerNetConfig) -> tuple[pd.DataFrame, float]:
     """One run of :func:`~mkdbook.sweeps.band_power_networks.run_folds`, scored, and the processor seconds it took."""
     cpu = time.process_time()
-    probabilities = run_folds(setting.data, seed, config, setting.n_train)
+    probabilities = run_folds(setting.data, seed, config, setting.n_train, setting.transfer)
     table = subject_scores(setting.data, probabilities).assign(value=setting.value, seed=seed)
     return table, time.process_time() - cpu
 
