@@ -136,3 +136,40 @@ def test_bad_settings_name_the_argument():
         BandPowerNetConfig(steps=0)
     with pytest.raises(ValueError, match="axis must be one of"):
         dose_response.settings_along("volume", [1.0], 2)
+
+
+def test_unlabelled_segments_without_a_teacher_change_nothing():
+    # The cross-entropy ignores UNLABELLED segments: a copy trained on labelled and
+    # unlabelled rows without a teacher is the copy trained on the labelled rows alone.
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1, 60, 4)).astype(np.float32)
+    y = rng.integers(0, 2, 60)
+    hidden = np.where(np.arange(60) < 20, y, band_power_networks.UNLABELLED)
+    config = BandPowerNetConfig(steps=15)
+    mixed = train_band_power_nets(x, hidden[None], [np.arange(60)], config, seed=2)
+    labelled = train_band_power_nets(x, y, [np.arange(20)], config, seed=2)
+    for name, value in labelled.named_parameters():
+        torch.testing.assert_close(getattr(mixed, name), value)
+
+
+def test_the_transfer_set_labels_reach_no_network():
+    # Flip the labels of every trial that no fold rates: no probability changes.
+    data = synthetic(eog_signal=0.5, n_subjects=3)
+    rated = np.stack([band_power_networks.training_rows(data, f, 0, SMALL.n_folds, 4) for f in range(SMALL.n_folds)])
+    never_rated = ~rated.any(axis=0)
+    assert never_rated.mean() > 0.5
+    flipped = replace(data, labels=np.where(never_rated, 1 - data.labels, data.labels))
+    a = run_folds(data, 0, SMALL, n_train=4, transfer=True)
+    b = run_folds(flipped, 0, SMALL, n_train=4, transfer=True)
+    for arm in a:
+        np.testing.assert_array_equal(a[arm], b[arm], err_msg=arm)
+    # ... while without the transfer set the taught students never read those trials,
+    # and with it they do: the oracle's students differ.
+    c = run_folds(data, 0, SMALL, n_train=4)
+    assert not np.array_equal(a["oracle"], c["oracle"])
+    np.testing.assert_array_equal(a["fold"], c["fold"])
+
+
+def test_a_transfer_set_needs_rated_trials():
+    with pytest.raises(ValueError, match="transfer set needs n_train"):
+        run_folds(synthetic(eog_signal=0.5, n_subjects=2), 0, SMALL, transfer=True)
