@@ -20,12 +20,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 import cluster_methods
 from cluster_methods import epochs_logged, tiny_grid, tiny_segments
 from mkdbook.cli import main
 from mkdbook.core.keys import bytes_digest
-from mkdbook.experiments.fetch import default_url, fetch
+from mkdbook.experiments.fetch import PAGES_URL, default_url, fetch
 from mkdbook.experiments.grids import run_grid
 from mkdbook.experiments.published import ARCHIVE, MANIFEST, published_files
 
@@ -246,10 +247,20 @@ def test_a_missing_or_malformed_manifest_is_one_line(served, fresh, capsys):
     _refused(capsys, url, fresh, "format must be 1")
 
 
-def test_the_default_url_names_the_installed_version():
+def test_the_workflow_publishes_where_fetch_looks_by_default():
     from mkdbook import __version__
 
-    assert default_url() == f"https://mkdbook.github.io/mkdbook/results/{__version__}/"
+    root = Path(__file__).resolve().parent.parent
+    text = (root / ".github" / "workflows" / "book.yml").read_text()
+    steps = yaml.safe_load(text)["jobs"]["build"]["steps"]
+    publish = next(step for step in steps if "mkdbook.cli publish" in step.get("run", ""))
+    assert publish["if"] == "github.event_name != 'pull_request'"  # the default profile's cells only
+    assert "print(mkdbook.__version__)" in publish["run"]
+    assert '"_build/html/results/$version" --home .mkdbook-cache/book' in publish["run"]
+    upload = next(step for step in steps if step.get("uses", "").startswith("actions/upload-pages-artifact@"))
+    assert steps.index(publish) < steps.index(upload) and upload["with"]["path"] == "_build/html"
+    assert PAGES_URL in text  # where the workflow says the pages go
+    assert default_url() == f"{PAGES_URL}results/{__version__}/"
 
 
 def test_publish_refuses_a_folder_that_holds_published_results(built, capsys):
