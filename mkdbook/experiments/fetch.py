@@ -189,6 +189,8 @@ def _extract(archive: Path, tree: Path, files: dict[str, dict[str, Any]], where:
             raise tarfile.FilterError(f"{member.name!r} is not in the manifest, or not of the size it records")
         return member
 
+    if not hasattr(tarfile, "data_filter"):  # PEP 706, in Python 3.11.4 and later
+        raise ValueError(f"{where}: extracting it safely needs Python 3.11.4 or later (tarfile's data filter)")
     try:
         with tarfile.open(archive, "r:gz") as stream:
             stream.extractall(tree, filter=listed)
@@ -219,6 +221,12 @@ def _install(tree: Path, root: Path, url: str) -> Fetched:
             counts["kept"] += 1
             continue
         # One rename per cell: it is whole or absent, never partly there.
-        os.rename(entry, target)
+        try:
+            os.rename(entry, target)
+        except OSError:
+            if not target.exists():
+                raise
+            counts["kept"] += 1  # another process stored it meanwhile
+            continue
         counts[kind] += 1
     return Fetched(url, **counts)
