@@ -134,6 +134,7 @@ LAYERS: tuple[str, ...] = (
     "mkdbook.distillation",
     "mkdbook.sweeps",
     "mkdbook.experiments",
+    "mkdbook.deploy",
     "mkdbook.book",
     "mkdbook.cli",
 )

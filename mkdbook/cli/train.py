@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     model = build_model(args.model, **data.model_inputs(), seed=args.seed)
     trainer = Trainer(model, config, out)
     result = trainer.fit(data, split, args.target)
+    trainer.save_scaler()  # scaler.pt: the input standardisation, which mkdbook export folds in
     check_disjoint(split, data)
     write_metrics(result, split, {"model": args.model, "target": args.target, "data": data.source,
                                   "train": asdict(config)}, out / "metrics.json", identity=trainer.identity,

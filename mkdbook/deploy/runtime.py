@@ -1,0 +1,50 @@
+"""Running an exported student: an ONNX Runtime session on a fixed number of threads, and its answers.
+
+A wearable's processor has one or two cores, and the decisions of a stream
+must not wait on a thread pool, so sessions run on ``threads`` threads for
+the operators and one for the graph (sequential execution), the setting the
+latency benchmark (``benchmarks/deploy.py``) measures.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mkdbook.core.checks import check_int
+
+if TYPE_CHECKING:
+    import onnxruntime
+
+__all__ = ["onnx_probabilities", "onnx_session"]
+
+
+def onnx_session(path: Path | str, threads: int = 1) -> onnxruntime.InferenceSession:
+    """An ONNX Runtime session of the model file ``path`` on the CPU, with ``threads`` operator threads.
+
+    Raises
+    ------
+    ValueError
+        If ``threads`` is not an integer >= 1.
+    """
+    import onnxruntime
+
+    check_int("threads", threads, 1)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def onnx_probabilities(session: onnxruntime.InferenceSession, windows: np.ndarray) -> np.ndarray:
+    """Class probabilities of a batch of raw EOG windows, ``(batch, n_channels, n_times)`` in microvolts.
+
+    Returns
+    -------
+    ndarray, shape (batch, n_classes), float32
+    """
+    name = session.get_inputs()[0].name
+    return session.run(None, {name: np.ascontiguousarray(windows, dtype=np.float32)})[0]
