@@ -173,3 +173,18 @@ def test_the_transfer_set_labels_reach_no_network():
 def test_a_transfer_set_needs_rated_trials():
     with pytest.raises(ValueError, match="transfer set needs n_train"):
         run_folds(synthetic(eog_signal=0.5, n_subjects=2), 0, SMALL, transfer=True)
+
+
+def test_the_oracle_gain_is_worded_larger_with_few_labels_only_from_its_interval():
+    data = synthetic(eog_signal=0.5, label_noise=1.0)
+    scores = dose_response.sweep([dose_response.Setting(n, data, n_train=n) for n in (4, 16)], seeds=(0,),
+                                 config=SMALL)
+    table = dose_response.gains(scores, smallest_effect=0.02).set_index(["value", "arm"])
+    assert table.loc[(4, "oracle"), "verdict"] == "higher"
+    assert "verdict" not in dose_response.gains(scores).columns
+    few_minus_many = dose_response.gain_difference(scores, 4, 16, "oracle", 0.02)
+    assert few_minus_many.word == "higher"
+    gap = table.loc[(4, "oracle"), "gain"] - table.loc[(16, "oracle"), "gain"]
+    assert few_minus_many.difference == pytest.approx(gap)
+    with pytest.raises(ValueError, match="arm must be one of"):
+        dose_response.gain_difference(scores, 4, 16, "teacher", 0.02)

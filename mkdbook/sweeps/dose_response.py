@@ -30,12 +30,13 @@ import pandas as pd
 from joblib import Parallel, delayed
 
 from mkdbook.analysis.stats import paired_ttest
+from mkdbook.analysis.verdicts import Comparison, compare_paired
 from mkdbook.core.checks import check_int, check_option
 from mkdbook.data.simulate import SimulationConfig
 from mkdbook.sweeps.band_power_networks import ARMS, BandPowerNetConfig, BandPowerData, band_power_cohort, run_folds, with_ratings
 from mkdbook.training.metrics import class_prior, score
 
-__all__ = ["AXES", "Setting", "gains", "levels", "plot_dose", "settings_along", "subject_scores", "sweep"]
+__all__ = ["AXES", "Setting", "gain_difference", "gains", "levels", "plot_dose", "settings_along", "subject_scores", "sweep"]
 
 #: The settings a sweep can vary, and the simulator field each one sets (``None``: no field).
 AXES: dict[str, str | None] = {"crosstalk": "emg_crosstalk", "n_train": None, "rating_noise": "rating_noise_sd"}
@@ -159,23 +160,59 @@ def _per_subject(scores: pd.DataFrame, metric: str) -> pd.DataFrame:
     return scores.groupby(["value", "subject", "arm"])[metric].mean().unstack("arm")
 
 
-def gains(scores: pd.DataFrame, metric: str = "auc", level: float = 0.95) -> pd.DataFrame:
+def gains(scores: pd.DataFrame, metric: str = "auc", level: float = 0.95,
+          smallest_effect: float | None = None) -> pd.DataFrame:
     """Gain of every taught arm over the student on labels alone, per value, paired by subject.
+
+    Parameters
+    ----------
+    scores : DataFrame
+        From :func:`sweep`.
+    metric : str
+        A score column of :func:`subject_scores`.
+    level : float
+        Confidence level of the intervals.
+    smallest_effect : float, optional
+        The smallest gain of interest: with it, a ``verdict`` column words each
+        gain (:func:`~mkdbook.analysis.verdicts.compare_paired`).
 
     Returns
     -------
     DataFrame
         One row per (value, arm of :data:`TAUGHT`): ``gain`` (mean over
         subjects of the seed-averaged difference), ``ci_low``, ``ci_high``
-        and ``p`` of the paired t-test, ``n`` subjects.
+        and ``p`` of the paired t-test, ``n`` subjects (and ``verdict``).
     """
     rows = []
     for value, table in _per_subject(scores, metric).groupby(level="value"):
         for arm in TAUGHT:
             test = paired_ttest(table[arm], table["student"], level=level)
-            rows.append({"value": value, "arm": arm, "gain": test.mean_diff, "ci_low": test.ci_low,
-                         "ci_high": test.ci_high, "p": test.p, "n": test.n})
+            row = {"value": value, "arm": arm, "gain": test.mean_diff, "ci_low": test.ci_low,
+                   "ci_high": test.ci_high, "p": test.p, "n": test.n}
+            if smallest_effect is not None:
+                row["verdict"] = compare_paired(table[arm], table["student"], smallest_effect, level).word
+            rows.append(row)
     return pd.DataFrame(rows)
+
+
+def gain_difference(scores: pd.DataFrame, first: float, second: float, arm: str, smallest_effect: float,
+                    metric: str = "auc", level: float = 0.95) -> Comparison:
+    """An arm's gain at the value ``first`` minus its gain at ``second``, paired by subject.
+
+    The settings of a sweep along ``"n_train"`` or ``"rating_noise"`` share
+    their subjects, so a subject's gain at one value is paired with its gain
+    at the other: whether the gain is *larger* at one of them is then a
+    question for this interval, not for the order of two point estimates.
+
+    Returns
+    -------
+    Comparison
+        The worded difference (:func:`~mkdbook.analysis.verdicts.compare_paired`).
+    """
+    check_option("arm", arm, TAUGHT)
+    table = _per_subject(scores, metric)
+    gain = (table[arm] - table["student"]).unstack("value")
+    return compare_paired(gain[first], gain[second], smallest_effect, level)
 
 
 def levels(scores: pd.DataFrame, metric: str = "auc", level: float = 0.95) -> pd.DataFrame:

@@ -34,7 +34,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["POSITIVE_CONTROL", "PositiveControl"]
+import pandas as pd
+
+from mkdbook.analysis.verdicts import compare_paired
+from mkdbook.sweeps.band_power_networks import BandPowerData
+from mkdbook.sweeps.dose_response import Setting
+
+__all__ = ["POSITIVE_CONTROL", "PositiveControl", "assess", "control_setting"]
 
 
 @dataclass(frozen=True)
@@ -96,3 +102,47 @@ class PositiveControl:
 
 #: The registered positive control of chapter 7 (registered before its first run).
 POSITIVE_CONTROL = PositiveControl()
+
+
+def control_setting(data: BandPowerData, control: PositiveControl = POSITIVE_CONTROL) -> Setting:
+    """The sweep setting of the registered regime on ``data`` (its value is the number of rated trials)."""
+    return Setting(control.n_labelled, data, n_train=control.n_labelled, transfer=control.transfer)
+
+
+def assess(scores: pd.DataFrame, control: PositiveControl = POSITIVE_CONTROL) -> pd.DataFrame:
+    """The registered predictions beside the measured gains, each judged by its registered criterion.
+
+    Parameters
+    ----------
+    scores : DataFrame
+        :func:`~mkdbook.sweeps.dose_response.sweep` of :func:`control_setting`,
+        for the registered seeds.
+    control : PositiveControl
+
+    Returns
+    -------
+    DataFrame
+        One row per prediction (``P1`` oracle, ``P2`` learned teacher, ``P3``
+        shuffled teacher): ``arm``, ``registered`` (the prediction in words),
+        ``gain`` with ``ci_low`` and ``ci_high`` (paired over subjects, seeds
+        averaged), ``verdict`` (:func:`~mkdbook.analysis.verdicts.compare_paired`
+        at the smallest effect of interest) and ``outcome``, ``"confirmed"`` or
+        ``"failed"``.
+    """
+    auc = scores.groupby(["subject", "arm"])["auc"].mean().unstack("arm")
+    sign = "above" if control.learned_gain_sign > 0 else "below"
+    predictions = {
+        "P1": ("oracle", f"gain >= {control.min_oracle_gain:+.2f}, interval above 0",
+               lambda c: c.difference >= control.min_oracle_gain and c.ci_low > 0),
+        "P2": ("distilled", f"interval {sign} 0",
+               lambda c: c.ci_low > 0 if control.learned_gain_sign > 0 else c.ci_high < 0),
+        "P3": ("shuffled", f"interval ends below {control.shuffled_gain_below:+.2f}",
+               lambda c: c.ci_high < control.shuffled_gain_below),
+    }
+    rows = []
+    for name, (arm, registered, holds) in predictions.items():
+        comparison = compare_paired(auc[arm], auc["student"], control.smallest_effect, control.level)
+        rows.append({"prediction": name, "arm": arm, "registered": registered, "gain": comparison.difference,
+                     "ci_low": comparison.ci_low, "ci_high": comparison.ci_high, "verdict": comparison.word,
+                     "outcome": "confirmed" if holds(comparison) else "failed"})
+    return pd.DataFrame(rows).set_index("prediction")
