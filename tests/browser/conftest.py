@@ -5,10 +5,12 @@ the fast profile and points ``MKDBOOK_BOOK_HTML`` at its ``_build/html``); the
 first pytest run of ``tools/run-tests`` leaves this folder out.
 
 The browser is Debian's Chromium with its chromedriver, driven by Selenium
-with both paths given explicitly, so Selenium downloads nothing. When
-``/usr/bin/chromium`` is missing it is installed with ``apt-get``.
+with both paths given explicitly, so Selenium downloads nothing. Each of the
+two is checked on its own, and one that is missing is installed with
+``apt-get`` (Debian's packages ``chromium`` and ``chromium-driver``); one
+that cannot be installed fails the tests with one line saying what to do.
 ``MKDBOOK_CHROMIUM`` and ``MKDBOOK_CHROMEDRIVER`` name another browser and
-driver (a CI runner's Chrome). The browser resolves no host name: pages are
+driver (a CI runner's Chrome); those are never installed. The browser resolves no host name: pages are
 served from 127.0.0.1, so everything a page loads must come with the book.
 """
 
@@ -45,16 +47,45 @@ CHROMIUM_FLAGS = (
 )
 
 
-def _install_debian_chromium() -> None:
-    """Install Debian's Chromium and chromedriver (needs root and apt-get)."""
+#: Debian's package for each of the two programs.
+DEBIAN_PACKAGES = {DEBIAN_CHROMIUM: "chromium", DEBIAN_CHROMEDRIVER: "chromium-driver"}
+
+
+def _apt_get_install(package: str) -> str | None:
+    """Install a Debian package; return why it could not be, or None when it was."""
     if shutil.which("apt-get") is None:
-        pytest.fail(f"{DEBIAN_CHROMIUM} is missing and there is no apt-get to install it; "
-                    "set MKDBOOK_CHROMIUM and MKDBOOK_CHROMEDRIVER")
+        return "there is no apt-get"
+    if os.geteuid() != 0:
+        return "apt-get needs root"
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "chromium", "chromium-driver"]
-    if subprocess.run(install, env=env).returncode != 0:
-        subprocess.run(["apt-get", "update"], env=env, check=True)
-        subprocess.run(install, env=env, check=True)
+    install = ["apt-get", "install", "-y", "-q", package]
+    if subprocess.run(install, env=env, capture_output=True).returncode == 0:
+        return None
+    # A stale package list: read it again, then try once more.
+    subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
+    failed = subprocess.run(install, env=env, capture_output=True, text=True)
+    if failed.returncode == 0:
+        return None
+    last = (failed.stderr.strip().splitlines() or ["no message"])[-1]
+    return f"apt-get install {package} failed: {last}"
+
+
+def require_program(path: Path, variable: str) -> None:
+    """Fail with one line unless ``path`` exists, installing Debian's package for it first.
+
+    Only Debian's own paths are installed; a path named by the environment
+    variable ``variable`` must exist as it is.
+    """
+    if path.exists():
+        return
+    package = DEBIAN_PACKAGES.get(path)
+    why = "it is not Debian's path" if package is None else _apt_get_install(package)
+    if why is None and path.exists():
+        return
+    if why is None:
+        why = f"the package {package} did not install it"
+    pytest.fail(f"{path}: not found and not installed ({why}); install it, "
+                f"or set {variable} to the program's path", pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -65,11 +96,8 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 
     binary = Path(os.environ.get("MKDBOOK_CHROMIUM", DEBIAN_CHROMIUM))
     driver_path = Path(os.environ.get("MKDBOOK_CHROMEDRIVER", DEBIAN_CHROMEDRIVER))
-    if not binary.exists() and binary == DEBIAN_CHROMIUM:
-        _install_debian_chromium()
-    for path in (binary, driver_path):
-        if not path.exists():
-            pytest.fail(f"{path}: not found")
+    require_program(binary, "MKDBOOK_CHROMIUM")
+    require_program(driver_path, "MKDBOOK_CHROMEDRIVER")
     options = webdriver.ChromeOptions()
     options.binary_location = str(binary)
     for flag in CHROMIUM_FLAGS:
