@@ -20,6 +20,14 @@ Run from the repository root::
 
     python benchmarks/fetch.py [--chapter 08_ablations] [--profile default] [--keep] [--json OUT.json]
 
+Every key hashes the package source, so the source must not change while
+it runs (a cell stored by other source is neither published nor found):
+on a checkout that is being edited, time a copy of it, with ``PYTHONPATH``
+naming the copy so that the kernels import its package::
+
+    git archive HEAD | tar -x -C /tmp/snapshot
+    cd /tmp/snapshot && PYTHONPATH=$PWD python benchmarks/fetch.py
+
 ``MKDBOOK_WORKERS`` is passed on as it is set (unset: one process, as in
 JupyterLab). Nothing is asserted: it prints each step's wall time, the ratio
 of the cold to the fetched run, the archive's size, the cells trained by the
