@@ -209,6 +209,13 @@ def test_a_truncated_archive_is_refused(served, fresh, capsys):
     _refused(capsys, url, fresh, "truncated")
 
 
+def test_an_archive_longer_than_the_manifest_records_is_refused(served, fresh, capsys):
+    folder, url = served
+    size = _manifest(folder)["archive"]["bytes"]
+    (folder / ARCHIVE).write_bytes((folder / ARCHIVE).read_bytes() + bytes(2 << 20))
+    _refused(capsys, url, fresh, f"{ARCHIVE}: more than the {size} bytes expected")
+
+
 def test_a_download_that_breaks_off_is_refused(served, fresh, capsys, monkeypatch):
     folder, url = served
     # The server announces the whole archive but closes the connection halfway.

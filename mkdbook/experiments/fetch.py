@@ -56,6 +56,8 @@ __all__ = ["PAGES_URL", "Fetched", "default_url", "fetch"]
 PAGES_URL = "https://mkdbook.github.io/mkdbook/"
 
 _CHUNK = 1 << 20
+#: Bytes a manifest may have: some hundred bytes per member, for an archive of at most thousands.
+_MANIFEST_LIMIT = 16 << 20
 
 
 def default_url() -> str:
@@ -121,7 +123,7 @@ def fetch(url: str | None = None, root: Path | None = None, *, timeout: float = 
     url = url if url.endswith("/") else url + "/"
     root = Path(root) if root is not None else home()
     where = url + MANIFEST
-    text = _download(where, timeout)
+    text = _download(where, timeout, _MANIFEST_LIMIT)
     try:
         parsed = json.loads(text)
     except ValueError as err:  # JSONDecodeError and UnicodeDecodeError
@@ -130,9 +132,9 @@ def fetch(url: str | None = None, root: Path | None = None, *, timeout: float = 
     built = (manifest["package_version"], manifest["package_source"])
     installed = package_fingerprint()
     if built != installed:
-        return Fetched(url, stale=f"built by mkdbook {built[0]} (source {built[1][:12]}), "
-                                  f"this is mkdbook {installed[0]} (source {installed[1][:12]}), whose keys "
-                                  f"its cells can never match")
+        return Fetched(url, stale=f"built by mkdbook {built[0]} (source {built[1][:12]}), but this is "
+                                  f"mkdbook {installed[0]} (source {installed[1][:12]}): its cells' keys can "
+                                  f"never match")
     (root / "results").mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".fetch-", dir=root))
     try:
@@ -154,7 +156,7 @@ def _download(url: str, timeout: float, limit: int | None = None, stream: Any = 
             while chunk := response.read(_CHUNK):
                 count += len(chunk)
                 if limit is not None and count > limit:
-                    raise ValueError(f"{url}: longer than the {limit} bytes the manifest records")
+                    raise ValueError(f"{url}: more than the {limit} bytes expected")
                 if stream is None:
                     received += chunk
                 else:
