@@ -128,3 +128,25 @@ def test_no_local_path_in_any_published_file(book_html):
             data = path.read_bytes()
             found += [f"{path.relative_to(book_html)}: {p.decode()}" for p in forbidden if p in data]
     assert found == []
+
+
+#: Puts a line far wider than the page into a cell's text output; returns its
+#: scroll width and visible width, or null when the page has no text output.
+LONG_LINE = """
+const pre = document.querySelector('div.cell_output pre');
+if (pre === null) return null;
+pre.textContent = 'wrapped '.repeat(400) + 'x'.repeat(2000);
+return [pre.scrollWidth, pre.clientWidth];
+"""
+
+
+def test_long_output_lines_wrap(browser, site):
+    # book/_ext/long_lines.py: a long line wraps instead of running off the page.
+    for chapter in CHAPTERS:
+        pages.open_page(browser, f"{site}/{chapter}.html")
+        widths = browser.execute_script(LONG_LINE)
+        if widths is not None:
+            scroll, visible = widths
+            assert 0 < scroll <= visible, f"{chapter}: a {scroll}-pixel line in a {visible}-pixel output"
+            return
+    pytest.fail("no chapter has a text output to check")
