@@ -32,8 +32,8 @@ def test_chapters_are_committed_without_outputs_and_name_their_kernel(chapter):
     assert all(not c["outputs"] and c["execution_count"] is None for c in _code_cells(chapter))
 
 
-def test_there_are_nine_chapters():
-    assert len(CHAPTERS) == 9
+def test_there_are_ten_chapters():
+    assert len(CHAPTERS) == 10  # 01 to 09, and 07b after 07
 
 
 def test_the_bibliography_parses_and_holds_every_cited_key():

@@ -57,10 +57,15 @@ class ChapterRow:
     summary: str
 
     @property
-    def number(self) -> int | None:
-        """The chapter's number (``1`` for ``"01_data"``), ``None`` for an unnumbered page."""
-        match = re.match(r"(\d+)_", self.page or "")
-        return int(match.group(1)) if match else None
+    def number(self) -> str | None:
+        """The chapter's number as its page name gives it, ``None`` for an unnumbered page.
+
+        ``"1"`` for ``"01_data"``; a letter after the digits numbers a chapter
+        placed behind another without renumbering the ones after it
+        (``"7b"`` for ``"07b_device"``).
+        """
+        match = re.match(r"0*(\d+[a-z]?)_", self.page or "")
+        return match.group(1) if match else None
 
 
 #: The book's pages in the order of its table of contents (``_toc.yml``; the
@@ -101,6 +106,11 @@ CHAPTERS: tuple[ChapterRow, ...] = (
         "mkdbook.sweeps.positive_control"),
         "small band-power networks by the hundred; the gain of distillation along a setting; the "
         "registered positive control"),
+    ChapterRow("07b_device", "The student on a device", (
+        "mkdbook.deploy", "mkdbook.deploy.export", "mkdbook.deploy.quantise", "mkdbook.deploy.runtime",
+        "mkdbook.deploy.streaming", "mkdbook.deploy.latency"),
+        "the student and its standardisation as one ONNX or TorchScript file; int8 quantisation; ONNX "
+        "Runtime sessions; a streaming classifier; the cost of a decision"),
     ChapterRow("08_ablations", "Ablations and baselines", (
         "mkdbook.experiments", "mkdbook.experiments.methods", "mkdbook.experiments.results",
         "mkdbook.experiments.tables", "mkdbook.experiments.grids", "mkdbook.distillation.baselines",

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import tempfile
 import warnings
 from dataclasses import fields, is_dataclass
@@ -139,11 +140,19 @@ def export_onnx(model: StandardisedStudent, path: Path | str) -> None:
     """
     model = model.eval()
     batch = torch.export.Dim("batch", min=1)
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore", FutureWarning)  # a deprecation inside torch.export's own code
-        program = torch.onnx.export(model, (model.example(),), dynamo=True, opset_version=OPSET,
-                                    input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                                    dynamic_shapes={"eog": {0: batch}}, verbose=False)
+    # The exporter logs that torchvision's operators are skipped when torchvision
+    # is not installed; the student uses none of them.
+    registration = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registration.level
+    registration.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore", FutureWarning)  # a deprecation inside torch.export's own code
+            program = torch.onnx.export(model, (model.example(),), dynamo=True, opset_version=OPSET,
+                                        input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                                        dynamic_shapes={"eog": {0: batch}}, verbose=False)
+    finally:
+        registration.setLevel(level)
     with tempfile.TemporaryDirectory() as folder:
         temporary = Path(folder) / "model.onnx"
         program.save(temporary, external_data=False)

@@ -97,13 +97,14 @@ class Backend:
 
 
 def backends(model: StandardisedStudent, folder: Path | str, threads: int = 1) -> dict[str, Backend]:
-    """Export ``model`` into ``folder`` in every format and return a :class:`Backend` per :data:`BACKENDS`.
+    """Export ``model`` into ``folder`` (created if needed) in every format; a :class:`Backend` per :data:`BACKENDS`.
 
     PyTorch (eager and TorchScript) runs on ``torch.get_num_threads()``
     threads, which the caller sets (:func:`torch.set_num_threads`); ONNX
     Runtime on ``threads`` (:func:`~mkdbook.deploy.runtime.onnx_session`).
     """
     folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     export_onnx(model, folder / "student.onnx")
     quantise_int8(folder / "student.onnx", folder / "student-int8.onnx")
     export_torchscript(model, folder / "student.pt")

@@ -39,12 +39,26 @@ def onnx_session(path: Path | str, threads: int = 1) -> onnxruntime.InferenceSes
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def onnx_probabilities(session: onnxruntime.InferenceSession, windows: np.ndarray) -> np.ndarray:
+def onnx_probabilities(session: onnxruntime.InferenceSession, windows: np.ndarray, *,
+                       per_window: bool = False) -> np.ndarray:
     """Class probabilities of a batch of raw EOG windows, ``(batch, n_channels, n_times)`` in microvolts.
+
+    Parameters
+    ----------
+    session : onnxruntime.InferenceSession
+    windows : ndarray
+    per_window : bool, default False
+        Decide each window in a call of its own, as a stream does. A
+        dynamically quantised model scales each call's activations by the
+        range of the whole call, so its answer for one window depends on the
+        other windows of a batch; a float32 model's does not (up to rounding).
 
     Returns
     -------
     ndarray, shape (batch, n_classes), float32
     """
     name = session.get_inputs()[0].name
-    return session.run(None, {name: np.ascontiguousarray(windows, dtype=np.float32)})[0]
+    windows = np.ascontiguousarray(windows, dtype=np.float32)
+    if per_window:
+        return np.concatenate([session.run(None, {name: window[None]})[0] for window in windows])
+    return session.run(None, {name: windows})[0]
