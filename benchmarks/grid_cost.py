@@ -4,7 +4,7 @@ Reads every ``result.json`` under ``$MKDBOOK_HOME/results`` (or ``--home``):
 each records the seconds its cell took, the epochs it ran and the size of its
 training set (capped by ``max_batches`` in the fast profile). Prints, per method, the cells found, the mean seconds per cell,
 per epoch and per 1,000 training segments and epochs, and an estimate of the
-paper's protocol (13 methods x 2 targets x 10 folds x 3 seeds, 32 subjects:
+paper's protocol (14 methods x 2 targets x 10 folds x 3 seeds, 32 subjects:
 15,360 training segments per cell) on one worker, assuming every network
 runs ``--epochs`` epochs (the paper profile allows 100 with patience 20;
 early stopping usually ends sooner). Run from the repository root::

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import copy
 import math
 
@@ -241,7 +243,8 @@ def test_methods_are_registered_and_run_through_the_cache(tmp_path, monkeypatch)
 
     assert all(method_named(name).needs_teacher for name in ("hinton", "fitnets", "fusion", "fusion+feedback"))
     small = segments(n_subjects=1)
-    options = {"teacher": TEACHER, "fusion+feedback": {"every": 4, **{f"student_{k}": v for k, v in STUDENT.items()}}}
+    options = {"teacher-without-quiz": TEACHER,
+               "fusion+feedback": {"every": 4, **{f"student_{k}": v for k, v in STUDENT.items()}}}
     grid = Grid(("fusion+feedback",), targets=("valence",), folds=(0,), n_folds=5,
                 train=TrainConfig(epochs=1, batch_size=32, progress=False, device="cpu"), options=options)
     table = run_grid(grid, small, progress=False)
@@ -258,6 +261,16 @@ def test_methods_are_registered_and_run_through_the_cache(tmp_path, monkeypatch)
     assert set(trials) == {"train", "quiz", "val", "test"} and trials["quiz"]
     assert all(not trials[a] & trials[b] for a in trials for b in trials if a < b)
     assert record["split"]["quiz"] > 0 and record["split"]["val"] + record["split"]["test"] > 0
+    # V3's teacher was pretrained without the quiz trials: its feedback phase updates
+    # it on trials it has never seen, the quiz it held out being V3's.
+    teacher = next(json.loads(p.read_text()) for p in records if "feedback_log" not in json.loads(p.read_text())["extra"])
+    assert teacher["cell"]["method"] == "teacher-without-quiz"
+    assert set(teacher["trials"]["quiz"]) == trials["quiz"]
+    assert not set(teacher["trials"]["train"]) & trials["quiz"]
+    assert set(teacher["trials"]["train"]) == trials["train"]
+    with pytest.raises(ValueError, match=r"option\(s\) \['quiz_fraction'\] are fixed by the method"):
+        run_grid(replace(grid, options={**options, "fusion+feedback": {"quiz_fraction": 0.25}}), small,
+                 progress=False)
     with pytest.raises(ValueError, match="unknown option"):
         run_grid(Grid(("fusion",), targets=("valence",), folds=(0,), n_folds=5, train=grid.train,
                       options={"teacher": TEACHER, "fusion": {"every": 3}}), small, progress=False)

@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     split = make_split(data, args.split, fold=args.fold, n_folds=folds, seed=args.seed)
     identity = dict(split_kind=args.split, n_folds=folds, train=train, segments=data.config,
                     data_source=data.source, data_fingerprint=fingerprint_data(data))
-    teacher_cell = Cell("teacher", args.target, args.fold, args.seed, **identity)
+    teacher_cell = Cell(method_named(args.variant).teacher, args.target, args.fold, args.seed, **identity)
     cell = Cell(args.variant, args.target, args.fold, args.seed, **identity,
                 options=freeze_options(settings), teacher=teacher_cell)
     student_train = replace(train, progress=not args.quiet)
