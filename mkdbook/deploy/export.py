@@ -61,10 +61,10 @@ __all__ = [
     "with_statistics",
 ]
 
-#: ONNX operator set of the exported graph: 18, the exporter's default in PyTorch 2.13,
-#: which ONNX Runtime 1.17 and later run.
+#: ONNX operator set of the exported graph, stated rather than left to the exporter's
+#: default, which changes between PyTorch releases.
 OPSET = 18
-#: Formats :func:`mkdbook.deploy.export` writes: ONNX in float32, ONNX with int8
+#: Formats :func:`export_student` writes: ONNX in float32, ONNX with int8
 #: weights (:func:`mkdbook.deploy.quantise.quantise_int8`), TorchScript.
 EXPORT_FORMATS: tuple[str, ...] = ("onnx", "onnx-int8", "torchscript")
 #: The name of the exported graph's input and output.
