@@ -153,8 +153,14 @@ def test_book_cohort_simulates_on_the_profiles_workers(monkeypatch, tmp_path):
     monkeypatch.setenv("MKDBOOK_HOME", str(tmp_path))
     monkeypatch.setenv("MKDBOOK_WORKERS", "5")  # the argument wins: nothing reads the variable here
     monkeypatch.setattr(simulate, "simulate_cohort", fake_simulate)
-    book.book_cohort("null", profile=replace(PROFILES["fast"], workers=3))
-    assert calls == {"n_subjects": PROFILES["fast"].n_subjects, "variant": "null", "seed": 0, "workers": 3}
+    folder = book.book_cohort("null", profile=replace(PROFILES["fast"], workers=3))
+    # The book reports on its own cohort seed, not on the development cohorts' seed.
+    assert book.COHORT_SEED != book.DEVELOPMENT_COHORT_SEED
+    assert calls == {"n_subjects": PROFILES["fast"].n_subjects, "variant": "null", "seed": book.COHORT_SEED,
+                     "workers": 3}
+    assert f"seed{book.COHORT_SEED}-" in folder.name
+    development = book.book_cohort("null", seed=book.DEVELOPMENT_COHORT_SEED, profile=PROFILES["fast"])
+    assert calls["seed"] == book.DEVELOPMENT_COHORT_SEED and development != folder
 
 
 def _tqdm_import_warnings(first: str) -> str:

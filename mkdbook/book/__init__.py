@@ -17,6 +17,8 @@ calls what it needs through it (``book.start``, ``book.show``, ...).
 """
 
 from mkdbook.book.chapter import (
+    COHORT_SEED,
+    DEVELOPMENT_COHORT_SEED,
     book_cohort,
     comparison_grid,
     markdown_table,
@@ -27,5 +29,5 @@ from mkdbook.book.chapter import (
 )
 from mkdbook.book.source_code import show
 
-__all__ = ["book_cohort", "comparison_grid", "markdown_table", "method_table", "show", "start", "stored_table",
+__all__ = ["COHORT_SEED", "DEVELOPMENT_COHORT_SEED", "book_cohort", "comparison_grid", "markdown_table", "method_table", "show", "start", "stored_table",
            "train_ahead"]
