@@ -55,11 +55,14 @@ def built(tmp_path_factory):
         (results / "abc.lease").write_text("")
         (results / "unfinished" / "train").mkdir(parents=True)
         (results / "unfinished" / "train" / "last.pt").write_bytes(b"state")
+        finished = next(p for p in results.iterdir() if (p / "result.json").is_file())
         older = results / "older"
-        shutil.copytree(next(p for p in results.iterdir() if (p / "result.json").is_file()), older)
+        shutil.copytree(finished, older)
         record = json.loads((older / "result.json").read_text())
         (older / "result.json").write_text(json.dumps({**record, "package_source": "0" * 64}))
         next((results / "tables").iterdir()).with_name(".abc.json.tmp").write_text("{")
+        for name in ("teacher_final.pt", "teacher_final.pt.sha256"):  # what no chapter loads
+            (finished / "train" / name).write_bytes(b"weights")
         assert main(["publish", str(root / "published"), "--home", str(root / "home")]) == 0
     return root / "home", table, root / "published"
 
@@ -146,7 +149,7 @@ def test_publish_packs_finished_cells_of_this_package_and_stored_tables(built):
     cells = {name.split("/")[1] for name in manifest["files"]}
     assert len(cells - {"tables"}) == 2 and "tables" in cells
     assert "unfinished" not in cells and "older" not in cells
-    assert not [n for n in manifest["files"] if n.endswith((".lease", ".tmp"))]
+    assert not [n for n in manifest["files"] if n.endswith((".lease", ".tmp")) or "teacher_final" in n]
     assert set(_members(published)) == set(manifest["files"]) == set(published_files(home))
     assert any(n.endswith("train/best.pt") for n in manifest["files"])
 

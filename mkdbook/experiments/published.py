@@ -17,7 +17,9 @@ training for a quarter of an hour. Two files, written side by side:
     (:func:`~mkdbook.core.keys.package_fingerprint`), the archive's size
     and SHA-256, and the size and SHA-256 of every member.
 
-Left out: simulated cohorts, segment caches and the sweeps' band-power
+Left out: the checkpoints no chapter loads from a finished cell
+(:data:`UNLOADED`, more than half the bytes of the default profile's cells),
+simulated cohorts, segment caches and the sweeps' band-power
 features (re-made from their seeds in less time than they take to
 download), leases, temporary files, unfinished cells and cells stored by
 another version of the package source (a build's cache is restored from the
@@ -47,14 +49,21 @@ from typing import Any
 from mkdbook.core.atomic import write_atomically
 from mkdbook.core.keys import bytes_digest, package_fingerprint
 from mkdbook.core.paths import home
+from mkdbook.training.checkpoints import CHECKSUM_SUFFIX
 
-__all__ = ["ARCHIVE", "FORMAT", "MANIFEST", "check_manifest", "publish", "published_files"]
+__all__ = ["ARCHIVE", "FORMAT", "MANIFEST", "UNLOADED", "check_manifest", "publish", "published_files"]
 
 #: The manifest's file name, and the archive's, in the folder they are published in.
 MANIFEST = "manifest.json"
 ARCHIVE = "results.tar.gz"
 #: Version of the manifest's layout; a reader refuses any other.
 FORMAT = 1
+
+#: Checkpoints of a finished cell that nothing reads back: the teacher after a
+#: feedback phase (``teacher_final.pt``, kept for whoever wants to inspect it)
+#: and FitNets' stage 1 (``hints.pt``, read only while its cell trains).
+#: They are not published, nor their checksums.
+UNLOADED = ("teacher_final.pt", "hints.pt")
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -71,7 +80,8 @@ def _finished_here(folder: Path, fingerprint: tuple[str, str]) -> bool:
 def _regular_files(folder: Path) -> list[Path]:
     # Temporary files of interrupted writes start with a dot (core.atomic); links are never published.
     return sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()
-                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+                  and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+                  and p.name.removesuffix(CHECKSUM_SUFFIX) not in UNLOADED)
 
 
 def published_files(root: Path | None = None) -> list[str]:
