@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -95,7 +96,9 @@ def test_onnx_runtime_matches_pytorch_on_the_test_segments(deployed, test_part, 
 def test_torchscript_matches_pytorch(deployed, test_part, tmp_path):
     data, split = test_part
     export_torchscript(deployed, tmp_path / "student.pt")
-    loaded = torch.jit.load(str(tmp_path / "student.pt"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # PyTorch 2.13 deprecates TorchScript
+        loaded = torch.jit.load(str(tmp_path / "student.pt"))
     windows = data.modality("eog", split.test)  # another batch size than the trace's
     assert np.abs(_torch_probabilities(loaded, windows) - _torch_probabilities(deployed, windows)).max() <= 1e-5
 
