@@ -13,6 +13,7 @@ def test_the_word_follows_the_interval_not_the_point_estimate():
     assert verdict_word(-0.001, 0.026, 0.02) == "inconclusive"
     assert verdict_word(-0.001, 0.026, 0.02, equivalent=True) == "equivalent within \u00b10.02"
     assert verdict_word(float("nan"), float("nan"), 0.02) == "inconclusive"
+    assert verdict_word(float("nan"), float("nan"), 0.02, equivalent=True) == "inconclusive"
     assert all(verdict_word(*case, 0.02).split()[0] in VERDICTS
                for case in ((0.1, 0.2), (-0.2, -0.1), (-0.1, 0.1)))
 
@@ -51,3 +52,9 @@ def test_equivalence_is_the_90_percent_interval_inside_the_margin():
         narrow = compare_paired(diffs, np.zeros(12), 0.02, level=0.90)
         inside = -0.02 < narrow.ci_low and narrow.ci_high < 0.02
         assert (wide.equivalence_p < 0.05) == inside
+
+
+def test_identical_differences_have_no_interval_and_no_verdict():
+    # Two methods that both answer one class: every difference is zero, there is no spread.
+    result = compare_paired(np.full(6, 0.5), np.full(6, 0.5), 0.02)
+    assert result.word == "inconclusive"

@@ -61,6 +61,8 @@ def verdict_word(ci_low: float, ci_high: float, smallest_effect: float, equivale
         (every difference the same) is ``"inconclusive"``.
     """
     check_number("smallest_effect", smallest_effect, 0.0, strict=True)
+    if not (np.isfinite(ci_low) and np.isfinite(ci_high)):
+        return "inconclusive"  # no spread, no interval: nothing to word (every difference the same)
     if ci_low > 0:
         return "higher"
     if ci_high < 0:
