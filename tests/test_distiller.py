@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import copy
+import dataclasses
 import math
 
 import numpy as np
@@ -154,7 +155,7 @@ def test_feedback_every_k_steps_with_both_gradient_paths_on_the_quiz_set(teacher
 
 
 @pytest.mark.parametrize("quiz_batch", [5, 12])
-def test_quiz_batches_hold_quiz_batch_segments_and_cycle_through_the_quiz_set(teacher, monkeypatch, quiz_batch):
+def test_quiz_batches_are_nearly_equal_and_cycle_through_the_quiz_set(teacher, monkeypatch, quiz_batch):
     import mkdbook.distillation.feedback
 
     sizes = []
@@ -170,8 +171,11 @@ def test_quiz_batches_hold_quiz_batch_segments_and_cycle_through_the_quiz_set(te
     n_quiz = len(run.used_split.quiz)
     per_cycle = -(-n_quiz // quiz_batch)
     assert len(sizes) > per_cycle, "the test needs more phases than a cycle has batches"
-    # Full batches, the last of each cycle holding what is left; every quiz segment is drawn.
-    assert sizes == [min(quiz_batch, n_quiz - (k % per_cycle) * quiz_batch) for k in range(len(sizes))]
+    # The fewest batches of at most quiz_batch segments, as equal as they can be (never a
+    # straggler of one segment, which batch normalisation cannot train on); every quiz segment is drawn.
+    expected = [len(part) for part in np.array_split(np.arange(n_quiz), per_cycle)]
+    assert sizes == [expected[k % per_cycle] for k in range(len(sizes))]
+    assert max(sizes) <= quiz_batch and max(sizes) - min(sizes) <= 1
     assert sorted(run.feedback_rows) == sorted(int(r) for r in run.used_split.quiz)
 
 
@@ -274,3 +278,26 @@ def test_methods_are_registered_and_run_through_the_cache(tmp_path, monkeypatch)
     with pytest.raises(ValueError, match="unknown option"):
         run_grid(Grid(("fusion",), targets=("valence",), folds=(0,), n_folds=5, train=grid.train,
                       options={"teacher": TEACHER, "fusion": {"every": 3}}), small, progress=False)
+
+
+@pytest.mark.parametrize("remainder", [1, 2])
+def test_an_epoch_leaves_out_a_last_batch_too_small_for_a_feedback_pilot(teacher, monkeypatch, remainder):
+    # A last batch of one segment cannot pass batch normalisation in training mode, and one of
+    # two gives the pilot (every second segment) a single one: both crashed a V3 run.
+    n_train = 3 * CONFIG.batch_size + remainder
+    split = dataclasses.replace(SPLIT, train=SPLIT.train[:n_train])
+    sizes = []
+    step = FeedbackDistiller.train_step
+
+    def recording(self, batch, y):
+        sizes.append(len(y))
+        return step(self, batch, y)
+
+    monkeypatch.setattr(FeedbackDistiller, "train_step", recording)
+    run = distiller(teacher, feedback=FeedbackConfig(every=1, feedback_on="validation"))
+    assert run.min_batch == FeedbackConfig().pilot_stride + 1 == 3
+    run.fit(DATA, split, "valence")
+    assert sizes == [CONFIG.batch_size] * 3 * CONFIG.epochs
+    # A plain trainer needs two segments: it keeps a last batch of two.
+    plain = Trainer(student(), CONFIG)
+    assert plain.min_batch == 2

@@ -552,6 +552,11 @@ class FeedbackDistiller(Distiller):
         self.feedback_rows: set[int] = set()
         self._epoch, self._shared = 0, None
 
+    @property
+    def min_batch(self) -> int:
+        """The fewest segments of a training step: enough for the pilot to learn from two."""
+        return self.feedback.pilot_stride + 1
+
     def identity_extras(self) -> dict:
         """The distiller's identity and the feedback configuration (its data source included)."""
         return {**super().identity_extras(), "feedback": asdict(self.feedback)}
@@ -579,9 +584,9 @@ class FeedbackDistiller(Distiller):
         """The held-out batch and labels of teacher update ``update`` (counted from 0).
 
         Batch ``update mod n`` of a permutation of :meth:`feedback_source`
-        drawn from ``(seed, update // n)``, in batches of
-        :attr:`FeedbackConfig.quiz_batch <mkdbook.distillation.feedback.FeedbackConfig>`
-        segments, where ``n`` is the number of batches in the source: each
+        drawn from ``(seed, update // n)``, cut into ``n`` batches of nearly
+        equal size, at most :attr:`FeedbackConfig.quiz_batch <mkdbook.distillation.feedback.FeedbackConfig>`
+        segments, where ``n`` is the fewest batches that allows: each
         segment is used once every ``n`` updates, and the batch depends on
         nothing but the update number, so a resumed run draws the same. The segments drawn are added to
         :attr:`feedback_rows`. Only valid while :meth:`fit` runs. Returns the
@@ -590,10 +595,12 @@ class FeedbackDistiller(Distiller):
         """
         data, _, target = self._context
         source = self.feedback_source()
-        size = self.feedback.quiz_batch
-        cycle, position = divmod(update, -(-len(source) // size))  # -(-a // b): batches in the source
+        n_batches = -(-len(source) // self.feedback.quiz_batch)  # -(-a // b): the ceiling of a / b
+        cycle, position = divmod(update, n_batches)
         order = np.random.default_rng([self.config.seed, 0xFEED, cycle]).permutation(source)
-        rows = np.sort(order[position * size:(position + 1) * size])
+        # Batches as equal as they can be, so none is left with a segment or two,
+        # which the student's batch normalisation could not train on.
+        rows = np.sort(np.array_split(order, n_batches)[position])
         self.feedback_rows.update(int(r) for r in rows)
         arrays = data.batch(rows, self.train_modalities)
         batch = {k: torch.from_numpy(v) for k, v in arrays.items()}

@@ -207,6 +207,11 @@ class Trainer:
         Everything besides the model and its optimiser whose state a resume
         restores (a projector, a teacher and its optimiser, a discriminator);
         subclasses add theirs with :meth:`add_part`.
+    min_batch : int
+        The fewest segments a training step can take (2: batch normalisation
+        has no variance to normalise by in one segment). An epoch whose last
+        batch would hold fewer leaves those few segments out; the order is
+        drawn anew every epoch, so they are others each time.
 
     Notes
     -----
@@ -218,6 +223,9 @@ class Trainer:
     from the start; an unverified ``best.pt`` is written again from the
     resumed state. No number is ever computed from unverified weights.
     """
+
+    #: See the class's attributes.
+    min_batch: int = 2
 
     def __init__(self, model: nn.Module, config: TrainConfig = TrainConfig(),
                  out_dir: Path | str | None = None) -> None:
@@ -297,6 +305,9 @@ class Trainer:
         order = np.random.default_rng([self.config.seed, epoch]).permutation(split.train)
         if self.config.max_batches is not None:
             order = order[: self.config.max_batches * self.config.batch_size]
+        remainder = len(order) % self.config.batch_size
+        if 0 < remainder < self.min_batch and len(order) > remainder:
+            order = order[:-remainder]  # a last batch too small to train on
         sums: dict[str, float] = {}
         n_batches = -(-len(order) // self.config.batch_size)
         batches = iterate_batches(data, order, target, self.train_modalities, self.config.batch_size)
