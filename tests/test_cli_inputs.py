@@ -197,3 +197,15 @@ def test_feedback_options_are_refused_where_nothing_is_fed_back(cohort, tmp_path
     assert "--feedback-on apply to --variant fusion+finetune or fusion+feedback, not to 'fusion'" in says
     assert "argument --feedback-on: invalid choice" in one_line_error([*distill, "--feedback-on", "test"], capsys)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("missing", ["onnx", "onnxruntime", "onnxscript"])
+def test_export_without_the_deploy_extra_is_one_line(tmp_path, capsys, monkeypatch, missing):
+    import sys
+
+    monkeypatch.setitem(sys.modules, missing, None)  # what an environment without the extra gives
+    out = tmp_path / "student.onnx"
+    assert main(["export", str(tmp_path), "--format", "onnx", "--out", str(out)]) == 2
+    says = capsys.readouterr().err.strip()
+    assert len(says.splitlines()) == 1 and says.startswith("mkdbook export: error: ")
+    assert "needs the deploy extra: pip install mkdbook[deploy]" in says and not out.exists()

@@ -298,6 +298,16 @@ def test_an_epoch_leaves_out_a_last_batch_too_small_for_a_feedback_pilot(teacher
     assert run.min_batch == FeedbackConfig().pilot_stride + 1 == 3
     run.fit(DATA, split, "valence")
     assert sizes == [CONFIG.batch_size] * 3 * CONFIG.epochs
-    # A plain trainer needs two segments: it keeps a last batch of two.
+    # A plain trainer needs two segments: it leaves out a last batch of one, keeps one of two.
+    plain_sizes = []
+    plain_step = Trainer.train_step
+
+    def plain_recording(self, batch, y):
+        plain_sizes.append(len(y))
+        return plain_step(self, batch, y)
+
+    monkeypatch.setattr(Trainer, "train_step", plain_recording)
     plain = Trainer(student(), CONFIG)
     assert plain.min_batch == 2
+    plain.fit(DATA, split, "valence")
+    assert plain_sizes == ([CONFIG.batch_size] * 3 + ([2] if remainder == 2 else [])) * CONFIG.epochs

@@ -54,7 +54,11 @@ def test_equivalence_is_the_90_percent_interval_inside_the_margin():
         assert (wide.equivalence_p < 0.05) == inside
 
 
-def test_identical_differences_have_no_interval_and_no_verdict():
-    # Two methods that both answer one class: every difference is zero, there is no spread.
-    result = compare_paired(np.full(6, 0.5), np.full(6, 0.5), 0.02)
-    assert result.word == "inconclusive"
+def test_identical_differences_are_known_exactly():
+    # Two methods that answer alike on every subject: the difference is exactly zero.
+    same = compare_paired(np.full(6, 0.5), np.full(6, 0.5), 0.02)
+    assert same.word == "equivalent within \u00b10.02" and same.ci_low == same.ci_high == 0.0
+    shifted = compare_paired(np.arange(6) + 0.1, np.arange(6.0), 0.02)
+    assert shifted.word == "higher" and shifted.ci_low == pytest.approx(0.1)
+    # Known exactly, a difference below the smallest effect is still a difference.
+    assert compare_paired(np.arange(6) - 0.01, np.arange(6.0), 0.02).word == "lower"

@@ -130,12 +130,22 @@ def compare_paired(a: ArrayLike, b: ArrayLike, smallest_effect: float, level: fl
     Returns
     -------
     Comparison
+        When every pair differs by the same amount the difference is exact:
+        its interval is that one point, worded by the rules above (no
+        difference at all is *equivalent*).
     """
     check_number("smallest_effect", smallest_effect, 0.0, strict=True)
     test = paired_ttest(a, b, level)
     a, b = np.asarray(a, float), np.asarray(b, float)
-    # statsmodels' TOST: the larger of the two one-sided p-values.
-    equivalence_p = float(ttost_paired(a, b, -smallest_effect, smallest_effect)[0]) if test.n > 1 else float("nan")
+    low, high = test.ci_low, test.ci_high
+    if np.isnan(test.ci_low):  # paired_ttest's sign of a constant difference
+        # Every pair differs by the same amount (two methods answering alike on every
+        # unit): the difference is known exactly, an interval of one point.
+        low = high = test.mean_diff
+        equivalence_p = 0.0 if abs(test.mean_diff) < smallest_effect else 1.0
+    else:
+        # statsmodels' TOST: the larger of the two one-sided p-values.
+        equivalence_p = float(ttost_paired(a, b, -smallest_effect, smallest_effect)[0])
     equivalent = bool(equivalence_p < 1 - level)
-    return Comparison(test.mean_diff, test.ci_low, test.ci_high, level, smallest_effect, equivalence_p, test.n,
-                      verdict_word(test.ci_low, test.ci_high, smallest_effect, equivalent))
+    return Comparison(test.mean_diff, low, high, level, smallest_effect, equivalence_p, test.n,
+                      verdict_word(low, high, smallest_effect, equivalent))

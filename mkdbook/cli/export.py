@@ -29,8 +29,21 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
+def _require_onnx(format: str) -> None:
+    """Import what an ONNX format needs, or fail with one line saying how to install it."""
+    if format == "torchscript":
+        return
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError as err:
+        raise ValueError(f"--format {format} needs the deploy extra: pip install mkdbook[deploy] ({err})") from None
+
+
 def run(args: argparse.Namespace) -> int:
     """Load the student, fold its standardisation in, write ``--out``; never overwrite a file."""
+    _require_onnx(args.format)
     from mkdbook.deploy.export import OPSET, StandardisedStudent, export_student, load_student, window_statistics
 
     out = Path(args.out)

@@ -135,7 +135,7 @@ def fetch(url: str | None = None, root: Path | None = None, *, timeout: float = 
         return Fetched(url, stale=f"built by mkdbook {built[0]} (source {built[1][:12]}), but this is "
                                   f"mkdbook {installed[0]} (source {installed[1][:12]}): its cells' keys can "
                                   f"never match")
-    (root / "results").mkdir(parents=True, exist_ok=True)
+    root.mkdir(parents=True, exist_ok=True)  # the staging folder's parent, on the same filesystem
     staging = Path(tempfile.mkdtemp(prefix=".fetch-", dir=root))
     try:
         archive = staging / ARCHIVE
@@ -214,6 +214,7 @@ def _install(tree: Path, root: Path, url: str) -> Fetched:
     if not staged.is_dir():  # an archive of a build that stored nothing
         return Fetched(url, **counts)
     moves = [(entry, "cells") for entry in sorted(staged.iterdir()) if entry.name != "tables"]
+    results.mkdir(exist_ok=True)  # only now: a refused archive leaves no trace
     if (staged / "tables").is_dir():
         (results / "tables").mkdir(exist_ok=True)
         moves += [(entry, "tables") for entry in sorted((staged / "tables").iterdir())]

@@ -36,9 +36,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from mkdbook.analysis.verdicts import compare_paired
 from mkdbook.sweeps.band_power_networks import BandPowerData
-from mkdbook.sweeps.dose_response import Setting
+from mkdbook.sweeps.dose_response import Setting, gains
 
 __all__ = ["POSITIVE_CONTROL", "PositiveControl", "assess", "control_setting"]
 
@@ -125,24 +124,24 @@ def assess(scores: pd.DataFrame, control: PositiveControl = POSITIVE_CONTROL) ->
         One row per prediction (``P1`` oracle, ``P2`` learned teacher, ``P3``
         shuffled teacher): ``arm``, ``registered`` (the prediction in words),
         ``gain`` with ``ci_low`` and ``ci_high`` (paired over subjects, seeds
-        averaged), ``verdict`` (:func:`~mkdbook.analysis.verdicts.compare_paired`
-        at the smallest effect of interest) and ``outcome``, ``"confirmed"`` or
-        ``"failed"``.
+        averaged; :func:`~mkdbook.sweeps.dose_response.gains`), ``verdict``
+        (at the smallest effect of interest) and ``outcome``, ``"confirmed"``
+        or ``"failed"``.
     """
-    auc = scores.groupby(["subject", "arm"])["auc"].mean().unstack("arm")
+    table = gains(scores, level=control.level, smallest_effect=control.smallest_effect).set_index("arm")
     sign = "above" if control.learned_gain_sign > 0 else "below"
     predictions = {
         "P1": ("oracle", f"gain >= {control.min_oracle_gain:+.2f}, interval above 0",
-               lambda c: c.difference >= control.min_oracle_gain and c.ci_low > 0),
+               lambda g: g["gain"] >= control.min_oracle_gain and g["ci_low"] > 0),
         "P2": ("distilled", f"interval {sign} 0",
-               lambda c: c.ci_low > 0 if control.learned_gain_sign > 0 else c.ci_high < 0),
+               lambda g: g["ci_low"] > 0 if control.learned_gain_sign > 0 else g["ci_high"] < 0),
         "P3": ("shuffled", f"interval ends below {control.shuffled_gain_below:+.2f}",
-               lambda c: c.ci_high < control.shuffled_gain_below),
+               lambda g: g["ci_high"] < control.shuffled_gain_below),
     }
     rows = []
     for name, (arm, registered, holds) in predictions.items():
-        comparison = compare_paired(auc[arm], auc["student"], control.smallest_effect, control.level)
-        rows.append({"prediction": name, "arm": arm, "registered": registered, "gain": comparison.difference,
-                     "ci_low": comparison.ci_low, "ci_high": comparison.ci_high, "verdict": comparison.word,
-                     "outcome": "confirmed" if holds(comparison) else "failed"})
+        gain = table.loc[arm]
+        rows.append({"prediction": name, "arm": arm, "registered": registered, "gain": gain["gain"],
+                     "ci_low": gain["ci_low"], "ci_high": gain["ci_high"], "verdict": gain["verdict"],
+                     "outcome": "confirmed" if holds(gain) else "failed"})
     return pd.DataFrame(rows).set_index("prediction")
