@@ -16,6 +16,13 @@ Every verdict the book glues into its prose ("higher", "lower", "equivalent",
 The smallest effect of interest is stated by the caller before the result is
 seen: it is part of the question, not of the answer.
 
+:func:`compare_paired` applies the rules to matched units (subjects) with a
+paired t-test and statsmodels' TOST. Where the interval comes from elsewhere,
+such as a bootstrap over test trials
+(:func:`~mkdbook.analysis.stats.trial_bootstrap_difference`, chapter 3), the
+caller passes its 95 % interval to :func:`verdict_word`, and equivalence is its
+90 % interval inside ``(-d, d)``: the same rules, the same words.
+
 References
 ----------
 .. [Lakens2017] D. Lakens, "Equivalence Tests: A Practical Primer for t Tests,
