@@ -8,7 +8,7 @@ Every verdict the book glues into its prose ("higher", "lower", "equivalent",
   wholly above / below zero;
 * **equivalent within +-d**: the interval contains zero and two one-sided
   tests (TOST) reject a difference as large as the smallest effect of
-  interest ``d`` in either direction [Lakens2017]_ (at level 0.95 this is the
+  interest ``d`` in either direction (Lakens, 2017; at level 0.95 this is the
   90 % interval lying inside ``(-d, d)``);
 * **inconclusive**: neither; the data cannot tell a difference of interest
   from none.
@@ -23,11 +23,11 @@ such as a bootstrap over test trials
 caller passes its 95 % interval to :func:`verdict_word`, and equivalence is its
 90 % interval inside ``(-d, d)``: the same rules, the same words.
 
-References
-----------
-.. [Lakens2017] D. Lakens, "Equivalence Tests: A Practical Primer for t Tests,
-   Correlations, and Meta-Analyses," Social Psychological and Personality
-   Science 8(4):355-362, 2017.
+Works cited:
+
+* D. Lakens, "Equivalence Tests: A Practical Primer for t Tests, Correlations,
+  and Meta-Analyses," Social Psychological and Personality Science
+  8(4):355-362, 2017.
 """
 
 from __future__ import annotations

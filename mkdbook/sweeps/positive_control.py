@@ -4,11 +4,11 @@ A null result says something only if the same pipeline finds a gain where
 one is known to exist. This module holds the book's registered positive
 control as a value, :data:`POSITIVE_CONTROL`: the regime, the endpoint and
 the predictions, committed to the repository before the first run of the
-regime (the page *Registered predictions* of the book quotes it, and its
-history shows the order). Chapter 7 runs the regime and sets the measured
+regime (the book's page *Registered: the positive control of chapter 7*
+quotes it, and the repository's history shows the order). Chapter 7 runs the regime and sets the measured
 numbers beside these.
 
-The regime is the case distillation was invented for [Hinton2015]_: a
+The regime is the case distillation was invented for (Hinton et al., 2015): a
 student with few labelled examples of its own and many recordings without
 labels (a *transfer set*), on which the teacher's soft labels are the only
 supervision beyond the labels. The teacher is trained on the labelled
@@ -16,18 +16,18 @@ trials only, so its answers on the transfer set are out-of-sample. In the
 simulator the EEG's and the EOG's noise are independent given the latent
 state, so the teacher's errors on the transfer set are unrelated to what the
 student reads: two views of one state, the setting in which pseudo-labels
-from one view teach the other [Blum1998]_; Lopez-Paz et al. [LopezPaz2016]_
-frame the same gain as generalized distillation with privileged
+from one view teach the other (Blum and Mitchell, 1998); Lopez-Paz et al.
+(2016) frame the same gain as generalized distillation with privileged
 information.
 
-References
-----------
-.. [Hinton2015] G. Hinton, O. Vinyals and J. Dean, "Distilling the Knowledge
-   in a Neural Network," arXiv:1503.02531, 2015.
-.. [Blum1998] A. Blum and T. Mitchell, "Combining labeled and unlabeled data
-   with co-training," COLT 1998, pp. 92-100.
-.. [LopezPaz2016] D. Lopez-Paz, L. Bottou, B. Schoelkopf and V. Vapnik,
-   "Unifying distillation and privileged information," ICLR 2016.
+Works cited:
+
+* G. Hinton, O. Vinyals and J. Dean, "Distilling the Knowledge in a Neural
+  Network," arXiv:1503.02531, 2015.
+* A. Blum and T. Mitchell, "Combining labeled and unlabeled data with
+  co-training," COLT 1998, pp. 92-100.
+* D. Lopez-Paz, L. Bottou, B. Schoelkopf and V. Vapnik, "Unifying
+  distillation and privileged information," ICLR 2016.
 """
 
 from __future__ import annotations
