@@ -97,3 +97,23 @@ def test_no_docstring_holds_the_control_character_of_a_single_backslash():
 
 def test_the_control_character_check_catches_a_single_backslash_theta():
     assert CONTROL.search(":math:`\theta`") and not CONTROL.search(":math:`\\theta`")
+
+
+SECTION_HEADING = re.compile(r"^(\S[^\n]*)\n-{3,}$", re.MULTILINE)
+
+
+def _module_sections(text: str) -> list[str]:
+    return SECTION_HEADING.findall(inspect.cleandoc(text or ""))
+
+
+def test_module_docstrings_have_no_section_that_repeats_on_the_api_page():
+    # The API page renders every module docstring of a chapter on one page, as
+    # reST: a "References" section in two of them is one section ID twice, and
+    # the -W build fails. Modules cite their works in a plain list instead.
+    offenders = {module.__name__: sections for module in _modules()
+                 if (sections := [s for s in _module_sections(module.__doc__) if s in ("References", "Notes")])}
+    assert offenders == {}
+
+
+def test_the_module_section_check_catches_a_references_section():
+    assert _module_sections("Summary.\n\nReferences\n----------\n.. [A] A work.\n") == ["References"]
