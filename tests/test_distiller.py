@@ -280,33 +280,32 @@ def test_methods_are_registered_and_run_through_the_cache(tmp_path, monkeypatch)
                       options={"teacher": TEACHER, "fusion": {"every": 3}}), small, progress=False)
 
 
+def _recorded_batch_sizes(monkeypatch, trainer_class) -> list[int]:
+    """The sizes of the batches ``trainer_class.train_step`` is called with, from now on."""
+    sizes = []
+    step = trainer_class.train_step
+
+    def recording(self, batch, y):
+        sizes.append(len(y))
+        return step(self, batch, y)
+
+    monkeypatch.setattr(trainer_class, "train_step", recording)
+    return sizes
+
+
 @pytest.mark.parametrize("remainder", [1, 2])
 def test_an_epoch_leaves_out_a_last_batch_too_small_for_a_feedback_pilot(teacher, monkeypatch, remainder):
     # A last batch of one segment cannot pass batch normalisation in training mode, and one of
     # two gives the pilot (every second segment) a single one: both crashed a V3 run.
     n_train = 3 * CONFIG.batch_size + remainder
     split = dataclasses.replace(SPLIT, train=SPLIT.train[:n_train])
-    sizes = []
-    step = FeedbackDistiller.train_step
-
-    def recording(self, batch, y):
-        sizes.append(len(y))
-        return step(self, batch, y)
-
-    monkeypatch.setattr(FeedbackDistiller, "train_step", recording)
+    sizes = _recorded_batch_sizes(monkeypatch, FeedbackDistiller)
     run = distiller(teacher, feedback=FeedbackConfig(every=1, feedback_on="validation"))
     assert run.min_batch == FeedbackConfig().pilot_stride + 1 == 3
     run.fit(DATA, split, "valence")
     assert sizes == [CONFIG.batch_size] * 3 * CONFIG.epochs
     # A plain trainer needs two segments: it leaves out a last batch of one, keeps one of two.
-    plain_sizes = []
-    plain_step = Trainer.train_step
-
-    def plain_recording(self, batch, y):
-        plain_sizes.append(len(y))
-        return plain_step(self, batch, y)
-
-    monkeypatch.setattr(Trainer, "train_step", plain_recording)
+    plain_sizes = _recorded_batch_sizes(monkeypatch, Trainer)
     plain = Trainer(student(), CONFIG)
     assert plain.min_batch == 2
     plain.fit(DATA, split, "valence")
