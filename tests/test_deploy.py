@@ -16,7 +16,6 @@ from mkdbook.data import load_segments  # noqa: E402
 from mkdbook.deploy.export import (  # noqa: E402
     OPSET,
     StandardisedStudent,
-    check_onnx,
     export_onnx,
     export_torchscript,
     load_student,
@@ -24,7 +23,7 @@ from mkdbook.deploy.export import (  # noqa: E402
     with_statistics,
 )
 from mkdbook.deploy.quantise import quantise_int8  # noqa: E402
-from mkdbook.deploy.runtime import onnx_probabilities, onnx_session  # noqa: E402
+from mkdbook.deploy.runtime import check_onnx, onnx_probabilities, onnx_session  # noqa: E402
 from mkdbook.deploy.streaming import StreamingClassifier, StreamingConfig, continuous_recording  # noqa: E402
 from mkdbook.splits import make_split  # noqa: E402
 from mkdbook.training.metrics import predict  # noqa: E402

@@ -44,6 +44,7 @@ from mkdbook.core.atomic import write_atomically
 from mkdbook.core.checks import check_option
 from mkdbook.data.layout import DEAP
 from mkdbook.data.segments import SegmentConfig
+from mkdbook.deploy.runtime import check_onnx
 from mkdbook.models import Student, StudentConfig
 from mkdbook.training.checkpoints import DamagedCheckpointError, read_checkpoint
 from mkdbook.training.standardisation import ChannelScaler
@@ -52,7 +53,6 @@ __all__ = [
     "EXPORT_FORMATS",
     "OPSET",
     "StandardisedStudent",
-    "check_onnx",
     "export_onnx",
     "export_student",
     "export_torchscript",
@@ -135,7 +135,7 @@ def export_onnx(model: StandardisedStudent, path: Path | str) -> None:
 
     The graph comes from PyTorch's ``torch.export``-based exporter
     (``dynamo=True``; it translates through ``onnxscript``), with every
-    weight inside the one file, and :func:`check_onnx` checks it before it
+    weight inside the one file, and :func:`~mkdbook.deploy.runtime.check_onnx` checks it before it
     is written.
     """
     model = model.eval()
@@ -159,20 +159,6 @@ def export_onnx(model: StandardisedStudent, path: Path | str) -> None:
         data = temporary.read_bytes()
     check_onnx(data)
     write_atomically(path, lambda stream: stream.write(data))
-
-
-def check_onnx(model: bytes | Path | str) -> None:
-    """:func:`onnx.checker.check_model` with shape inference (``full_check``) on a serialised model or a file.
-
-    Raises
-    ------
-    onnx.checker.ValidationError
-        If the graph is not valid ONNX.
-    """
-    import onnx
-
-    proto = onnx.load_from_string(model) if isinstance(model, bytes) else onnx.load(str(model))
-    onnx.checker.check_model(proto, full_check=True)
 
 
 def with_statistics(source: Path | str, path: Path | str, mean: Tensor, std: Tensor) -> None:

@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from mkdbook.core.atomic import write_atomically
+from mkdbook.deploy.runtime import check_onnx
 
 __all__ = ["quantise_int8"]
 
@@ -36,7 +37,6 @@ def quantise_int8(source: Path | str, path: Path | str) -> None:
     path : path-like
         Where the int8 model goes.
     """
-    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     root = logging.getLogger()
@@ -51,5 +51,5 @@ def quantise_int8(source: Path | str, path: Path | str) -> None:
         finally:
             root.setLevel(level)
         data = temporary.read_bytes()
-    onnx.checker.check_model(onnx.load_from_string(data), full_check=True)
+    check_onnx(data)
     write_atomically(path, lambda stream: stream.write(data))

@@ -18,7 +18,21 @@ from mkdbook.core.checks import check_int
 if TYPE_CHECKING:
     import onnxruntime
 
-__all__ = ["onnx_probabilities", "onnx_session"]
+__all__ = ["check_onnx", "onnx_probabilities", "onnx_session"]
+
+
+def check_onnx(model: bytes | Path | str) -> None:
+    """:func:`onnx.checker.check_model` with shape inference (``full_check``) on a serialised model or a file.
+
+    Raises
+    ------
+    onnx.checker.ValidationError
+        If the graph is not valid ONNX.
+    """
+    import onnx
+
+    proto = onnx.load_from_string(model) if isinstance(model, bytes) else onnx.load(str(model))
+    onnx.checker.check_model(proto, full_check=True)
 
 
 def onnx_session(path: Path | str, threads: int = 1) -> onnxruntime.InferenceSession:
